@@ -1,0 +1,102 @@
+//! `weir`: run pipelines, validate configuration, inspect plugins and checkpoints.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// weir — sandboxed, exactly-once data synchronization with WebAssembly plugins.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file.
+    #[arg(short, long, global = true, default_value = "weir.toml", env = "WEIR_CONFIG")]
+    config: PathBuf,
+    /// Log more (-v: debug, -vv: trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline once in the foreground.
+    Run {
+        /// The pipeline's name in the config file.
+        pipeline: String,
+    },
+    /// Check the config, the plugins and the grants; say what each pipeline guarantees.
+    Validate,
+    /// Plugins in the plugins folder.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Checkpoints kept by the pipelines' history stores.
+    Checkpoints {
+        #[command(subcommand)]
+        command: CheckpointsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// List loaded and rejected plugins.
+    List,
+    /// Show one component file: kind, world, imports.
+    Inspect {
+        /// A `.wasm` file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckpointsCommand {
+    /// Show the checkpoints of every pipeline (or one).
+    List {
+        pipeline: Option<String>,
+    },
+    /// Forget checkpoints, so the next run starts from the beginning.
+    Reset {
+        pipeline: String,
+        /// Only this partition (e.g. one file).
+        partition: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { pipeline } => commands::run(&cli.config, &pipeline).await,
+            Command::Validate => commands::validate(&cli.config).await,
+            Command::Plugins { command: PluginsCommand::List } => commands::plugins_list(&cli.config).await,
+            Command::Plugins { command: PluginsCommand::Inspect { file } } => commands::plugins_inspect(&cli.config, &file).await,
+            Command::Checkpoints { command: CheckpointsCommand::List { pipeline } } => {
+                commands::checkpoints_list(&cli.config, pipeline.as_deref()).await
+            }
+            Command::Checkpoints { command: CheckpointsCommand::Reset { pipeline, partition } } => {
+                commands::checkpoints_reset(&cli.config, &pipeline, partition.as_deref()).await
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

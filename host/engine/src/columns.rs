@@ -1,0 +1,188 @@
+//! Host-side reading of columnar batches: validation against the schema (lengths, offsets,
+//! UTF-8) once per column, then cheap per-cell access for binding into SQLite.
+
+use rusqlite::types::ValueRef;
+use weir_runtime::types::{ColumnData, Rows, Schema};
+
+/// A validated column.
+pub enum ColumnView<'a> {
+    Boolean(&'a [u8]),
+    Integer(&'a [i64]),
+    Real(&'a [f64]),
+    Text { data: &'a str, ends: &'a [u32] },
+    Blob { data: &'a [u8], ends: &'a [u32] },
+}
+
+/// A validated batch of rows.
+pub struct RowsView<'a> {
+    pub row_count: usize,
+    columns: Vec<(ColumnView<'a>, Option<&'a [u8]>)>,
+}
+
+impl<'a> RowsView<'a> {
+    /// Check `rows` against `schema`: column count, one value per row, monotonic offsets
+    /// within the buffer, UTF-8 text split on character boundaries, bitmap length.
+    pub fn new(rows: &'a Rows, schema: &Schema) -> Result<Self, String> {
+        let n = rows.row_count as usize;
+        if rows.columns.len() != schema.columns.len() {
+            return Err(format!(
+                "batch has {} columns, its schema {}",
+                rows.columns.len(),
+                schema.columns.len()
+            ));
+        }
+        let mut columns = Vec::with_capacity(rows.columns.len());
+        for (vector, column) in rows.columns.iter().zip(&schema.columns) {
+            let name = &column.name;
+            let view = match &vector.data {
+                ColumnData::Boolean(v) => check_len(name, v.len(), n).map(|_| ColumnView::Boolean(v))?,
+                ColumnData::Integer(v) => check_len(name, v.len(), n).map(|_| ColumnView::Integer(v))?,
+                ColumnData::Real(v) => check_len(name, v.len(), n).map(|_| ColumnView::Real(v))?,
+                ColumnData::Text(w) => {
+                    check_offsets(name, &w.data, &w.ends, n)?;
+                    let data = std::str::from_utf8(&w.data)
+                        .map_err(|e| format!("column {name}: text is not UTF-8: {e}"))?;
+                    if let Some(end) = w.ends.iter().find(|&&e| !data.is_char_boundary(e as usize)) {
+                        return Err(format!("column {name}: offset {end} splits a UTF-8 character"));
+                    }
+                    ColumnView::Text { data, ends: &w.ends }
+                }
+                ColumnData::Blob(w) => {
+                    check_offsets(name, &w.data, &w.ends, n)?;
+                    ColumnView::Blob { data: &w.data, ends: &w.ends }
+                }
+            };
+            if let Some(bits) = &vector.nulls
+                && bits.len() < n.div_ceil(8)
+            {
+                return Err(format!("column {name}: null bitmap too short for {n} rows"));
+            }
+            columns.push((view, vector.nulls.as_deref()));
+        }
+        Ok(Self { row_count: n, columns })
+    }
+
+    /// The cell at (`row`, `col`) as a SQLite value.
+    #[inline]
+    pub fn value(&self, row: usize, col: usize) -> ValueRef<'a> {
+        let (view, nulls) = &self.columns[col];
+        if let Some(bits) = nulls
+            && bits[row / 8] & (1 << (row % 8)) != 0
+        {
+            return ValueRef::Null;
+        }
+        match *view {
+            ColumnView::Boolean(v) => ValueRef::Integer(i64::from(v[row] != 0)),
+            ColumnView::Integer(v) => ValueRef::Integer(v[row]),
+            ColumnView::Real(v) => ValueRef::Real(v[row]),
+            ColumnView::Text { data, ends } => {
+                let (s, e) = span(ends, row);
+                ValueRef::Text(data[s..e].as_bytes())
+            }
+            ColumnView::Blob { data, ends } => {
+                let (s, e) = span(ends, row);
+                ValueRef::Blob(&data[s..e])
+            }
+        }
+    }
+
+    /// A row as a JSON object `{column: value}`, for the rejects table.
+    pub fn row_json(&self, row: usize, schema: &Schema) -> String {
+        let mut map = serde_json::Map::new();
+        for (col, column) in schema.columns.iter().enumerate() {
+            let value = match self.value(row, col) {
+                ValueRef::Null => serde_json::Value::Null,
+                ValueRef::Integer(i) => i.into(),
+                ValueRef::Real(r) => r.into(),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+                ValueRef::Blob(b) => format!("<{} bytes>", b.len()).into(),
+            };
+            map.insert(column.name.clone(), value);
+        }
+        serde_json::Value::Object(map).to_string()
+    }
+}
+
+#[inline]
+fn span(ends: &[u32], row: usize) -> (usize, usize) {
+    let start = if row == 0 { 0 } else { ends[row - 1] as usize };
+    (start, ends[row] as usize)
+}
+
+fn check_len(name: &str, len: usize, rows: usize) -> Result<(), String> {
+    if len == rows {
+        Ok(())
+    } else {
+        Err(format!("column {name} has {len} values for {rows} rows"))
+    }
+}
+
+fn check_offsets(name: &str, data: &[u8], ends: &[u32], rows: usize) -> Result<(), String> {
+    check_len(name, ends.len(), rows)?;
+    let mut previous = 0u32;
+    for &end in ends {
+        if end < previous {
+            return Err(format!("column {name}: end offsets decrease ({previous} then {end})"));
+        }
+        previous = end;
+    }
+    if previous as usize > data.len() {
+        return Err(format!(
+            "column {name}: offset {previous} is past the end of its {}-byte buffer",
+            data.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_runtime::types::{Column, ColumnVector, Kind, VarWidth};
+
+    fn schema() -> Schema {
+        Schema {
+            columns: vec![
+                Column { name: "id".into(), kind: Kind::Integer, nullable: false },
+                Column { name: "name".into(), kind: Kind::Text, nullable: true },
+            ],
+            primary_key: vec![],
+        }
+    }
+
+    fn rows(ends: Vec<u32>, data: &[u8]) -> Rows {
+        Rows {
+            row_count: 3,
+            columns: vec![
+                ColumnVector { data: ColumnData::Integer(vec![1, 2, 3]), nulls: None },
+                ColumnVector {
+                    data: ColumnData::Text(VarWidth { data: data.to_vec(), ends }),
+                    nulls: Some(vec![0b010]),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn reads_cells_and_nulls() {
+        let r = rows(vec![2, 2, 9], "äbZürch".as_bytes());
+        let v = RowsView::new(&r, &schema()).unwrap();
+        assert_eq!(v.value(0, 0), ValueRef::Integer(1));
+        assert_eq!(v.value(0, 1), ValueRef::Text("ä".as_bytes()));
+        assert_eq!(v.value(1, 1), ValueRef::Null);
+        assert_eq!(v.value(2, 1), ValueRef::Text("bZürch".as_bytes()));
+        assert_eq!(v.row_json(2, &schema()), r#"{"id":3,"name":"bZürch"}"#);
+    }
+
+    #[test]
+    fn rejects_broken_batches() {
+        let bad_boundary = rows(vec![1, 2, 7], "äbZürch".as_bytes());
+        assert!(RowsView::new(&bad_boundary, &schema()).err().unwrap().contains("splits"));
+        let past_end = rows(vec![1, 2, 99], b"abc");
+        assert!(RowsView::new(&past_end, &schema()).err().unwrap().contains("past the end"));
+        let decreasing = rows(vec![2, 1, 3], b"abc");
+        assert!(RowsView::new(&decreasing, &schema()).err().unwrap().contains("decrease"));
+        let bad_utf8 = rows(vec![1, 2, 3], &[b'a', 0xff, b'c']);
+        assert!(RowsView::new(&bad_utf8, &schema()).err().unwrap().contains("UTF-8"));
+    }
+}

@@ -1,0 +1,346 @@
+//! Runs: resolve a pipeline's plugins, list partitions, start one worker per partition up to
+//! `concurrency`, and sum up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use weir_runtime::{CallSite, Catalog, Databases, Grants, HistoryInstance, InstanceOptions, Plugin, PluginKind, Runtime};
+
+use crate::config::{Config, PipelineConfig, StepConfig};
+use crate::events::{EventBus, EventKind};
+use crate::worker::{Totals, run_worker};
+
+/// A pipeline whose steps were matched to loaded plugins of the right kind.
+pub struct ResolvedPipeline {
+    pub config: PipelineConfig,
+    pub extract: Arc<Plugin>,
+    pub transforms: Vec<Arc<Plugin>>,
+    pub loads: Vec<Arc<Plugin>>,
+    pub history: Arc<Plugin>,
+}
+
+/// A step that does not name a usable plugin.
+fn resolve_step(
+    config: &Config,
+    pipeline: &PipelineConfig,
+    catalog: &Catalog,
+    step: &StepConfig,
+    kind: PluginKind,
+) -> Result<Arc<Plugin>, String> {
+    let at = format!("{}:{}", config.file.display(), step.line);
+    match catalog.get(&step.plugin) {
+        Some(plugin) if plugin.kind == kind => Ok(plugin.clone()),
+        Some(plugin) => Err(format!(
+            "{at}: pipeline \"{}\": plugin \"{}\" is a {}, but this step needs a {kind}",
+            pipeline.name, step.plugin, plugin.kind
+        )),
+        None => {
+            let rejected = catalog
+                .rejected
+                .iter()
+                .filter(|r| {
+                    r.file.file_stem().is_some_and(|s| {
+                        s.to_string_lossy().replace('_', "-") == step.plugin
+                    })
+                })
+                .map(|r| format!(" ({} was rejected: {})", r.file.display(), r.reason))
+                .collect::<String>();
+            let available: Vec<&str> = catalog
+                .plugins
+                .values()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.info.name.as_str())
+                .collect();
+            Err(format!(
+                "{at}: pipeline \"{}\": unknown {kind} plugin \"{}\"{rejected}; loaded {kind}s: {}",
+                pipeline.name,
+                step.plugin,
+                if available.is_empty() { "none".to_owned() } else { available.join(", ") }
+            ))
+        }
+    }
+}
+
+impl ResolvedPipeline {
+    /// Match every step to a loaded plugin of the right kind, and check the grants exist.
+    pub fn resolve(config: &Config, name: &str, catalog: &Catalog) -> Result<Self, String> {
+        let pipeline = config.pipeline(name).ok_or_else(|| {
+            let names: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
+            format!(
+                "{}: no pipeline named \"{name}\" (pipelines: {})",
+                config.file.display(),
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            )
+        })?;
+        let mut problems = Vec::new();
+        let mut one = |step: &StepConfig, kind| match resolve_step(config, pipeline, catalog, step, kind) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        let extract = one(&pipeline.extract, PluginKind::Extractor);
+        let transforms: Vec<_> = pipeline.transforms.iter().map(|s| one(s, PluginKind::Transformer)).collect();
+        let loads: Vec<_> = pipeline.loads.iter().map(|s| one(s, PluginKind::Loader)).collect();
+        let history = one(&pipeline.history, PluginKind::HistoryStore);
+        for dir in &pipeline.grants.read_dirs {
+            if !dir.host_path.is_dir() {
+                problems.push(format!(
+                    "{}:{}: pipeline \"{}\": granted directory {} does not exist",
+                    config.file.display(),
+                    pipeline.line,
+                    pipeline.name,
+                    dir.host_path.display()
+                ));
+            }
+        }
+        for (db, path) in &pipeline.grants.databases {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+                && !parent.is_dir()
+            {
+                problems.push(format!(
+                    "{}:{}: pipeline \"{}\": database \"{db}\" is in {}, which does not exist",
+                    config.file.display(),
+                    pipeline.line,
+                    pipeline.name,
+                    parent.display()
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("\n"));
+        }
+        Ok(Self {
+            config: pipeline.clone(),
+            extract: extract.expect("no problems"),
+            transforms: transforms.into_iter().map(|p| p.expect("no problems")).collect(),
+            loads: loads.into_iter().map(|p| p.expect("no problems")).collect(),
+            history: history.expect("no problems"),
+        })
+    }
+
+    /// A history-store instance for operator commands (checkpoints list/reset).
+    pub async fn open_history(&self, runtime: &Runtime) -> Result<HistoryInstance, weir_runtime::PluginError> {
+        let grants = Grants { read_dirs: Vec::new(), databases: self.config.grants.databases.clone() };
+        let mut history = runtime
+            .history_store(
+                &self.history,
+                InstanceOptions {
+                    site: CallSite {
+                        plugin: self.history.label(),
+                        pipeline: Some(self.config.name.clone()),
+                        partition: None,
+                    },
+                    limits: &self.config.limits,
+                    grants: &grants,
+                    databases: Databases::new(self.config.grants.databases.clone()),
+                },
+            )
+            .await?;
+        history.open(&self.config.history.config).await?;
+        Ok(history)
+    }
+}
+
+/// Shared by the workers of one run.
+pub struct RunContext {
+    pub runtime: Arc<Runtime>,
+    pub run_id: String,
+    pub pipeline: String,
+    pub events: EventBus,
+    cancelled: AtomicBool,
+}
+
+impl RunContext {
+    /// Publish an event of this run.
+    pub fn emit(&self, partition: Option<&str>, kind: EventKind) {
+        self.events.emit(&self.pipeline, &self.run_id, partition, kind);
+    }
+
+    /// Ask the workers to stop at their next batch boundary.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// How one partition ended.
+#[derive(Debug, Clone)]
+pub struct PartitionOutcome {
+    pub partition: String,
+    pub totals: Totals,
+    pub error: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub pipeline: String,
+    pub partitions: Vec<PartitionOutcome>,
+    pub totals: Totals,
+    pub elapsed: Duration,
+    /// Set when the run failed before or besides its workers (e.g. `partitions` failed).
+    pub error: Option<String>,
+}
+
+impl RunSummary {
+    /// Whether everything completed.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.partitions.iter().all(|p| p.error.is_none())
+    }
+}
+
+/// A run id that sorts by time: `20261127T101500Z-3f9a`.
+pub fn new_run_id() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{:04x}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_nanos() as u16 ^ std::process::id() as u16
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Run a pipeline once: every partition, up to `concurrency` at a time.
+pub async fn run_pipeline(
+    runtime: Arc<Runtime>,
+    pipeline: Arc<ResolvedPipeline>,
+    events: EventBus,
+    trigger: &str,
+) -> RunSummary {
+    let started = Instant::now();
+    let cfg = &pipeline.config;
+    let ctx = Arc::new(RunContext {
+        runtime: runtime.clone(),
+        run_id: new_run_id(),
+        pipeline: cfg.name.clone(),
+        events,
+        cancelled: AtomicBool::new(false),
+    });
+    let mut summary = RunSummary {
+        run_id: ctx.run_id.clone(),
+        pipeline: cfg.name.clone(),
+        partitions: Vec::new(),
+        totals: Totals::default(),
+        elapsed: Duration::ZERO,
+        error: None,
+    };
+
+    let partitions = async {
+        let mut extractor = runtime
+            .extractor(
+                &pipeline.extract,
+                InstanceOptions {
+                    site: CallSite {
+                        plugin: pipeline.extract.label(),
+                        pipeline: Some(cfg.name.clone()),
+                        partition: None,
+                    },
+                    limits: &cfg.limits,
+                    grants: &cfg.grants,
+                    databases: Databases::default(),
+                },
+            )
+            .await?;
+        extractor.partitions(&cfg.extract.config).await
+    }
+    .await;
+    let partitions = match partitions {
+        Ok(p) => p,
+        Err(e) => {
+            let error = e.to_string();
+            ctx.emit(None, EventKind::RunFailed { error: error.clone(), rows_read: 0, rows_loaded: 0, rows_rejected: 0 });
+            summary.error = Some(error);
+            summary.elapsed = started.elapsed();
+            return summary;
+        }
+    };
+    ctx.emit(None, EventKind::RunStarted { trigger: trigger.to_owned(), partitions: partitions.len() });
+
+    let permits = Arc::new(Semaphore::new(cfg.concurrency));
+    let mut workers = JoinSet::new();
+    for partition in partitions {
+        let (ctx, pipeline, permits) = (ctx.clone(), pipeline.clone(), permits.clone());
+        workers.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore never closed");
+            let id = partition.id.clone();
+            let result = run_worker(ctx.clone(), pipeline, partition).await;
+            match &result {
+                Ok(t) => ctx.emit(Some(&id), EventKind::WorkerCompleted {
+                    rows_read: t.rows_read,
+                    rows_loaded: t.rows_loaded,
+                    rows_rejected: t.rows_rejected,
+                }),
+                Err(e) => ctx.emit(Some(&id), EventKind::WorkerFailed { error: e.to_string(), retryable: e.is_retryable() }),
+            }
+            (id, result)
+        });
+    }
+    while let Some(joined) = workers.join_next().await {
+        let outcome = match joined {
+            Ok((partition, Ok(totals))) => PartitionOutcome { partition, totals, error: None },
+            Ok((partition, Err(e))) => PartitionOutcome { partition, totals: Totals::default(), error: Some(e.to_string()) },
+            Err(e) => PartitionOutcome { partition: "?".into(), totals: Totals::default(), error: Some(format!("worker panicked: {e}")) },
+        };
+        summary.totals += outcome.totals;
+        summary.partitions.push(outcome);
+    }
+    summary.partitions.sort_by(|a, b| a.partition.cmp(&b.partition));
+    summary.elapsed = started.elapsed();
+    let t = summary.totals;
+    if let Some(limit) = cfg.max_rejects
+        && t.rows_rejected > limit
+    {
+        summary.error = Some(format!("{} rows rejected, more than max_rejects = {limit}", t.rows_rejected));
+    }
+    if summary.succeeded() {
+        ctx.emit(None, EventKind::RunCompleted {
+            rows_read: t.rows_read,
+            rows_loaded: t.rows_loaded,
+            rows_rejected: t.rows_rejected,
+            seconds: summary.elapsed.as_secs_f64(),
+        });
+    } else {
+        let failed = summary.partitions.iter().filter(|p| p.error.is_some()).count();
+        let error = summary.error.clone().unwrap_or_else(|| format!("{failed} of {} partitions failed", summary.partitions.len()));
+        ctx.emit(None, EventKind::RunFailed { error, rows_read: t.rows_read, rows_loaded: t.rows_loaded, rows_rejected: t.rows_rejected });
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+    }
+}

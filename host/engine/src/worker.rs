@@ -1,0 +1,403 @@
+//! A worker moves one partition: extract (with transforms) and load run as two concurrent
+//! stages joined by a bounded channel, so both cores stay busy and memory stays bounded
+//! whatever the input size. Each batch is committed with its checkpoint (see `commit`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use weir_runtime::types::{Batch, Partition, Progress, Rows, Schema, SourceReject};
+use weir_runtime::{
+    CallSite, Databases, ExtractorInstance, HistoryInstance, InstanceOptions, LoadTarget,
+    LoaderInstance, PluginError, SharedConnection, TransformerInstance, WritePlan, lock,
+};
+
+use crate::columns::RowsView;
+use crate::commit::{self, RejectContext, RejectRecord};
+use crate::events::EventKind;
+use crate::run::{ResolvedPipeline, RunContext};
+
+/// Batches in flight between the extract and load stages. A few are enough to overlap the two
+/// (measured: 4 gave the full pipelining gain) while keeping memory bounded.
+const CHANNEL_DEPTH: usize = 4;
+
+/// Totals of one partition.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, other: Self) {
+        self.rows_read += other.rows_read;
+        self.rows_loaded += other.rows_loaded;
+        self.rows_rejected += other.rows_rejected;
+    }
+}
+
+/// Why a worker stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("{0}")]
+    Host(String),
+}
+
+impl WorkerError {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Plugin(e) => e.kind.is_retryable(),
+            Self::Host(_) => true,
+        }
+    }
+}
+
+fn host_err(context: &str) -> impl Fn(rusqlite::Error) -> WorkerError + '_ {
+    move |e| WorkerError::Host(format!("{context}: {e}"))
+}
+
+/// What the extract stage hands the load stage.
+struct StagedBatch {
+    rows: Rows,
+    positions: Vec<u64>,
+    source_rejects: Vec<SourceReject>,
+    rejects: Vec<RejectRecord>,
+    checkpoint: String,
+    progress: Progress,
+    rows_read: u64,
+}
+
+/// A load step that returned a write plan. Its instance is no longer needed: the host executes
+/// the plan itself.
+struct PlanLoad {
+    label: String,
+    plan: WritePlan,
+    conn: SharedConnection,
+}
+
+/// A load step that returned a sink; the instance stays alive to receive batches.
+struct SinkLoad {
+    instance: LoaderInstance,
+}
+
+/// Move one partition from its checkpoint to the end of its data.
+pub async fn run_worker(
+    ctx: Arc<RunContext>,
+    pipeline: Arc<ResolvedPipeline>,
+    partition: Partition,
+) -> Result<Totals, WorkerError> {
+    let cfg = &pipeline.config;
+    let databases = Databases::new(cfg.grants.databases.clone());
+    let options = |plugin: &str| InstanceOptions {
+        site: CallSite {
+            plugin: plugin.to_owned(),
+            pipeline: Some(cfg.name.clone()),
+            partition: Some(partition.id.clone()),
+        },
+        limits: &cfg.limits,
+        grants: &cfg.grants,
+        databases: databases.clone(),
+    };
+    let no_dirs = weir_runtime::Grants {
+        read_dirs: Vec::new(),
+        databases: cfg.grants.databases.clone(),
+    };
+    // Only extractors get directories; every other step gets databases only.
+    let options_no_dirs = |plugin: &str| InstanceOptions {
+        grants: &no_dirs,
+        ..options(plugin)
+    };
+
+    let mut history: HistoryInstance = ctx
+        .runtime
+        .history_store(&pipeline.history, options_no_dirs(&pipeline.history.label()))
+        .await?;
+    let commit_db = history.open(&cfg.history.config).await?;
+    let checkpoint = history.load(&cfg.name, &partition.id).await?;
+    ctx.emit(Some(&partition.id), EventKind::WorkerStarted { checkpoint: checkpoint.clone() });
+
+    let mut extractor: ExtractorInstance = ctx
+        .runtime
+        .extractor(&pipeline.extract, options(&pipeline.extract.label()))
+        .await?;
+    let mut schema = extractor
+        .open(&cfg.extract.config, &partition, checkpoint.as_deref())
+        .await?;
+    let source_schema = schema.clone();
+
+    let mut transforms = Vec::new();
+    for (step, plugin) in cfg.transforms.iter().zip(&pipeline.transforms) {
+        let mut instance: TransformerInstance = ctx
+            .runtime
+            .transformer(plugin, options_no_dirs(&plugin.label()))
+            .await?;
+        let input = schema.clone();
+        schema = instance.open(&step.config, &input).await?;
+        transforms.push((plugin.info.name.clone(), instance, input));
+    }
+
+    let mut plans = Vec::new();
+    let mut sinks = Vec::new();
+    for (step, plugin) in cfg.loads.iter().zip(&pipeline.loads) {
+        let label = plugin.label();
+        let mut instance = ctx.runtime.loader(plugin, options_no_dirs(&label)).await?;
+        match instance.open(&step.config, &schema).await? {
+            LoadTarget::Sink => sinks.push(SinkLoad { instance }),
+            LoadTarget::Plan(plan) => {
+                let conn = match databases.connection(&plan.database) {
+                    Some(Ok(conn)) => conn,
+                    Some(Err(e)) => return Err(WorkerError::Host(format!("{e:#}"))),
+                    None => {
+                        return Err(PluginError::contract(
+                            &label,
+                            "open",
+                            format!("write plan targets database \"{}\", which this pipeline does not grant", plan.database),
+                        )
+                        .into());
+                    }
+                };
+                commit::run_setup(&conn, &plan)
+                    .map_err(|e| WorkerError::Host(format!("{label}: setup statement failed: {e}")))?;
+                commit::check_plan(&plan, &schema, &lock(&conn))
+                    .map_err(|e| PluginError::contract(&label, "open", e))?;
+                plans.push(PlanLoad { label: plugin.info.name.clone(), plan, conn });
+            }
+        }
+    }
+
+    // Rejects live next to the checkpoint so they commit with it.
+    let rejects_db_name = commit_db.clone().or_else(|| {
+        plans.first().map(|p| p.plan.database.clone())
+    });
+    let Some(rejects_db_name) = rejects_db_name else {
+        return Err(WorkerError::Host(
+            "no database to record rejects in: the history store has no commit database and no load writes to one".into(),
+        ));
+    };
+    let rejects_conn = match databases.connection(&rejects_db_name) {
+        Some(Ok(conn)) => conn,
+        Some(Err(e)) => return Err(WorkerError::Host(format!("{e:#}"))),
+        None => return Err(WorkerError::Host(format!("database \"{rejects_db_name}\" is not granted"))),
+    };
+    commit::ensure_rejects_table(&lock(&rejects_conn)).map_err(host_err("failed to create the rejects table"))?;
+
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let extract_name = pipeline.extract.info.name.clone();
+    let batch_size = cfg.batch_size;
+    let extract_stage = tokio::spawn(async move {
+        let result = extract_stage(&mut extractor, &mut transforms, &source_schema, &extract_name, batch_size, tx).await;
+        extractor.close().await;
+        for (_, t, _) in &mut transforms {
+            t.close().await;
+        }
+        result
+    });
+
+    let load_result = load_stage(
+        &ctx,
+        &cfg.name,
+        &partition.id,
+        &schema,
+        &plans,
+        &mut sinks,
+        &mut history,
+        commit_db.as_deref(),
+        (&rejects_db_name, &rejects_conn),
+        rx,
+    )
+    .await;
+    // If loading failed the receiver is gone and the extract stage stops at its next send.
+    let extract_result = extract_stage
+        .await
+        .map_err(|e| WorkerError::Host(format!("extract stage panicked: {e}")))?;
+    let totals = load_result?;
+    extract_result?;
+    for sink in &mut sinks {
+        sink.instance.finish().await?;
+    }
+    Ok(totals)
+}
+
+/// Pull batches, run them through the transforms and hand them to the load stage.
+async fn extract_stage(
+    extractor: &mut ExtractorInstance,
+    transforms: &mut [(String, TransformerInstance, Schema)],
+    source_schema: &Schema,
+    extract_name: &str,
+    batch_size: u32,
+    tx: mpsc::Sender<StagedBatch>,
+) -> Result<(), WorkerError> {
+    while let Some(batch) = extractor.next_batch(batch_size).await? {
+        let Batch { mut rows, mut positions, rejects: source_rejects, checkpoint, progress } = batch;
+        if positions.len() != rows.row_count as usize {
+            return Err(PluginError::contract(
+                extract_name,
+                "next-batch",
+                format!("batch has {} rows but {} positions", rows.row_count, positions.len()),
+            )
+            .into());
+        }
+        RowsView::new(&rows, source_schema)
+            .map_err(|e| PluginError::contract(extract_name, "next-batch", e))?;
+        let rows_read = u64::from(rows.row_count) + source_rejects.len() as u64;
+        let mut rejects: Vec<RejectRecord> = source_rejects
+            .iter()
+            .map(|r| RejectRecord {
+                stage: extract_name.to_owned(),
+                position: Some(r.position),
+                reason: r.reason.clone(),
+                raw: r.raw.clone(),
+            })
+            .collect();
+        for (name, transform, input_schema) in transforms.iter_mut() {
+            if rows.row_count == 0 {
+                break;
+            }
+            let out = transform.apply(&rows).await?;
+            let mut refused: Vec<bool> = vec![false; rows.row_count as usize];
+            let input_view = RowsView::new(&rows, input_schema)
+                .map_err(|e| PluginError::contract(name, "apply", e))?;
+            for reject in &out.rejects {
+                let index = reject.index as usize;
+                if index >= refused.len() || refused[index] {
+                    return Err(PluginError::contract(name, "apply", format!("reject index {index} is out of range or repeated")).into());
+                }
+                refused[index] = true;
+                rejects.push(RejectRecord {
+                    stage: name.clone(),
+                    position: positions.get(index).copied(),
+                    reason: reject.reason.clone(),
+                    raw: input_view.row_json(index, input_schema),
+                });
+            }
+            let kept = refused.len() - out.rejects.len();
+            if out.rows.row_count as usize != kept {
+                return Err(PluginError::contract(
+                    name,
+                    "apply",
+                    format!("returned {} rows for {} input rows and {} rejects", out.rows.row_count, refused.len(), out.rejects.len()),
+                )
+                .into());
+            }
+            // Output rows keep input order, so their positions are the survivors' positions.
+            positions = positions
+                .into_iter()
+                .zip(&refused)
+                .filter_map(|(p, &r)| (!r).then_some(p))
+                .collect();
+            rows = out.rows;
+        }
+        let staged = StagedBatch { rows, positions, source_rejects, rejects, checkpoint, progress, rows_read };
+        if tx.send(staged).await.is_err() {
+            break; // the load stage stopped; its error is reported there
+        }
+    }
+    Ok(())
+}
+
+/// Commit each staged batch: rows, rejects and checkpoint in one transaction.
+#[allow(clippy::too_many_arguments, reason = "one call site; a struct would only rename these")]
+async fn load_stage(
+    ctx: &RunContext,
+    pipeline: &str,
+    partition: &str,
+    schema: &Schema,
+    plans: &[PlanLoad],
+    sinks: &mut [SinkLoad],
+    history: &mut HistoryInstance,
+    commit_db: Option<&str>,
+    rejects_db: (&str, &SharedConnection),
+    mut rx: mpsc::Receiver<StagedBatch>,
+) -> Result<Totals, WorkerError> {
+    let mut totals = Totals::default();
+    let reject_ctx = RejectContext { pipeline, partition, run_id: &ctx.run_id };
+    while let Some(mut batch) = rx.recv().await {
+        if ctx.is_cancelled() {
+            return Err(WorkerError::Host("run cancelled".into()));
+        }
+        let view = RowsView::new(&batch.rows, schema).map_err(WorkerError::Host)?;
+
+        // Sinks are outside the transaction: at-least-once, before the commit.
+        if !sinks.is_empty() {
+            let as_batch = Batch {
+                rows: batch.rows.clone(),
+                positions: batch.positions.clone(),
+                rejects: batch.source_rejects.clone(),
+                checkpoint: batch.checkpoint.clone(),
+                progress: batch.progress,
+            };
+            for sink in sinks.iter_mut() {
+                sink.instance.write(&as_batch).await?;
+            }
+        }
+
+        // Every database this batch touches, the commit database last.
+        let mut dbs: BTreeMap<&str, &SharedConnection> = BTreeMap::new();
+        for load in plans {
+            dbs.insert(load.plan.database.as_str(), &load.conn);
+        }
+        dbs.insert(rejects_db.0, rejects_db.1);
+        let ordered: Vec<(&str, &SharedConnection)> = dbs
+            .iter()
+            .filter(|(name, _)| Some(**name) != commit_db)
+            .chain(dbs.iter().filter(|(name, _)| Some(**name) == commit_db))
+            .map(|(n, c)| (*n, *c))
+            .collect();
+
+        let mut begun: Vec<&SharedConnection> = Vec::new();
+        let outcome: Result<u64, WorkerError> = async {
+            for (_, conn) in &ordered {
+                lock(conn).execute_batch("BEGIN IMMEDIATE").map_err(host_err("failed to begin the commit transaction"))?;
+                begun.push(conn);
+            }
+            let mut loaded = None;
+            for load in plans {
+                let n = commit::execute_plan(&lock(&load.conn), &load.plan, &view, schema, &batch.positions, &load.label, &mut batch.rejects)
+                    .map_err(|e| WorkerError::Host(format!("{}: writing to database \"{}\" failed: {e}", load.label, load.plan.database)))?;
+                loaded.get_or_insert(n);
+            }
+            commit::insert_rejects(&lock(rejects_db.1), &reject_ctx, &batch.rejects)
+                .map_err(host_err("failed to record rejects"))?;
+            // Inside the commit database's open transaction: the checkpoint commits with the rows.
+            if commit_db.is_some() {
+                history.save(pipeline, partition, &batch.checkpoint).await?;
+            }
+            for (_, conn) in &ordered {
+                lock(conn).execute_batch("COMMIT").map_err(host_err("commit failed"))?;
+                begun.retain(|c| !Arc::ptr_eq(c, conn));
+            }
+            if commit_db.is_none() {
+                history.save(pipeline, partition, &batch.checkpoint).await?;
+            }
+            Ok(loaded.unwrap_or(view.row_count as u64))
+        }
+        .await;
+        let loaded = match outcome {
+            Ok(n) => n,
+            Err(e) => {
+                for conn in begun {
+                    let _ = lock(conn).execute_batch("ROLLBACK");
+                }
+                return Err(e);
+            }
+        };
+        let rejected = batch.rejects.len() as u64;
+        totals += Totals { rows_read: batch.rows_read, rows_loaded: loaded, rows_rejected: rejected };
+        ctx.emit(
+            Some(partition),
+            EventKind::BatchCommitted {
+                rows_in: batch.rows_read,
+                rows_out: loaded,
+                rejected,
+                checkpoint: batch.checkpoint,
+                done: batch.progress.done,
+                total: batch.progress.total,
+            },
+        );
+    }
+    Ok(totals)
+}

@@ -1,0 +1,296 @@
+//! Plugin discovery: which `.wasm` files in the plugins folder are usable plugins, of which
+//! kind, and why the others are not.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir_bindings::types::PluginInfo;
+use weir_bindings::{extractor, history, loader, transformer};
+
+use crate::Runtime;
+use crate::cache::{CacheOutcome, content_hash};
+
+/// The WIT package version this host implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// The four kinds of plugin, one per world of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PluginKind {
+    Extractor,
+    Transformer,
+    Loader,
+    HistoryStore,
+}
+
+impl PluginKind {
+    /// All kinds, in pipeline order.
+    pub const ALL: [PluginKind; 4] = [
+        Self::Extractor,
+        Self::Transformer,
+        Self::Loader,
+        Self::HistoryStore,
+    ];
+
+    /// The interface a component of this kind exports, without version.
+    pub fn interface(self) -> &'static str {
+        match self {
+            Self::Extractor => "weir:plugin/extractor",
+            Self::Transformer => "weir:plugin/transformer",
+            Self::Loader => "weir:plugin/loader",
+            Self::HistoryStore => "weir:plugin/history-store",
+        }
+    }
+
+    /// The world a plugin of this kind targets.
+    pub fn world(self) -> &'static str {
+        match self {
+            Self::Extractor => "extractor-plugin",
+            Self::Transformer => "transformer-plugin",
+            Self::Loader => "loader-plugin",
+            Self::HistoryStore => "history-store-plugin",
+        }
+    }
+
+    /// Human name (`history store`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Extractor => "extractor",
+            Self::Transformer => "transformer",
+            Self::Loader => "loader",
+            Self::HistoryStore => "history store",
+        }
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A pre-instantiated component, ready for cheap per-worker instances.
+#[derive(Clone)]
+pub(crate) enum PluginPre {
+    Extractor(extractor::ExtractorPluginPre<crate::PluginState>),
+    Transformer(transformer::TransformerPluginPre<crate::PluginState>),
+    Loader(loader::LoaderPluginPre<crate::PluginState>),
+    HistoryStore(history::HistoryStorePluginPre<crate::PluginState>),
+}
+
+/// A loaded, validated plugin.
+#[derive(Clone)]
+pub struct Plugin {
+    /// What `describe()` returned.
+    pub info: PluginInfo,
+    pub kind: PluginKind,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// SHA-256 of the file.
+    pub hash: String,
+    /// The component's imports (`wasi:filesystem/types@0.2.x`, `weir:plugin/sql@0.1.0`, …).
+    pub imports: Vec<String>,
+    /// Whether the compiled code came from the cache.
+    pub cache: CacheOutcome,
+    /// How long loading took (read, compile or cache hit, pre-instantiate, describe).
+    pub load_time: Duration,
+    pub(crate) pre: PluginPre,
+}
+
+impl Plugin {
+    /// `"csv-extract" 0.1.0`, the way messages name a plugin.
+    pub fn label(&self) -> String {
+        format!("\"{}\" {}", self.info.name, self.info.version)
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.info.name)
+            .field("version", &self.info.version)
+            .field("kind", &self.kind)
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file in the plugins folder that could not be loaded.
+#[derive(Debug, Clone)]
+pub struct RejectedPlugin {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+/// Every plugin found in a folder.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    pub plugins: BTreeMap<String, Arc<Plugin>>,
+    pub rejected: Vec<RejectedPlugin>,
+}
+
+impl Catalog {
+    /// The plugin called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.get(name)
+    }
+}
+
+/// Why a file is not a usable plugin, decided from its first bytes before compiling.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    match bytes {
+        [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, ..] => Ok(()),
+        [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ..] => Err(
+            "is a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)".into(),
+        ),
+        [0x00, 0x61, 0x73, 0x6d, ..] => Err("is WebAssembly of an unknown version".into()),
+        _ => Err(format!(
+            "is not WebAssembly (it starts with {:02x?}, not the `\\0asm` magic bytes)",
+            &bytes[..bytes.len().min(4)]
+        )),
+    }
+}
+
+/// Which plugin kind a component's exports make it.
+fn kind_of(exports: &[String]) -> Result<PluginKind, String> {
+    let mut found = Vec::new();
+    for export in exports {
+        let (name, version) = export.split_once('@').unwrap_or((export.as_str(), ""));
+        if let Some(kind) = PluginKind::ALL.iter().find(|k| k.interface() == name) {
+            if version != CONTRACT_VERSION {
+                return Err(format!(
+                    "exports {export}, but this weir supports weir:plugin@{CONTRACT_VERSION}; rebuild the plugin against wit/ of this weir"
+                ));
+            }
+            found.push(*kind);
+        }
+    }
+    match found.as_slice() {
+        [kind] => Ok(*kind),
+        [] => Err(format!(
+            "exports no weir plugin interface (expected one of {}); its exports are: {}",
+            PluginKind::ALL
+                .iter()
+                .map(|k| format!("{}@{CONTRACT_VERSION}", k.interface()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+        )),
+        _ => Err("exports more than one weir plugin interface; a plugin has exactly one kind".into()),
+    }
+}
+
+impl Runtime {
+    /// Load every `*.wasm` in `dir`. Files that fail are listed in `rejected` with the reason;
+    /// the rest still load. Fails only if the folder itself cannot be read.
+    pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<Catalog> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            anyhow::anyhow!("cannot read plugins folder {}: {e}", dir.display())
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+            .collect();
+        files.sort();
+        let mut catalog = Catalog::default();
+        for file in files {
+            match self.load_file(&file).await {
+                Ok(plugin) => {
+                    if let Some(existing) = catalog.plugins.get(&plugin.info.name) {
+                        catalog.rejected.push(RejectedPlugin {
+                            reason: format!(
+                                "plugin name \"{}\" is already provided by {}",
+                                plugin.info.name,
+                                existing.file.display()
+                            ),
+                            file,
+                        });
+                        continue;
+                    }
+                    tracing::info!(
+                        plugin = %plugin.info.name,
+                        version = %plugin.info.version,
+                        kind = %plugin.kind,
+                        file = %file.display(),
+                        cached = plugin.cache == CacheOutcome::Hit,
+                        ms = plugin.load_time.as_secs_f64() * 1e3,
+                        "plugin loaded"
+                    );
+                    catalog.plugins.insert(plugin.info.name.clone(), Arc::new(plugin));
+                }
+                Err(reason) => {
+                    tracing::warn!(file = %file.display(), "plugin rejected: {reason}");
+                    catalog.rejected.push(RejectedPlugin { file, reason });
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// Load and validate one file: a component, exporting exactly one plugin interface of this
+    /// contract version, importing nothing the host lacks, answering `describe()`.
+    pub async fn load_file(&self, file: &Path) -> Result<Plugin, String> {
+        let started = Instant::now();
+        let bytes = std::fs::read(file).map_err(|e| format!("cannot read file: {e}"))?;
+        check_header(&bytes)?;
+        let hash = content_hash(&bytes);
+        let engine = self.engine.clone();
+        let cache = self.cache.clone();
+        let hash_for_compile = hash.clone();
+        // Compiling is CPU-bound for up to seconds; keep it off the async workers.
+        let (component, cache_outcome) = tokio::task::spawn_blocking(move || {
+            cache.load(&engine, &bytes, &hash_for_compile)
+        })
+        .await
+        .map_err(|e| format!("compiler task failed: {e}"))?
+        .map_err(|e| format!("is not a valid component: {e:#}"))?;
+
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_owned()).collect();
+        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_owned()).collect();
+        let kind = kind_of(&exports)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("needs something the host does not provide: {e:#}"))?;
+        let mismatch = |e: wasmtime::Error| {
+            format!("exports {} with the wrong shape: {e:#}", kind.interface())
+        };
+        let pre = match kind {
+            PluginKind::Extractor => PluginPre::Extractor(
+                extractor::ExtractorPluginPre::new(instance_pre).map_err(mismatch)?,
+            ),
+            PluginKind::Transformer => PluginPre::Transformer(
+                transformer::TransformerPluginPre::new(instance_pre).map_err(mismatch)?,
+            ),
+            PluginKind::Loader => {
+                PluginPre::Loader(loader::LoaderPluginPre::new(instance_pre).map_err(mismatch)?)
+            }
+            PluginKind::HistoryStore => PluginPre::HistoryStore(
+                history::HistoryStorePluginPre::new(instance_pre).map_err(mismatch)?,
+            ),
+        };
+        let file_name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let info = self
+            .describe(&pre, &file_name)
+            .await
+            .map_err(|e| format!("describe() failed: {e}"))?;
+        if info.name.is_empty() {
+            return Err("describe() returned an empty plugin name".into());
+        }
+        Ok(Plugin {
+            info,
+            kind,
+            file: file.to_owned(),
+            hash,
+            imports,
+            cache: cache_outcome,
+            load_time: started.elapsed(),
+            pre,
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! Errors of plugin calls, classified so the engine can decide whether to retry.
+
+use weir_bindings::types::Error as GuestError;
+
+/// What went wrong in a plugin call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The plugin returned `invalid-config`.
+    InvalidConfig,
+    /// The plugin returned `unavailable`.
+    Unavailable,
+    /// The plugin returned `access-denied`.
+    AccessDenied,
+    /// The plugin returned `bad-data`.
+    BadData,
+    /// The plugin returned `other`.
+    Other,
+    /// The guest trapped (panic, unreachable, host fault).
+    Trap,
+    /// The call ran past its wall-clock timeout.
+    Timeout,
+    /// The call spent more than its CPU deadline inside the guest.
+    CpuLimit,
+    /// The guest tried to grow its memory past the cap.
+    MemoryLimit,
+}
+
+impl FaultKind {
+    /// Whether running the same work again may succeed. Configuration and permission problems
+    /// will not fix themselves.
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, Self::InvalidConfig | Self::AccessDenied | Self::BadData)
+    }
+
+    /// Whether the instance must be discarded: after a trap or a cancelled call its state is
+    /// undefined (wasmtime refuses to re-enter it).
+    pub fn poisons_instance(self) -> bool {
+        matches!(
+            self,
+            Self::Trap | Self::Timeout | Self::CpuLimit | Self::MemoryLimit
+        )
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::InvalidConfig => "invalid config",
+            Self::Unavailable => "unavailable",
+            Self::AccessDenied => "access denied",
+            Self::BadData => "bad data",
+            Self::Other => "error",
+            Self::Trap => "trapped",
+            Self::Timeout => "timed out",
+            Self::CpuLimit => "exceeded its CPU time limit",
+            Self::MemoryLimit => "exceeded its memory limit",
+        }
+    }
+}
+
+/// A failed plugin call, naming the plugin and the call.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin {plugin}: {call}: {}: {message}", kind.label())]
+pub struct PluginError {
+    /// Plugin name and version (`"csv-extract" 0.1.0`).
+    pub plugin: String,
+    /// The WIT function that failed (`next-batch`).
+    pub call: &'static str,
+    /// The classification.
+    pub kind: FaultKind,
+    /// Details for humans.
+    pub message: String,
+}
+
+impl PluginError {
+    pub(crate) fn from_guest(plugin: &str, call: &'static str, error: GuestError) -> Self {
+        let (kind, message) = match error {
+            GuestError::InvalidConfig(m) => (FaultKind::InvalidConfig, m),
+            GuestError::Unavailable(m) => (FaultKind::Unavailable, m),
+            GuestError::AccessDenied(m) => (FaultKind::AccessDenied, m),
+            GuestError::BadData(m) => (FaultKind::BadData, m),
+            GuestError::Other(m) => (FaultKind::Other, m),
+        };
+        Self {
+            plugin: plugin.to_owned(),
+            call,
+            kind,
+            message,
+        }
+    }
+
+    pub(crate) fn from_host(plugin: &str, call: &'static str, error: wasmtime::Error) -> Self {
+        let text = format!("{error:#}");
+        let kind = if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            FaultKind::CpuLimit
+        } else if text.contains("forcing trap when growing memory") {
+            FaultKind::MemoryLimit
+        } else {
+            FaultKind::Trap
+        };
+        Self {
+            plugin: plugin.to_owned(),
+            call,
+            kind,
+            message: text,
+        }
+    }
+
+    /// An error the host raises about a plugin's output (e.g. a batch that breaks the contract).
+    pub fn contract(plugin: &str, call: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+            call,
+            kind: FaultKind::Other,
+            message: message.into(),
+        }
+    }
+}

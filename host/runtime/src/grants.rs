@@ -1,0 +1,111 @@
+//! What a pipeline grants its plugins: directories to read and databases to use, nothing else.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+/// A directory preopened read-only, visible to the guest under `guest_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// Where it is on the host.
+    pub host_path: PathBuf,
+    /// The path the guest uses: exactly what the user wrote in `grants.read_dirs`, so a plugin's
+    /// config can name files the way the user thinks of them.
+    pub guest_path: String,
+}
+
+/// Capabilities granted to the plugins of one pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Read-only directories (extractors only).
+    pub read_dirs: Vec<DirGrant>,
+    /// Databases by name → SQLite file.
+    pub databases: BTreeMap<String, PathBuf>,
+}
+
+/// How long a statement waits for another writer's lock before it reports `unavailable`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A shared connection to one granted database.
+///
+/// One worker's plugins and its commit loop share it, so that a history store's `save` runs
+/// inside the transaction that also holds the batch's rows.
+pub type SharedConnection = Arc<Mutex<rusqlite::Connection>>;
+
+/// The granted databases of one worker, opened on first use.
+///
+/// Clones share the same connections: the worker's commit loop and every plugin store of that
+/// worker hold a clone.
+#[derive(Debug, Clone, Default)]
+pub struct Databases {
+    files: Arc<BTreeMap<String, PathBuf>>,
+    open: Arc<Mutex<BTreeMap<String, SharedConnection>>>,
+}
+
+impl Databases {
+    /// Databases that may be opened: exactly the pipeline's `grants.databases`.
+    pub fn new(files: BTreeMap<String, PathBuf>) -> Self {
+        Self {
+            files: Arc::new(files),
+            open: Arc::default(),
+        }
+    }
+
+    /// Whether `name` was granted.
+    pub fn is_granted(&self, name: &str) -> bool {
+        self.files.contains_key(name)
+    }
+
+    /// The granted names, for error messages.
+    pub fn names(&self) -> Vec<&str> {
+        self.files.keys().map(String::as_str).collect()
+    }
+
+    /// The file behind a granted name.
+    pub fn path(&self, name: &str) -> Option<&std::path::Path> {
+        self.files.get(name).map(PathBuf::as_path)
+    }
+
+    /// The connection to `name`, opening it on first use. `None` if it was not granted.
+    pub fn connection(&self, name: &str) -> Option<anyhow::Result<SharedConnection>> {
+        let path = self.files.get(name)?;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = open.get(name) {
+            return Some(Ok(conn.clone()));
+        }
+        Some(open_database(path).map(|conn| {
+            let shared = Arc::new(Mutex::new(conn));
+            open.insert(name.to_owned(), shared.clone());
+            shared
+        }))
+    }
+}
+
+/// Open a SQLite file for weir's use: WAL (readers never block the commit), `NORMAL` sync (a
+/// committed batch survives a process crash; WAL keeps the database consistent on power loss),
+/// and a busy timeout so concurrent workers queue instead of failing.
+pub fn open_database(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "database directory {} does not exist",
+            dir.display()
+        );
+    }
+    let conn = rusqlite::Connection::open(path)
+        .with_context(|| format!("failed to open database {}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .with_context(|| format!("failed to enable WAL on {}", path.display()))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// Lock a shared connection; a poisoned lock only means another call panicked mid-statement,
+/// and SQLite rolled that statement back, so the connection is still usable.
+pub fn lock(conn: &SharedConnection) -> MutexGuard<'_, rusqlite::Connection> {
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

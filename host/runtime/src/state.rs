@@ -1,0 +1,190 @@
+//! The data of one plugin store: its WASI context, resource table, limits and grants.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::grants::{Databases, Grants};
+use crate::limits::Limits;
+
+/// Who is running: the labels every log line and error of a plugin carries.
+#[derive(Debug, Clone, Default)]
+pub struct CallSite {
+    /// Plugin name and version, e.g. `csv-extract 0.1.0` (just the file name before describe).
+    pub plugin: String,
+    /// Pipeline, when running one.
+    pub pipeline: Option<String>,
+    /// Partition, when running one.
+    pub partition: Option<String>,
+}
+
+/// Store data of a plugin instance.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) databases: Databases,
+    pub(crate) site: Arc<CallSite>,
+    /// Epoch ticks the current call has spent inside the guest (the CPU deadline counts them).
+    pub(crate) ticks_in_call: u64,
+}
+
+impl PluginState {
+    /// A deny-by-default sandbox: no environment, no arguments, no sockets, no preopens except
+    /// the granted directories (read-only), stdout/stderr captured into the host log.
+    pub fn new(
+        site: CallSite,
+        limits: &Limits,
+        grants: &Grants,
+        databases: Databases,
+    ) -> anyhow::Result<Self> {
+        let site = Arc::new(site);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(LogStream::new(site.clone(), false))
+            .stderr(LogStream::new(site.clone(), true))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for dir in &grants.read_dirs {
+            wasi.preopened_dir(&dir.host_path, &dir.guest_path, FsPerms::ReadOnly)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "failed to grant directory {}: {e}",
+                        dir.host_path.display()
+                    )
+                })?;
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            // Trap instead of returning -1 so a runaway allocation ends the call with a clear
+            // cause rather than a guest-side abort.
+            .trap_on_grow_failure(true)
+            .build();
+        Ok(Self {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits,
+            databases,
+            site,
+            ticks_in_call: 0,
+        })
+    }
+
+    /// Labels of this instance.
+    pub fn site(&self) -> &CallSite {
+        &self.site
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Emit one line a plugin logged, with its labels as fields.
+pub(crate) fn emit_plugin_log(site: &CallSite, level: tracing::Level, message: &str) {
+    let pipeline = site.pipeline.as_deref().unwrap_or("-");
+    let partition = site.partition.as_deref().unwrap_or("-");
+    let plugin = site.plugin.as_str();
+    match level {
+        tracing::Level::ERROR => tracing::error!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
+        tracing::Level::WARN => tracing::warn!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
+        tracing::Level::INFO => tracing::info!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
+        tracing::Level::DEBUG => tracing::debug!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
+        tracing::Level::TRACE => tracing::trace!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
+    }
+}
+
+/// A guest's stdout or stderr, turned into log lines.
+struct LogStream {
+    site: Arc<CallSite>,
+    is_stderr: bool,
+}
+
+impl LogStream {
+    fn new(site: Arc<CallSite>, is_stderr: bool) -> Self {
+        Self { site, is_stderr }
+    }
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(LineWriter {
+            site: self.site.clone(),
+            level: if self.is_stderr {
+                tracing::Level::WARN
+            } else {
+                tracing::Level::INFO
+            },
+            pending: Vec::new(),
+        })
+    }
+}
+
+/// Longest partial line kept before it is emitted anyway, so a plugin printing without newlines
+/// cannot grow host memory.
+const MAX_LINE: usize = 8 * 1024;
+
+/// Buffers output until a newline and logs each complete line.
+struct LineWriter {
+    site: Arc<CallSite>,
+    level: tracing::Level,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn flush_line(&mut self) {
+        let line = String::from_utf8_lossy(&self.pending);
+        let line = line.trim_end_matches(['\r', '\n']);
+        if !line.is_empty() {
+            emit_plugin_log(&self.site, self.level, line);
+        }
+        self.pending.clear();
+    }
+}
+
+impl tokio::io::AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        for &byte in buf {
+            self.pending.push(byte);
+            if byte == b'\n' || self.pending.len() >= MAX_LINE {
+                self.flush_line();
+            }
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.flush_line();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        self.flush_line();
+    }
+}

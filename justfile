@@ -1,0 +1,55 @@
+# weir — the front door for people and CI. `just` lists the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# The bundled plugins, as the drop folder names them.
+bundled := "csv-extract map-transform sqlite-load sqlite-history"
+
+default:
+    @just --list
+
+# Install what a fresh machine lacks (the wasm target; `just` itself comes from `pip install rust-just`).
+setup:
+    rustup target add wasm32-wasip2
+
+# Build every bundled plugin into the drop folder plugins/dist/.
+plugins: setup
+    cd plugins && cargo build --release --quiet
+    mkdir -p plugins/dist
+    for p in {{bundled}}; do cp "plugins/target/wasm32-wasip2/release/${p//-/_}.wasm" "plugins/dist/$p.wasm"; done
+    @ls -l plugins/dist
+
+# Build the misbehaving and malformed plugins the tests use into tests/plugins/dist/.
+test-plugins: setup
+    cd tests/plugins && cargo build --release --quiet
+    mkdir -p tests/plugins/dist
+    cp tests/plugins/target/wasm32-wasip2/release/*.wasm tests/plugins/dist/
+
+# Build the weir binary.
+build:
+    cargo build --quiet -p weir
+
+# The bank-recon demo: build, load the inbox into SQLite twice (the second run loads nothing new).
+demo: plugins build
+    rm -f examples/bank-recon/ledger.db*
+    @echo "== first run: every statement file is new"
+    -target/debug/weir -c examples/bank-recon/weir.toml run bank-recon
+    @echo
+    @echo "== second run: nothing new, so nothing is loaded twice"
+    -target/debug/weir -c examples/bank-recon/weir.toml run bank-recon
+    @echo
+    @echo "== the ledger"
+    sqlite3 -header -column examples/bank-recon/ledger.db "SELECT count(*) AS transactions, printf('%.2f', sum(amount)) AS net_amount, min(booking_date) AS first, max(booking_date) AS last FROM transactions"
+    sqlite3 -header -column examples/bank-recon/ledger.db "SELECT substr(file, length(file) - 10) AS file, line, stage, reason FROM _weir_rejects ORDER BY file, line"
+    @echo "data: examples/bank-recon/ledger.db (table transactions); rejects: table _weir_rejects"
+
+# Every test: plugin unit tests (native), engine unit tests, end-to-end tests with the real binary and plugins.
+test: plugins test-plugins
+    cd plugins && cargo test --quiet --target x86_64-unknown-linux-gnu
+    cargo test --workspace
+
+# Formatting and lints for both workspaces.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cd plugins && cargo fmt --all -- --check && cargo clippy --release -- -D warnings
