@@ -10,15 +10,16 @@ use weir_engine::{EventKind, SyncEvent};
 /// Logs go to stderr; `RUST_LOG` wins over `-v`.
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn,weir=info,weir::plugin=info",
-        1 => "info,weir=debug",
-        _ => "debug,weir=trace",
+        0 => "warn,weir::plugin=info",
+        1 => "info",
+        _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .compact()
         .init();
 }

@@ -208,7 +208,7 @@ impl Runtime {
                         });
                         continue;
                     }
-                    tracing::info!(
+                    tracing::debug!(
                         plugin = %plugin.info.name,
                         version = %plugin.info.version,
                         kind = %plugin.kind,
