@@ -1,0 +1,275 @@
+//! `sqlite-history`: one checkpoint per (pipeline, partition) in a table of a granted SQLite
+//! database, through the host's `sql` import.
+//!
+//! When that database is also the one the loads write to, the host saves each checkpoint in
+//! the batch's own commit transaction: exactly-once delivery.
+
+mod time;
+
+use serde::Deserialize;
+use weir_sdk::sql::{Connection, quote_identifier};
+use weir_sdk::{CheckpointEntry, Error, History, HistoryStore, PluginInfo, Value};
+
+const NAME: &str = "sqlite-history";
+
+/// The plugin's configuration (a pipeline's `history.config`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqliteHistoryConfig {
+    /// Name of the granted database (a key of the pipeline's `grants.databases`).
+    database: String,
+    /// Table holding the checkpoints; created when missing.
+    #[serde(default = "default_table")]
+    table: String,
+}
+
+fn default_table() -> String {
+    "_weir_checkpoints".to_owned()
+}
+
+const CONFIG_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "sqlite-history",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["database"],
+  "properties": {
+    "database": { "type": "string", "minLength": 1, "description": "granted database (a key of grants.databases)" },
+    "table": { "type": "string", "minLength": 1, "default": "_weir_checkpoints", "description": "checkpoint table, created when missing" }
+  }
+}"#;
+
+impl SqliteHistoryConfig {
+    fn parse(config: &str) -> Result<Self, Error> {
+        let parsed: Self = weir_sdk::parse_config(NAME, config)?;
+        if parsed.database.is_empty() || parsed.table.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "{NAME}: `database` and `table` must not be empty"
+            )));
+        }
+        Ok(parsed)
+    }
+}
+
+/// The SQL of one checkpoint table, built once per store because the table name is spliced in.
+#[derive(Debug, PartialEq)]
+struct Statements {
+    create: String,
+    load: String,
+    save: String,
+    entries_all: String,
+    entries_of_pipeline: String,
+    reset_pipeline: String,
+    reset_partition: String,
+}
+
+impl Statements {
+    fn for_table(table: &str) -> Self {
+        let t = quote_identifier(table);
+        // `partition` is an SQLite keyword (window functions), so column names are quoted too.
+        let columns = r#""pipeline", "partition", "checkpoint", "updated_at""#;
+        Self {
+            create: format!(
+                r#"CREATE TABLE IF NOT EXISTS {t} ("pipeline" TEXT NOT NULL, "partition" TEXT NOT NULL, "checkpoint" TEXT NOT NULL, "updated_at" TEXT NOT NULL, PRIMARY KEY ("pipeline", "partition")) STRICT"#
+            ),
+            load: format!(
+                r#"SELECT "checkpoint" FROM {t} WHERE "pipeline" = ?1 AND "partition" = ?2"#
+            ),
+            save: format!(
+                r#"INSERT INTO {t} ({columns}) VALUES (?1, ?2, ?3, ?4) ON CONFLICT ("pipeline", "partition") DO UPDATE SET "checkpoint" = excluded."checkpoint", "updated_at" = excluded."updated_at""#
+            ),
+            entries_all: format!(r#"SELECT {columns} FROM {t} ORDER BY "pipeline", "partition""#),
+            entries_of_pipeline: format!(
+                r#"SELECT {columns} FROM {t} WHERE "pipeline" = ?1 ORDER BY "partition""#
+            ),
+            reset_pipeline: format!(r#"DELETE FROM {t} WHERE "pipeline" = ?1"#),
+            reset_partition: format!(
+                r#"DELETE FROM {t} WHERE "pipeline" = ?1 AND "partition" = ?2"#
+            ),
+        }
+    }
+}
+
+/// The plugin.
+pub struct SqliteHistory;
+
+/// An open checkpoint table.
+pub struct Checkpoints {
+    db: Connection,
+    database: String,
+    table: String,
+    sql: Statements,
+}
+
+impl HistoryStore for SqliteHistory {
+    type History = Checkpoints;
+
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: NAME.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "checkpoints in a table of a granted SQLite database".to_owned(),
+            config_schema: CONFIG_SCHEMA.to_owned(),
+        }
+    }
+
+    fn open(config: &str) -> Result<Checkpoints, Error> {
+        let SqliteHistoryConfig { database, table } = SqliteHistoryConfig::parse(config)?;
+        let db = Connection::open(&database)
+            .map_err(|e| e.context(format_args!("{NAME}: cannot open database `{database}`")))?;
+        let sql = Statements::for_table(&table);
+        db.execute(&sql.create, &[]).map_err(|e| {
+            e.context(format_args!(
+                "{NAME}: cannot create table `{table}` in `{database}`"
+            ))
+        })?;
+        Ok(Checkpoints {
+            db,
+            database,
+            table,
+            sql,
+        })
+    }
+}
+
+impl Checkpoints {
+    /// Context for an error of the `sql` import: plugin, what it was doing, table.
+    fn failed(&self, action: &str) -> impl FnOnce(Error) -> Error {
+        move |e| {
+            e.context(format_args!(
+                "{NAME}: cannot {action} in `{}`.`{}`",
+                self.database, self.table
+            ))
+        }
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+impl History for Checkpoints {
+    fn commit_database(&self) -> Option<String> {
+        Some(self.database.clone())
+    }
+
+    fn load(&mut self, pipeline: &str, partition: &str) -> Result<Option<String>, Error> {
+        let result = self
+            .db
+            .query(&self.sql.load, &[text(pipeline), text(partition)])
+            .map_err(self.failed("load a checkpoint"))?;
+        Ok(result
+            .rows
+            .first()
+            .and_then(|row| row.first()?.as_text().map(str::to_owned)))
+    }
+
+    fn save(&mut self, pipeline: &str, partition: &str, checkpoint: &str) -> Result<(), Error> {
+        let params = [
+            text(pipeline),
+            text(partition),
+            text(checkpoint),
+            Value::Text(time::now_rfc3339()),
+        ];
+        self.db
+            .execute(&self.sql.save, &params)
+            .map_err(self.failed("save a checkpoint"))?;
+        Ok(())
+    }
+
+    fn entries(&mut self, pipeline: Option<&str>) -> Result<Vec<CheckpointEntry>, Error> {
+        let result = match pipeline {
+            Some(p) => self.db.query(&self.sql.entries_of_pipeline, &[text(p)]),
+            None => self.db.query(&self.sql.entries_all, &[]),
+        }
+        .map_err(self.failed("list checkpoints"))?;
+        result
+            .rows
+            .iter()
+            .map(|row| match row.as_slice() {
+                [
+                    Value::Text(pipeline),
+                    Value::Text(partition),
+                    Value::Text(checkpoint),
+                    Value::Text(updated_at),
+                ] => Ok(CheckpointEntry {
+                    pipeline: pipeline.clone(),
+                    partition: partition.clone(),
+                    checkpoint: checkpoint.clone(),
+                    updated_at: updated_at.clone(),
+                }),
+                // The table is STRICT and NOT NULL, so only a foreign table of that name gets here.
+                other => Err(Error::BadData(format!(
+                    "{NAME}: unexpected row in `{}`.`{}`: {other:?}",
+                    self.database, self.table
+                ))),
+            })
+            .collect()
+    }
+
+    fn reset(&mut self, pipeline: &str, partition: Option<&str>) -> Result<u32, Error> {
+        let changed = match partition {
+            Some(p) => self
+                .db
+                .execute(&self.sql.reset_partition, &[text(pipeline), text(p)]),
+            None => self.db.execute(&self.sql.reset_pipeline, &[text(pipeline)]),
+        }
+        .map_err(self.failed("reset checkpoints"))?;
+        Ok(u32::try_from(changed).unwrap_or(u32::MAX))
+    }
+}
+
+weir_sdk::export_history_store!(SqliteHistory);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_the_table_and_refuses_unknown_keys() {
+        let c = SqliteHistoryConfig::parse(r#"{"database": "ledger"}"#).unwrap();
+        assert_eq!(
+            (c.database.as_str(), c.table.as_str()),
+            ("ledger", "_weir_checkpoints")
+        );
+        let err =
+            SqliteHistoryConfig::parse(r#"{"database": "ledger", "tabel": "x"}"#).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.contains("unknown field `tabel`")),
+            "{err:?}"
+        );
+        let err = SqliteHistoryConfig::parse("{}").unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.contains("missing field `database`")),
+            "{err:?}"
+        );
+        assert!(SqliteHistoryConfig::parse(r#"{"database": ""}"#).is_err());
+    }
+
+    #[test]
+    fn statements_quote_the_table() {
+        let sql = Statements::for_table(r#"my "odd" table"#);
+        assert!(
+            sql.create
+                .starts_with(r#"CREATE TABLE IF NOT EXISTS "my ""odd"" table" ("#)
+        );
+        assert!(
+            sql.create
+                .ends_with(r#"PRIMARY KEY ("pipeline", "partition")) STRICT"#)
+        );
+        assert_eq!(
+            sql.reset_partition,
+            r#"DELETE FROM "my ""odd"" table" WHERE "pipeline" = ?1 AND "partition" = ?2"#
+        );
+        assert!(
+            sql.save
+                .contains(r#"ON CONFLICT ("pipeline", "partition") DO UPDATE SET"#)
+        );
+    }
+
+    #[test]
+    fn config_schema_is_json() {
+        let schema: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
+        assert_eq!(schema["required"][0], "database");
+    }
+}

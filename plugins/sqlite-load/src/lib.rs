@@ -1,0 +1,206 @@
+//! `sqlite-load`: append or upsert rows into a table of a granted SQLite database.
+//!
+//! A write-plan loader: `open` inspects the table through the host's `sql` import and returns
+//! the DDL and the per-row statement; the host binds every batch itself inside the commit
+//! transaction, so rows never enter this plugin.
+
+mod plan;
+
+use serde::Deserialize;
+use weir_sdk::sql::Connection;
+use weir_sdk::{Error, Loader, PluginInfo, Schema, Value, WritePlan};
+
+use crate::plan::ExistingTable;
+
+const NAME: &str = "sqlite-load";
+
+/// How rows are written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    /// Plain inserts.
+    #[default]
+    Append,
+    /// Insert, or update the row with the same key: idempotent, so re-running a file is safe.
+    Upsert,
+}
+
+/// The plugin's configuration (one entry of a pipeline's `load`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqliteLoadConfig {
+    /// Name of the granted database (a key of the pipeline's `grants.databases`).
+    database: String,
+    /// Target table; created when missing.
+    table: String,
+    #[serde(default)]
+    mode: Mode,
+    /// Upsert key columns; defaults to the stream schema's primary key.
+    key: Option<Vec<String>>,
+}
+
+const CONFIG_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "sqlite-load",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["database", "table"],
+  "properties": {
+    "database": { "type": "string", "minLength": 1, "description": "granted database (a key of grants.databases)" },
+    "table": { "type": "string", "minLength": 1, "description": "target table, created when missing, missing columns added" },
+    "mode": { "enum": ["append", "upsert"], "default": "append", "description": "plain inserts, or insert-or-update by key" },
+    "key": { "type": "array", "items": { "type": "string" }, "minItems": 1, "uniqueItems": true, "description": "upsert key columns (default: the stream's primary key)" }
+  }
+}"#;
+
+/// The plugin.
+pub struct SqliteLoad;
+
+impl Loader for SqliteLoad {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: NAME.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "append or upsert rows into a table of a granted SQLite database"
+                .to_owned(),
+            config_schema: CONFIG_SCHEMA.to_owned(),
+        }
+    }
+
+    fn open(config: &str, schema: Schema) -> Result<WritePlan, Error> {
+        let config: SqliteLoadConfig = weir_sdk::parse_config(NAME, config)?;
+        let (database, table) = (&config.database, &config.table);
+        let db = Connection::open(database)
+            .map_err(|e| e.context(format_args!("{NAME}: cannot open database `{database}`")))?;
+        let existing = inspect(&db, table).map_err(|e| {
+            e.context(format_args!(
+                "{NAME}: cannot inspect table `{table}` in `{database}`"
+            ))
+        })?;
+        let plan = plan::plan(&config, &schema, existing.as_ref())?;
+        for add in &plan.add_columns {
+            match db.execute(&add.statement, &[]) {
+                Ok(_) => weir_sdk::log::info(&format!(
+                    "{NAME}: added column `{}` to `{table}`",
+                    add.column
+                )),
+                // Streams of the same pipeline open concurrently; another may have added it.
+                Err(_) if has_column(&db, table, &add.column) => {}
+                Err(e) => {
+                    return Err(e.context(format_args!(
+                        "{NAME}: cannot add column `{}` to `{table}` in `{database}`",
+                        add.column
+                    )));
+                }
+            }
+        }
+        Ok(WritePlan {
+            database: config.database,
+            setup: plan.setup,
+            statement: plan.statement,
+            params: plan.params,
+        })
+    }
+}
+
+/// The table's columns and unique keys, or `None` when it does not exist. Uses the pragmas'
+/// table-valued forms so the table name is a bound parameter, not spliced SQL.
+fn inspect(db: &Connection, table: &str) -> Result<Option<ExistingTable>, Error> {
+    let name = [Value::Text(table.to_owned())];
+    let info = db.query("SELECT name, pk FROM pragma_table_info(?1)", &name)?;
+    if info.rows.is_empty() {
+        return Ok(None);
+    }
+    let mut primary_key: Vec<(i64, String)> = Vec::new();
+    let mut columns = Vec::new();
+    for row in &info.rows {
+        let column = row
+            .first()
+            .and_then(Value::as_text)
+            .unwrap_or_default()
+            .to_owned();
+        match row.get(1).and_then(Value::as_integer) {
+            Some(position) if position > 0 => primary_key.push((position, column.clone())),
+            _ => {}
+        }
+        columns.push(column);
+    }
+    primary_key.sort();
+    let mut unique_keys = vec![primary_key.into_iter().map(|(_, c)| c).collect::<Vec<_>>()];
+
+    // Expression columns of an index have no name; "<expression>" then matches no key column.
+    let indexes = db.query(
+        r#"SELECT il.name, ifnull(ii.name, '<expression>') FROM pragma_index_list(?1) AS il
+           JOIN pragma_index_info(il.name) AS ii
+           WHERE il."unique" = 1 AND il.partial = 0 ORDER BY il.name, ii.seqno"#,
+        &name,
+    )?;
+    let mut current: Option<&str> = None;
+    for row in &indexes.rows {
+        let (Some(index), Some(column)) = (
+            row.first().and_then(Value::as_text),
+            row.get(1).and_then(Value::as_text),
+        ) else {
+            continue;
+        };
+        if current != Some(index) {
+            current = Some(index);
+            unique_keys.push(Vec::new());
+        }
+        unique_keys
+            .last_mut()
+            .expect("pushed above")
+            .push(column.to_owned());
+    }
+    unique_keys.retain(|k| !k.is_empty());
+    Ok(Some(ExistingTable {
+        columns,
+        unique_keys,
+    }))
+}
+
+/// Whether `table` has `column` now (SQLite column names ignore ASCII case).
+fn has_column(db: &Connection, table: &str, column: &str) -> bool {
+    let columns = inspect(db, table)
+        .ok()
+        .flatten()
+        .map(|t| t.columns)
+        .unwrap_or_default();
+    columns.iter().any(|c| c.eq_ignore_ascii_case(column))
+}
+
+weir_sdk::export_loader!(SqliteLoad);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(config: &str) -> Result<SqliteLoadConfig, Error> {
+        weir_sdk::parse_config(NAME, config)
+    }
+
+    #[test]
+    fn config_parses_modes_and_refuses_unknown_keys() {
+        let c = parse(r#"{"database": "ledger", "table": "t"}"#).unwrap();
+        assert_eq!((c.mode, c.key), (Mode::Append, None));
+        let c = parse(r#"{"database": "ledger", "table": "t", "mode": "upsert", "key": ["id"]}"#)
+            .unwrap();
+        assert_eq!((c.mode, c.key), (Mode::Upsert, Some(vec!["id".to_owned()])));
+        let err = parse(r#"{"database": "ledger", "table": "t", "mode": "merge"}"#).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.contains("unknown variant `merge`")),
+            "{err:?}"
+        );
+        let err = parse(r#"{"database": "ledger", "table": "t", "keys": []}"#).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.starts_with("sqlite-load: invalid config: unknown field `keys`")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn config_schema_is_json() {
+        let schema: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
+        assert_eq!(schema["properties"]["mode"]["default"], "append");
+    }
+}

@@ -1,0 +1,455 @@
+//! The write plan as a pure function of the config, the stream's schema and what the table
+//! looks like now, so it is tested without a database.
+
+use std::collections::HashSet;
+
+use weir_sdk::sql::quote_identifier;
+use weir_sdk::{Error, Kind, Schema};
+
+use crate::{Mode, NAME, SqliteLoadConfig};
+
+/// The target table as `open` found it.
+#[derive(Debug, Default)]
+pub(crate) struct ExistingTable {
+    /// Column names, in table order.
+    pub(crate) columns: Vec<String>,
+    /// The column sets of the primary key and of every full (non-partial) unique index: the
+    /// conflict targets an upsert may name.
+    pub(crate) unique_keys: Vec<Vec<String>>,
+}
+
+/// A column the table lacks, and the statement that adds it.
+#[derive(Debug, PartialEq)]
+pub(crate) struct AddColumn {
+    pub(crate) column: String,
+    pub(crate) statement: String,
+}
+
+/// What loading a stream takes.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Plan {
+    /// Idempotent DDL for the host to run before the first batch.
+    pub(crate) setup: Vec<String>,
+    /// Columns to add to an existing table. Not idempotent (SQLite has no `ADD COLUMN IF NOT
+    /// EXISTS`), so `open` runs them itself instead of handing them to the host as setup.
+    pub(crate) add_columns: Vec<AddColumn>,
+    /// The per-row insert or upsert.
+    pub(crate) statement: String,
+    /// The batch column bound to each parameter.
+    pub(crate) params: Vec<u32>,
+}
+
+/// Plan loading rows of `schema` into the configured table; `existing` is `None` when the
+/// table does not exist yet.
+///
+/// A new table gets every column nullable except the key: the table outlives this stream, and
+/// a later file may well have an empty cell where this one had none. Upsert keys are `NOT
+/// NULL` (SQLite would otherwise allow many rows with a null key) and the `PRIMARY KEY`, which
+/// is what `ON CONFLICT` needs.
+pub(crate) fn plan(
+    config: &SqliteLoadConfig,
+    schema: &Schema,
+    existing: Option<&ExistingTable>,
+) -> Result<Plan, Error> {
+    check_identifier("table", &config.table)?;
+    check_columns(schema)?;
+    let key = key_columns(config, schema)?;
+    let table = quote_identifier(&config.table);
+
+    let (setup, add_columns) = match existing {
+        None => (vec![create_table(&table, schema, &key)], Vec::new()),
+        Some(existing) => {
+            if config.mode == Mode::Upsert {
+                check_conflict_target(config, existing, &key)?;
+            }
+            let present: HashSet<String> = existing
+                .columns
+                .iter()
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            let add_columns = schema
+                .columns
+                .iter()
+                .filter(|c| !present.contains(&c.name.to_ascii_lowercase()))
+                .map(|c| AddColumn {
+                    column: c.name.clone(),
+                    statement: format!(
+                        "ALTER TABLE {table} ADD COLUMN {} {}",
+                        quote_identifier(&c.name),
+                        sql_type(c.kind)
+                    ),
+                })
+                .collect();
+            (Vec::new(), add_columns)
+        }
+    };
+
+    let names: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| quote_identifier(&c.name))
+        .collect();
+    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+    let mut statement = format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        names.join(", "),
+        placeholders.join(", ")
+    );
+    if config.mode == Mode::Upsert {
+        let target: Vec<String> = key.iter().map(|k| quote_identifier(k)).collect();
+        let updates: Vec<String> = schema
+            .columns
+            .iter()
+            .filter(|c| !key.contains(&c.name.as_str()))
+            .map(|c| {
+                let c = quote_identifier(&c.name);
+                format!("{c} = excluded.{c}")
+            })
+            .collect();
+        statement += &format!(" ON CONFLICT ({}) DO ", target.join(", "));
+        statement += &if updates.is_empty() {
+            "NOTHING".to_owned()
+        } else {
+            format!("UPDATE SET {}", updates.join(", "))
+        };
+    }
+    let params = (0..schema.columns.len())
+        .map(|i| u32::try_from(i).expect("a schema has fewer than 2^32 columns"))
+        .collect();
+    Ok(Plan {
+        setup,
+        add_columns,
+        statement,
+        params,
+    })
+}
+
+/// The upsert key: the configured one, else the schema's primary key. Empty for append.
+fn key_columns<'s>(
+    config: &'s SqliteLoadConfig,
+    schema: &'s Schema,
+) -> Result<Vec<&'s str>, Error> {
+    let invalid = |m: String| Error::InvalidConfig(format!("{NAME}: {m}"));
+    if config.mode == Mode::Append {
+        if config.key.is_some() {
+            return Err(invalid(
+                "`key` applies only to `mode = \"upsert\"`".to_owned(),
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let key: Vec<&str> = match &config.key {
+        Some(key) => key.iter().map(String::as_str).collect(),
+        None => schema.primary_key.iter().map(String::as_str).collect(),
+    };
+    if key.is_empty() {
+        return Err(invalid(
+            "`mode = \"upsert\"` needs `key`: the stream's schema has no primary key".to_owned(),
+        ));
+    }
+    for (i, k) in key.iter().enumerate() {
+        if schema.column_index(k).is_none() {
+            return Err(invalid(format!(
+                "key column `{k}` is not in the stream's schema; available columns: {}",
+                schema.column_list()
+            )));
+        }
+        if key[..i].contains(k) {
+            return Err(invalid(format!("key column `{k}` is listed twice")));
+        }
+    }
+    Ok(key)
+}
+
+/// An existing table must already have a primary key or unique index on exactly the key
+/// columns: `ON CONFLICT` refuses anything else, and adding a unique index to a table full
+/// of rows is the operator's decision, not a loader's.
+fn check_conflict_target(
+    config: &SqliteLoadConfig,
+    existing: &ExistingTable,
+    key: &[&str],
+) -> Result<(), Error> {
+    let wanted: HashSet<String> = key.iter().map(|k| k.to_ascii_lowercase()).collect();
+    let found = existing.unique_keys.iter().any(|unique| {
+        unique.len() == wanted.len()
+            && unique
+                .iter()
+                .all(|c| wanted.contains(&c.to_ascii_lowercase()))
+    });
+    if found {
+        return Ok(());
+    }
+    let columns: Vec<String> = key.iter().map(|k| quote_identifier(k)).collect();
+    Err(Error::InvalidConfig(format!(
+        "{NAME}: upsert into existing table `{}` needs a primary key or unique index on ({}); \
+         create one, e.g. CREATE UNIQUE INDEX ... ON {} ({})",
+        config.table,
+        key.join(", "),
+        quote_identifier(&config.table),
+        columns.join(", ")
+    )))
+}
+
+fn create_table(table: &str, schema: &Schema, key: &[&str]) -> String {
+    let mut definitions: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| {
+            let not_null = if key.contains(&c.name.as_str()) {
+                " NOT NULL"
+            } else {
+                ""
+            };
+            format!(
+                "{} {}{not_null}",
+                quote_identifier(&c.name),
+                sql_type(c.kind)
+            )
+        })
+        .collect();
+    if !key.is_empty() {
+        let key: Vec<String> = key.iter().map(|k| quote_identifier(k)).collect();
+        definitions.push(format!("PRIMARY KEY ({})", key.join(", ")));
+    }
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} ({}) STRICT",
+        definitions.join(", ")
+    )
+}
+
+/// The STRICT column type holding a kind; decimals, dates, timestamps and JSON are canonical
+/// text, booleans 0/1.
+fn sql_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Integer | Kind::Boolean => "INTEGER",
+        Kind::Real => "REAL",
+        Kind::Blob => "BLOB",
+        Kind::Text | Kind::Decimal | Kind::Date | Kind::Timestamp | Kind::Json => "TEXT",
+    }
+}
+
+/// Names are quoted, so almost anything goes; these are the names SQLite refuses or reserves.
+fn check_identifier(what: &str, name: &str) -> Result<(), Error> {
+    let problem = if name.is_empty() {
+        "is empty"
+    } else if name.contains('\0') {
+        "contains a NUL character"
+    } else if name.len() >= 7 && name[..7].eq_ignore_ascii_case("sqlite_") {
+        "starts with `sqlite_`, which SQLite reserves"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidConfig(format!(
+        "{NAME}: {what} name {name:?} {problem}"
+    )))
+}
+
+/// Column names become SQLite columns, which ignore ASCII case: `Amount` and `amount` would
+/// be one column.
+fn check_columns(schema: &Schema) -> Result<(), Error> {
+    let mut seen = HashSet::new();
+    for column in &schema.columns {
+        check_identifier("column", &column.name)?;
+        if !seen.insert(column.name.to_ascii_lowercase()) {
+            return Err(Error::InvalidConfig(format!(
+                "{NAME}: column `{}` appears twice (SQLite column names ignore case)",
+                column.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_sdk::Column;
+
+    fn config(mode: Mode, key: Option<&[&str]>) -> SqliteLoadConfig {
+        SqliteLoadConfig {
+            database: "ledger".into(),
+            table: "transactions".into(),
+            mode,
+            key: key.map(|k| k.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    fn schema(primary_key: &[&str]) -> Schema {
+        Schema {
+            columns: vec![
+                Column::new("txn_id", Kind::Text, false),
+                Column::new("amount", Kind::Decimal, true),
+                Column::new("booked", Kind::Date, true),
+                Column::new("count", Kind::Integer, true),
+                Column::new("ok", Kind::Boolean, true),
+                Column::new("rate", Kind::Real, true),
+                Column::new("raw", Kind::Blob, true),
+            ],
+            primary_key: primary_key.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn invalid_config(result: Result<Plan, Error>) -> String {
+        match result {
+            Err(Error::InvalidConfig(m)) => m,
+            other => panic!("expected invalid-config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn append_into_a_new_table_creates_it_all_nullable() {
+        let plan = plan(&config(Mode::Append, None), &schema(&["txn_id"]), None).unwrap();
+        assert_eq!(
+            plan.setup,
+            vec![
+                r#"CREATE TABLE IF NOT EXISTS "transactions" ("txn_id" TEXT, "amount" TEXT, "booked" TEXT, "count" INTEGER, "ok" INTEGER, "rate" REAL, "raw" BLOB) STRICT"#
+            ]
+        );
+        assert_eq!(
+            plan.statement,
+            r#"INSERT INTO "transactions" ("txn_id", "amount", "booked", "count", "ok", "rate", "raw") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#
+        );
+        assert_eq!(plan.params, vec![0, 1, 2, 3, 4, 5, 6]);
+        assert!(plan.add_columns.is_empty());
+    }
+
+    #[test]
+    fn upsert_into_a_new_table_keys_it() {
+        let plan = plan(&config(Mode::Upsert, None), &schema(&["txn_id"]), None).unwrap();
+        assert!(plan.setup[0].starts_with(
+            r#"CREATE TABLE IF NOT EXISTS "transactions" ("txn_id" TEXT NOT NULL, "amount" TEXT,"#
+        ));
+        assert!(plan.setup[0].ends_with(r#""raw" BLOB, PRIMARY KEY ("txn_id")) STRICT"#));
+        assert!(plan.statement.ends_with(
+            r#"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT ("txn_id") DO UPDATE SET "amount" = excluded."amount", "booked" = excluded."booked", "count" = excluded."count", "ok" = excluded."ok", "rate" = excluded."rate", "raw" = excluded."raw""#
+        ));
+    }
+
+    #[test]
+    fn upsert_with_only_key_columns_does_nothing_on_conflict() {
+        let s = Schema {
+            columns: vec![
+                Column::new("a", Kind::Integer, false),
+                Column::new("b", Kind::Text, false),
+            ],
+            primary_key: vec![],
+        };
+        let plan = plan(&config(Mode::Upsert, Some(&["b", "a"])), &s, None).unwrap();
+        assert_eq!(
+            plan.statement,
+            r#"INSERT INTO "transactions" ("a", "b") VALUES (?1, ?2) ON CONFLICT ("b", "a") DO NOTHING"#
+        );
+        assert!(plan.setup[0].ends_with(r#"PRIMARY KEY ("b", "a")) STRICT"#));
+    }
+
+    #[test]
+    fn existing_table_gets_only_the_missing_columns_case_insensitively() {
+        let existing = ExistingTable {
+            columns: vec![
+                "TXN_ID".into(),
+                "amount".into(),
+                "booked".into(),
+                "count".into(),
+                "ok".into(),
+            ],
+            unique_keys: vec![vec!["other".into()], vec!["Txn_Id".into()]],
+        };
+        let plan = plan(
+            &config(Mode::Upsert, Some(&["txn_id"])),
+            &schema(&[]),
+            Some(&existing),
+        )
+        .unwrap();
+        assert!(plan.setup.is_empty());
+        assert_eq!(
+            plan.add_columns,
+            vec![
+                AddColumn {
+                    column: "rate".into(),
+                    statement: r#"ALTER TABLE "transactions" ADD COLUMN "rate" REAL"#.into()
+                },
+                AddColumn {
+                    column: "raw".into(),
+                    statement: r#"ALTER TABLE "transactions" ADD COLUMN "raw" BLOB"#.into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn upsert_into_a_table_without_a_matching_unique_key_is_refused() {
+        let existing = ExistingTable {
+            columns: vec!["txn_id".into(), "amount".into()],
+            unique_keys: vec![vec!["txn_id".into(), "amount".into()]],
+        };
+        let m = invalid_config(plan(
+            &config(Mode::Upsert, Some(&["txn_id"])),
+            &schema(&[]),
+            Some(&existing),
+        ));
+        assert_eq!(
+            m,
+            r#"sqlite-load: upsert into existing table `transactions` needs a primary key or unique index on (txn_id); create one, e.g. CREATE UNIQUE INDEX ... ON "transactions" ("txn_id")"#
+        );
+        // Appending needs no key at all.
+        assert!(plan(&config(Mode::Append, None), &schema(&[]), Some(&existing)).is_ok());
+    }
+
+    #[test]
+    fn key_mistakes_are_invalid_config() {
+        let m = invalid_config(plan(&config(Mode::Upsert, None), &schema(&[]), None));
+        assert!(m.contains("needs `key`"), "{m}");
+        let m = invalid_config(plan(
+            &config(Mode::Upsert, Some(&["id"])),
+            &schema(&[]),
+            None,
+        ));
+        assert!(m.starts_with("sqlite-load: key column `id` is not in the stream's schema; available columns: txn_id, amount,"), "{m}");
+        let m = invalid_config(plan(
+            &config(Mode::Upsert, Some(&["txn_id", "txn_id"])),
+            &schema(&[]),
+            None,
+        ));
+        assert!(m.contains("listed twice"), "{m}");
+        let m = invalid_config(plan(
+            &config(Mode::Append, Some(&["txn_id"])),
+            &schema(&[]),
+            None,
+        ));
+        assert!(m.contains("`key` applies only to"), "{m}");
+    }
+
+    #[test]
+    fn identifiers_are_quoted_and_checked() {
+        let mut c = config(Mode::Append, None);
+        c.table = r#"my "odd" table"#.into();
+        let s = Schema {
+            columns: vec![Column::new("select", Kind::Text, true)],
+            primary_key: vec![],
+        };
+        let plan = plan(&c, &s, None).unwrap();
+        assert_eq!(
+            plan.statement,
+            r#"INSERT INTO "my ""odd"" table" ("select") VALUES (?1)"#
+        );
+
+        c.table = "sqlite_master".into();
+        let m = invalid_config(super::plan(&c, &s, None));
+        assert_eq!(
+            m,
+            r#"sqlite-load: table name "sqlite_master" starts with `sqlite_`, which SQLite reserves"#
+        );
+        c.table = String::new();
+        assert!(invalid_config(super::plan(&c, &s, None)).contains("is empty"));
+
+        let twice = Schema {
+            columns: vec![
+                Column::new("Amount", Kind::Text, true),
+                Column::new("amount", Kind::Text, true),
+            ],
+            primary_key: vec![],
+        };
+        let m = invalid_config(super::plan(&config(Mode::Append, None), &twice, None));
+        assert!(m.contains("column `amount` appears twice"), "{m}");
+    }
+}
