@@ -19,19 +19,27 @@ fn line_of(config: &str, needle: &str) -> usize {
 
 #[test]
 fn unknown_plugin_names_file_line_and_the_loaded_plugins() {
-    let config = csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#).replace("sqlite-load", "sqlite-laod");
+    let config = csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#)
+        .replace("sqlite-load", "sqlite-laod");
     let err = run_with(&config).stderr();
     let line = line_of(&config, "sqlite-laod");
     assert!(err.contains(&format!("weir.toml:{line}:")), "{err}");
-    assert!(err.contains("unknown loader plugin \"sqlite-laod\"") && err.contains("sqlite-load"), "{err}");
+    assert!(
+        err.contains("unknown loader plugin \"sqlite-laod\"") && err.contains("sqlite-load"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_key_is_rejected_with_its_line() {
-    let config = csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#).replace("name = \"p\"", "name = \"p\"\nshedule = \"@daily\"");
+    let config = csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#)
+        .replace("name = \"p\"", "name = \"p\"\nshedule = \"@daily\"");
     let err = run_with(&config).stderr();
     let line = line_of(&config, "shedule");
-    assert!(err.contains(&format!("weir.toml:{line}: unknown field `shedule`")), "{err}");
+    assert!(
+        err.contains(&format!("weir.toml:{line}: unknown field `shedule`")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -47,35 +55,62 @@ fn missing_config_file_is_named() {
     let fx = Fixture::new();
     let run = fx.weir(&["run", "p"]);
     run.failure();
-    assert!(run.stderr().contains("weir.toml: cannot read config file"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("weir.toml: cannot read config file"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
 fn reading_outside_the_granted_directories_is_denied() {
     // The extractor is pointed at a folder the pipeline did not grant.
     let fx = Fixture::new();
-    fx.config(&csv_pipeline("p", r#"path = "secret/*.csv""#, r#"table = "t""#));
+    fx.config(&csv_pipeline(
+        "p",
+        r#"path = "secret/*.csv""#,
+        r#"table = "t""#,
+    ));
     fx.write("secret/a.csv", "id\n1\n");
     let run = fx.weir(&["run", "p"]);
     run.failure();
     let out = run.stdout() + &run.stderr();
-    assert!(out.contains("secret") && out.contains("grants.read_dirs"), "{out}");
+    assert!(
+        out.contains("secret") && out.contains("grants.read_dirs"),
+        "{out}"
+    );
 }
 
 #[test]
 fn missing_granted_directory_is_reported_by_validate() {
     let fx = Fixture::new();
-    fx.config(&csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#).replace("[\"inbox\"]", "[\"nowhere\"]"));
+    fx.config(
+        &csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#)
+            .replace("[\"inbox\"]", "[\"nowhere\"]"),
+    );
     let run = fx.weir(&["validate"]);
     run.failure();
-    assert!(run.stdout().contains("granted directory") && run.stdout().contains("nowhere"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("granted directory") && run.stdout().contains("nowhere"),
+        "{}",
+        run.stdout()
+    );
 }
 
 #[test]
 fn unknown_pipeline_lists_the_defined_ones() {
     let fx = Fixture::new();
-    fx.config(&csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#));
+    fx.config(&csv_pipeline(
+        "p",
+        r#"path = "inbox/*.csv""#,
+        r#"table = "t""#,
+    ));
     let run = fx.weir(&["run", "q"]);
     run.failure();
-    assert!(run.stderr().contains("no pipeline named \"q\" (pipelines: p)"), "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("no pipeline named \"q\" (pipelines: p)"),
+        "{}",
+        run.stderr()
+    );
 }

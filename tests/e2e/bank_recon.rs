@@ -12,7 +12,11 @@ pub fn bank_recon_fixture() -> Fixture {
     }
     let config = std::fs::read_to_string(example.join("weir.toml")).unwrap();
     let body = &config[config.find("[[pipeline]]").unwrap()..];
-    std::fs::write(fx.path("weir.toml"), Fixture::engine_section(&plugins_dist()) + body).unwrap();
+    std::fs::write(
+        fx.path("weir.toml"),
+        Fixture::engine_section(&plugins_dist()) + body,
+    )
+    .unwrap();
     fx
 }
 
@@ -26,9 +30,18 @@ fn demo_loads_every_good_row_and_rejects_exactly_the_malformed_ones() {
 
     let db = fx.db("ledger.db");
     assert_eq!(count(&db, "SELECT count(*) FROM transactions"), 74);
-    assert_eq!(count(&db, "SELECT count(DISTINCT txn_id) FROM transactions"), 74);
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT txn_id) FROM transactions"),
+        74
+    );
     // The row whose amount does not parse is the only good-looking id missing.
-    assert_eq!(count(&db, "SELECT count(*) FROM transactions WHERE txn_id = 100014"), 0);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM transactions WHERE txn_id = 100014"
+        ),
+        0
+    );
 
     let mut stmt = db
         .prepare("SELECT file, line, stage, reason FROM _weir_rejects ORDER BY file, line")
@@ -38,7 +51,10 @@ fn demo_loads_every_good_row_and_rejects_exactly_the_malformed_ones() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let summary: Vec<(&str, i64, &str)> = rejects.iter().map(|(f, l, s, _)| (f.as_str(), *l, s.as_str())).collect();
+    let summary: Vec<(&str, i64, &str)> = rejects
+        .iter()
+        .map(|(f, l, s, _)| (f.as_str(), *l, s.as_str()))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -48,19 +64,39 @@ fn demo_loads_every_good_row_and_rejects_exactly_the_malformed_ones() {
             ("inbox/2026-03.csv", 27, "csv-extract"),
         ]
     );
-    assert!(rejects[0].3.contains("expected 8 fields, found 6"), "{:?}", rejects[0]);
-    assert!(rejects[1].3.contains("amount") && rejects[1].3.contains("12,3x"), "{:?}", rejects[1]);
+    assert!(
+        rejects[0].3.contains("expected 8 fields, found 6"),
+        "{:?}",
+        rejects[0]
+    );
+    assert!(
+        rejects[1].3.contains("amount") && rejects[1].3.contains("12,3x"),
+        "{:?}",
+        rejects[1]
+    );
     assert!(rejects[3].3.contains("unterminated"), "{:?}", rejects[3]);
 
     // Windows-1252 decoded, decimal commas and dates converted, quoted newlines kept.
     let (party, amount, date): (String, String, String) = db
-        .query_row("SELECT counterparty, amount, booking_date FROM transactions WHERE txn_id = 100002", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT counterparty, amount, booking_date FROM transactions WHERE txn_id = 100002",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
-    assert_eq!((party.as_str(), amount.as_str(), date.as_str()), ("Bäckerei Höfli", "-1993.69", "2026-01-02"));
-    assert!(count(&db, "SELECT count(*) FROM transactions WHERE memo LIKE 'Gehalt' || char(10) || 'Zusatz: Prämie'") > 0);
-    let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        (party.as_str(), amount.as_str(), date.as_str()),
+        ("Bäckerei Höfli", "-1993.69", "2026-01-02")
+    );
+    assert!(
+        count(
+            &db,
+            "SELECT count(*) FROM transactions WHERE memo LIKE 'Gehalt' || char(10) || 'Zusatz: Prämie'"
+        ) > 0
+    );
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(integrity, "ok");
 }
 
@@ -69,5 +105,10 @@ fn validate_reports_exactly_once_for_the_demo() {
     let fx = bank_recon_fixture();
     let run = fx.weir(&["validate"]);
     run.success();
-    assert!(run.stdout().contains("pipeline bank-recon: ok, exactly-once"), "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("pipeline bank-recon: ok, exactly-once"),
+        "{}",
+        run.stdout()
+    );
 }

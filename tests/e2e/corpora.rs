@@ -9,7 +9,11 @@ type Row = BTreeMap<String, String>;
 
 fn corpora() -> PathBuf {
     let dir = repo_root().join("../shared/corpora");
-    assert!(dir.is_dir(), "{} is missing: the shared folder must sit beside the repository", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the shared folder must sit beside the repository",
+        dir.display()
+    );
     dir
 }
 
@@ -17,11 +21,21 @@ fn corpora() -> PathBuf {
 fn load(csv: &Path) -> Vec<Row> {
     let fx = Fixture::new();
     std::fs::copy(csv, fx.path("inbox/case.csv")).unwrap();
-    fx.config(&csv_pipeline("p", r#"path = "inbox/case.csv""#, r#"table = "t""#));
+    fx.config(&csv_pipeline(
+        "p",
+        r#"path = "inbox/case.csv""#,
+        r#"table = "t""#,
+    ));
     let run = fx.weir(&["run", "p"]);
     run.success();
     let (_, _, rejected) = run.totals();
-    assert_eq!(rejected, 0, "{}: unexpected rejects\n{}", csv.display(), run.stdout());
+    assert_eq!(
+        rejected,
+        0,
+        "{}: unexpected rejects\n{}",
+        csv.display(),
+        run.stdout()
+    );
     let db = fx.db("ledger.db");
     let Ok(mut stmt) = db.prepare("SELECT * FROM t ORDER BY rowid") else {
         return Vec::new();
@@ -31,7 +45,12 @@ fn load(csv: &Path) -> Vec<Row> {
         Ok(names
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.clone(), r.get::<_, Option<String>>(i).unwrap().unwrap_or_default()))
+            .map(|(i, n)| {
+                (
+                    n.clone(),
+                    r.get::<_, Option<String>>(i).unwrap().unwrap_or_default(),
+                )
+            })
             .collect::<Row>())
     })
     .unwrap()
@@ -63,13 +82,20 @@ fn csv_spectrum_every_case_reproduces_its_expected_json() {
     for entry in std::fs::read_dir(dir.join("csvs")).unwrap() {
         let csv = entry.unwrap().path();
         let name = csv.file_stem().unwrap().to_str().unwrap().to_owned();
-        let expected: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("json").join(format!("{name}.json"))).unwrap()).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("json").join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
         let mut expected = json_rows(&expected);
         if name == "location_coordinates" {
             // Upstream's expected JSON has a different phone number than its own CSV
             // (1234567890 vs 2095257564); every other field must match.
-            assert_eq!(expected[0].insert("Contact Phone Number".into(), "2095257564".into()).as_deref(), Some("1234567890"));
+            assert_eq!(
+                expected[0]
+                    .insert("Contact Phone Number".into(), "2095257564".into())
+                    .as_deref(),
+                Some("1234567890")
+            );
         }
         assert_eq!(load(&csv), expected, "csv-spectrum case {name}");
         cases += 1;
@@ -81,17 +107,24 @@ fn csv_spectrum_every_case_reproduces_its_expected_json() {
 fn w3c_csvw_csv_only_cases_reproduce_their_rows() {
     let dir = corpora().join("w3c-csvw-csvonly");
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest-csvonly.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest-csvonly.json")).unwrap())
+            .unwrap();
     let mut cases = 0;
     for entry in manifest["entries"].as_array().unwrap() {
         let action = entry["action"].as_str().unwrap();
         let result = entry["result"].as_str().unwrap();
         let expected: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("tests").join(result)).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join("tests").join(result)).unwrap())
+                .unwrap();
         // Standard mode nests rows in tables[0].row[].describes[0]; minimal mode is a bare array.
         let expected_rows = match expected.get("tables") {
             Some(tables) => json_rows(&serde_json::Value::Array(
-                tables[0]["row"].as_array().unwrap().iter().map(|r| r["describes"][0].clone()).collect(),
+                tables[0]["row"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["describes"][0].clone())
+                    .collect(),
             )),
             None => json_rows(&expected),
         };

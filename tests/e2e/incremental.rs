@@ -10,7 +10,11 @@ fn rows(from: u32, to: u32) -> String {
 
 fn fixture() -> Fixture {
     let fx = Fixture::new();
-    fx.config(&csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#));
+    fx.config(&csv_pipeline(
+        "p",
+        r#"path = "inbox/*.csv""#,
+        r#"table = "t""#,
+    ));
     fx.write("inbox/a.csv", format!("{HEADER}{}", rows(1, 100)));
     fx.write("inbox/b.csv", format!("{HEADER}{}", rows(101, 150)));
     fx
@@ -18,8 +22,13 @@ fn fixture() -> Fixture {
 
 fn ids(fx: &Fixture) -> Vec<i64> {
     let db = fx.db("ledger.db");
-    let mut stmt = db.prepare("SELECT CAST(id AS INTEGER) FROM t ORDER BY 1").unwrap();
-    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    let mut stmt = db
+        .prepare("SELECT CAST(id AS INTEGER) FROM t ORDER BY 1")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 #[test]
@@ -52,8 +61,14 @@ fn a_truncated_file_is_reported_not_reread() {
     let run = fx.weir(&["run", "p"]);
     run.failure();
     let out = run.stdout() + &run.stderr();
-    assert!(out.contains("inbox/a.csv") && out.contains("truncated"), "{out}");
-    assert!(out.contains("weir checkpoints reset"), "the error should say how to recover: {out}");
+    assert!(
+        out.contains("inbox/a.csv") && out.contains("truncated"),
+        "{out}"
+    );
+    assert!(
+        out.contains("weir checkpoints reset"),
+        "the error should say how to recover: {out}"
+    );
     // Nothing was loaded twice; the other file was unaffected.
     assert_eq!(ids(&fx), (1..=150).collect::<Vec<_>>());
 }
@@ -68,14 +83,25 @@ fn a_replaced_file_is_reported_and_reset_reloads_it() {
     let run = fx.weir(&["run", "p"]);
     run.failure();
     let out = run.stdout() + &run.stderr();
-    assert!(out.contains("inbox/a.csv") && out.contains("changed"), "{out}");
+    assert!(
+        out.contains("inbox/a.csv") && out.contains("changed"),
+        "{out}"
+    );
     assert_eq!(ids(&fx).len(), 150);
 
     let reset = fx.weir(&["checkpoints", "reset", "p", "inbox/a.csv"]);
     reset.success();
-    assert!(reset.stdout().contains("removed 1 checkpoint"), "{}", reset.stdout());
+    assert!(
+        reset.stdout().contains("removed 1 checkpoint"),
+        "{}",
+        reset.stdout()
+    );
     // After a reset the file loads again from the start (append mode: an operator's choice).
     assert_eq!(fx.weir(&["run", "p"]).success().totals(), (100, 100, 0));
     let listed = fx.weir(&["checkpoints", "list", "p"]);
-    assert!(listed.success().stdout().contains("2 checkpoints"), "{}", listed.stdout());
+    assert!(
+        listed.success().stdout().contains("2 checkpoints"),
+        "{}",
+        listed.stdout()
+    );
 }

@@ -2,8 +2,8 @@
 
 mod support;
 
-mod bank_recon;
 mod bad_config;
+mod bank_recon;
 mod corpora;
 mod incremental;
 mod plugins;

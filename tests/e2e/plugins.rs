@@ -20,13 +20,25 @@ fn non_components_and_wrong_worlds_are_rejected_while_the_rest_load() {
     let run = fx.weir(&["plugins", "list"]);
     run.success();
     let out = run.stdout();
-    for name in ["csv-extract", "map-transform", "sqlite-load", "sqlite-history"] {
+    for name in [
+        "csv-extract",
+        "map-transform",
+        "sqlite-load",
+        "sqlite-history",
+    ] {
         assert!(out.contains(name), "{name} should load:\n{out}");
     }
-    assert!(out.contains("rejected") && out.contains("notes.wasm: is not WebAssembly"), "{out}");
-    assert!(out.contains("core.wasm: is a core WebAssembly module, not a component"), "{out}");
     assert!(
-        out.contains("greeter.wasm: exports no weir plugin interface") && out.contains("acme:greeter/greet@1.0.0"),
+        out.contains("rejected") && out.contains("notes.wasm: is not WebAssembly"),
+        "{out}"
+    );
+    assert!(
+        out.contains("core.wasm: is a core WebAssembly module, not a component"),
+        "{out}"
+    );
+    assert!(
+        out.contains("greeter.wasm: exports no weir plugin interface")
+            && out.contains("acme:greeter/greet@1.0.0"),
         "{out}"
     );
 }
@@ -35,12 +47,32 @@ fn non_components_and_wrong_worlds_are_rejected_while_the_rest_load() {
 fn inspect_shows_kind_world_and_imports() {
     let fx = Fixture::new();
     fx.config("");
-    let run = fx.weir(&["plugins", "inspect", plugins_dist().join("csv-extract.wasm").to_str().unwrap()]);
+    let run = fx.weir(&[
+        "plugins",
+        "inspect",
+        plugins_dist().join("csv-extract.wasm").to_str().unwrap(),
+    ]);
     let out = run.success().stdout();
     assert!(out.contains("kind:     extractor"), "{out}");
-    assert!(out.contains("world:    weir:plugin/extractor-plugin@0.1.0"), "{out}");
-    assert!(out.contains("weir:plugin/log@0.1.0") && out.contains("wasi:filesystem"), "{out}");
+    assert!(
+        out.contains("world:    weir:plugin/extractor-plugin@0.1.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("weir:plugin/log@0.1.0") && out.contains("wasi:filesystem"),
+        "{out}"
+    );
 
-    let bad = fx.weir(&["plugins", "inspect", test_plugin("wrong-world").to_str().unwrap()]);
-    assert!(bad.failure().stderr().contains("exports no weir plugin interface"), "{}", bad.stderr());
+    let bad = fx.weir(&[
+        "plugins",
+        "inspect",
+        test_plugin("wrong-world").to_str().unwrap(),
+    ]);
+    assert!(
+        bad.failure()
+            .stderr()
+            .contains("exports no weir plugin interface"),
+        "{}",
+        bad.stderr()
+    );
 }

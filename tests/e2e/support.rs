@@ -5,14 +5,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The bundled plugins, built by `just plugins`. Missing plugins fail the test loudly rather
 /// than skipping it.
 pub fn plugins_dist() -> PathBuf {
     let dist = repo_root().join("plugins/dist");
-    for name in ["csv-extract", "map-transform", "sqlite-load", "sqlite-history"] {
+    for name in [
+        "csv-extract",
+        "map-transform",
+        "sqlite-load",
+        "sqlite-history",
+    ] {
         assert!(
             dist.join(format!("{name}.wasm")).is_file(),
             "{}/{name}.wasm is missing: run `just plugins` (or `just test`, which builds them)",
@@ -24,8 +32,14 @@ pub fn plugins_dist() -> PathBuf {
 
 /// The contract-breaking test plugins, built by `just test-plugins`.
 pub fn test_plugin(name: &str) -> PathBuf {
-    let path = repo_root().join("tests/plugins/dist").join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(path.is_file(), "{} is missing: run `just test-plugins`", path.display());
+    let path = repo_root()
+        .join("tests/plugins/dist")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `just test-plugins`",
+        path.display()
+    );
     path
 }
 
@@ -72,7 +86,10 @@ impl Fixture {
 
     pub fn append(&self, rel: &str, bytes: impl AsRef<[u8]>) {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(self.path(rel)).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path(rel))
+            .unwrap();
         f.write_all(bytes.as_ref()).unwrap();
     }
 
@@ -107,13 +124,23 @@ impl Run {
 
     #[track_caller]
     pub fn success(&self) -> &Self {
-        assert!(self.0.status.success(), "weir failed\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert!(
+            self.0.status.success(),
+            "weir failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 
     #[track_caller]
     pub fn failure(&self) -> &Self {
-        assert!(!self.0.status.success(), "weir should have failed\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert!(
+            !self.0.status.success(),
+            "weir should have failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 

@@ -18,7 +18,9 @@ fn redelivered_keys_update_in_place_and_new_columns_are_added() {
 
     let db = fx.db("ledger.db");
     assert_eq!(count(&db, "SELECT count(*) FROM accounts"), 3);
-    let mut stmt = db.prepare("SELECT id, name, city FROM accounts ORDER BY id").unwrap();
+    let mut stmt = db
+        .prepare("SELECT id, name, city FROM accounts ORDER BY id")
+        .unwrap();
     let rows: Vec<(i64, String, Option<String>)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()

@@ -20,18 +20,31 @@ struct Setup {
 async fn setup(config_path: &Path) -> anyhow::Result<Setup> {
     let config = Config::load(config_path)?;
     let runtime = Arc::new(Runtime::new(Some(config.engine.cache_dir.clone()))?);
-    let catalog = runtime.load_dir(&config.engine.plugins_dir).await.with_context(|| {
-        format!(
-            "{}: engine.plugins_dir (build the bundled plugins with `just plugins`)",
-            config.file.display()
-        )
-    })?;
-    Ok(Setup { config, runtime, catalog })
+    let catalog = runtime
+        .load_dir(&config.engine.plugins_dir)
+        .await
+        .with_context(|| {
+            format!(
+                "{}: engine.plugins_dir (build the bundled plugins with `just plugins`)",
+                config.file.display()
+            )
+        })?;
+    Ok(Setup {
+        config,
+        runtime,
+        catalog,
+    })
 }
 
 pub async fn run(config_path: &Path, pipeline: &str) -> anyhow::Result<ExitCode> {
-    let Setup { config, runtime, catalog } = setup(config_path).await?;
-    let resolved = Arc::new(ResolvedPipeline::resolve(&config, pipeline, &catalog).map_err(anyhow::Error::msg)?);
+    let Setup {
+        config,
+        runtime,
+        catalog,
+    } = setup(config_path).await?;
+    let resolved = Arc::new(
+        ResolvedPipeline::resolve(&config, pipeline, &catalog).map_err(anyhow::Error::msg)?,
+    );
 
     let events = EventBus::new();
     let mut receiver = events.subscribe();
@@ -45,15 +58,28 @@ pub async fn run(config_path: &Path, pipeline: &str) -> anyhow::Result<ExitCode>
     let summary = run_pipeline(runtime, resolved.clone(), events, "manual").await;
     progress_task.abort();
 
-    let status = if summary.succeeded() { "completed" } else { "FAILED" };
+    let status = if summary.succeeded() {
+        "completed"
+    } else {
+        "FAILED"
+    };
     println!(
         "pipeline {}: run {} {status} in {:.2} s",
         summary.pipeline,
         summary.run_id,
         summary.elapsed.as_secs_f64()
     );
-    let width = summary.partitions.iter().map(|p| p.partition.len()).max().unwrap_or(9).max(9);
-    println!("  {:<width$}  {:>10}  {:>10}  {:>10}", "partition", "read", "loaded", "rejected");
+    let width = summary
+        .partitions
+        .iter()
+        .map(|p| p.partition.len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    println!(
+        "  {:<width$}  {:>10}  {:>10}  {:>10}",
+        "partition", "read", "loaded", "rejected"
+    );
     for p in &summary.partitions {
         println!(
             "  {:<width$}  {:>10}  {:>10}  {:>10}{}",
@@ -61,7 +87,10 @@ pub async fn run(config_path: &Path, pipeline: &str) -> anyhow::Result<ExitCode>
             thousands(p.totals.rows_read),
             thousands(p.totals.rows_loaded),
             thousands(p.totals.rows_rejected),
-            p.error.as_ref().map(|e| format!("\n    error: {e}")).unwrap_or_default()
+            p.error
+                .as_ref()
+                .map(|e| format!("\n    error: {e}"))
+                .unwrap_or_default()
         );
     }
     let t = summary.totals;
@@ -84,13 +113,30 @@ pub async fn run(config_path: &Path, pipeline: &str) -> anyhow::Result<ExitCode>
     if let Some(error) = &summary.error {
         eprintln!("error: pipeline {}: {error}", summary.pipeline);
     }
-    Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if summary.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
-    let Setup { config, runtime, catalog } = setup(config_path).await?;
-    println!("config {}: ok ({} pipelines)", config.file.display(), config.pipelines.len());
-    println!("plugins {}: {} loaded, {} rejected", config.engine.plugins_dir.display(), catalog.plugins.len(), catalog.rejected.len());
+    let Setup {
+        config,
+        runtime,
+        catalog,
+    } = setup(config_path).await?;
+    println!(
+        "config {}: ok ({} pipelines)",
+        config.file.display(),
+        config.pipelines.len()
+    );
+    println!(
+        "plugins {}: {} loaded, {} rejected",
+        config.engine.plugins_dir.display(),
+        catalog.plugins.len(),
+        catalog.rejected.len()
+    );
     for r in &catalog.rejected {
         println!("  rejected {}: {}", r.file.display(), r.reason);
     }
@@ -113,25 +159,43 @@ pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
             },
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Open the pipeline's steps on its first partition (nothing is written) and compare where
 /// the loads write with where the checkpoint is saved.
-async fn delivery_guarantee(runtime: &Runtime, pipeline: &ResolvedPipeline) -> anyhow::Result<String> {
+async fn delivery_guarantee(
+    runtime: &Runtime,
+    pipeline: &ResolvedPipeline,
+) -> anyhow::Result<String> {
     use weir_runtime::{CallSite, Databases, Grants, InstanceOptions};
     let cfg = &pipeline.config;
     let databases = Databases::new(cfg.grants.databases.clone());
-    let db_only = Grants { read_dirs: Vec::new(), databases: cfg.grants.databases.clone() };
+    let db_only = Grants {
+        read_dirs: Vec::new(),
+        databases: cfg.grants.databases.clone(),
+    };
     let options = |plugin: &weir_runtime::Plugin, grants| InstanceOptions {
-        site: CallSite { plugin: plugin.label(), pipeline: Some(cfg.name.clone()), partition: None },
+        site: CallSite {
+            plugin: plugin.label(),
+            pipeline: Some(cfg.name.clone()),
+            partition: None,
+        },
         limits: &cfg.limits,
         grants,
         databases: databases.clone(),
     };
-    let mut history = runtime.history_store(&pipeline.history, options(&pipeline.history, &db_only)).await?;
+    let mut history = runtime
+        .history_store(&pipeline.history, options(&pipeline.history, &db_only))
+        .await?;
     let commit_db = history.open(&cfg.history.config).await?;
-    let mut extractor = runtime.extractor(&pipeline.extract, options(&pipeline.extract, &cfg.grants)).await?;
+    let mut extractor = runtime
+        .extractor(&pipeline.extract, options(&pipeline.extract, &cfg.grants))
+        .await?;
     let partitions = extractor.partitions(&cfg.extract.config).await?;
     let Some(first) = partitions.first() else {
         return Ok(format!(
@@ -141,7 +205,9 @@ async fn delivery_guarantee(runtime: &Runtime, pipeline: &ResolvedPipeline) -> a
     };
     let mut schema = extractor.open(&cfg.extract.config, first, None).await?;
     for (step, plugin) in cfg.transforms.iter().zip(&pipeline.transforms) {
-        let mut t = runtime.transformer(plugin, options(plugin, &db_only)).await?;
+        let mut t = runtime
+            .transformer(plugin, options(plugin, &db_only))
+            .await?;
         schema = t.open(&step.config, &schema).await?;
     }
     let mut outside = Vec::new();
@@ -149,7 +215,10 @@ async fn delivery_guarantee(runtime: &Runtime, pipeline: &ResolvedPipeline) -> a
         let mut l = runtime.loader(plugin, options(plugin, &db_only)).await?;
         match l.open(&step.config, &schema).await? {
             LoadTarget::Plan(plan) if Some(&plan.database) == commit_db.as_ref() => {}
-            LoadTarget::Plan(plan) => outside.push(format!("{} writes to database {}", plugin.info.name, plan.database)),
+            LoadTarget::Plan(plan) => outside.push(format!(
+                "{} writes to database {}",
+                plugin.info.name, plan.database
+            )),
             LoadTarget::Sink => outside.push(format!("{} is a sink", plugin.info.name)),
         }
     }
@@ -160,13 +229,20 @@ async fn delivery_guarantee(runtime: &Runtime, pipeline: &ResolvedPipeline) -> a
         ),
         (_, _) => format!(
             "at-least-once: {} outside the checkpoint's transaction; make those loads idempotent (upsert by key)",
-            if commit_db.is_none() { vec!["the history store has no commit database".to_owned()] } else { outside }.join(", ")
+            if commit_db.is_none() {
+                vec!["the history store has no commit database".to_owned()]
+            } else {
+                outside
+            }
+            .join(", ")
         ),
     })
 }
 
 pub async fn plugins_list(config_path: &Path) -> anyhow::Result<ExitCode> {
-    let Setup { config, catalog, .. } = setup(config_path).await?;
+    let Setup {
+        config, catalog, ..
+    } = setup(config_path).await?;
     println!("plugins in {}:", config.engine.plugins_dir.display());
     for p in catalog.plugins.values() {
         println!(
@@ -174,10 +250,17 @@ pub async fn plugins_list(config_path: &Path) -> anyhow::Result<ExitCode> {
             p.info.name,
             p.info.version,
             p.kind.to_string(),
-            p.file.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+            p.file
+                .file_name()
+                .map(|f| f.to_string_lossy())
+                .unwrap_or_default(),
             &p.hash[..12],
             p.load_time.as_secs_f64() * 1e3,
-            if p.cache == CacheOutcome::Hit { " (cached)" } else { " (compiled)" }
+            if p.cache == CacheOutcome::Hit {
+                " (cached)"
+            } else {
+                " (compiled)"
+            }
         );
     }
     for r in &catalog.rejected {
@@ -196,7 +279,11 @@ pub async fn plugins_inspect(config_path: &Path, file: &Path) -> anyhow::Result<
             println!("plugin:   {} {}", p.info.name, p.info.version);
             println!("about:    {}", p.info.description);
             println!("kind:     {}", p.kind);
-            println!("world:    weir:plugin/{}@{}", p.kind.world(), weir_runtime::CONTRACT_VERSION);
+            println!(
+                "world:    weir:plugin/{}@{}",
+                p.kind.world(),
+                weir_runtime::CONTRACT_VERSION
+            );
             println!("sha256:   {}", p.hash);
             println!("imports:");
             for import in &p.imports {
@@ -213,14 +300,23 @@ pub async fn plugins_inspect(config_path: &Path, file: &Path) -> anyhow::Result<
 }
 
 pub async fn checkpoints_list(config_path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
-    let Setup { config, runtime, catalog } = setup(config_path).await?;
+    let Setup {
+        config,
+        runtime,
+        catalog,
+    } = setup(config_path).await?;
     if let Some(name) = only
         && config.pipeline(name).is_none()
     {
         bail!("{}: no pipeline named \"{name}\"", config.file.display());
     }
-    for pipeline in config.pipelines.iter().filter(|p| only.is_none_or(|n| n == p.name)) {
-        let resolved = ResolvedPipeline::resolve(&config, &pipeline.name, &catalog).map_err(anyhow::Error::msg)?;
+    for pipeline in config
+        .pipelines
+        .iter()
+        .filter(|p| only.is_none_or(|n| n == p.name))
+    {
+        let resolved = ResolvedPipeline::resolve(&config, &pipeline.name, &catalog)
+            .map_err(anyhow::Error::msg)?;
         let mut history = resolved.open_history(&runtime).await?;
         let entries = history.entries(Some(&pipeline.name)).await?;
         println!("pipeline {}: {} checkpoints", pipeline.name, entries.len());
@@ -231,16 +327,29 @@ pub async fn checkpoints_list(config_path: &Path, only: Option<&str>) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn checkpoints_reset(config_path: &Path, pipeline: &str, partition: Option<&str>) -> anyhow::Result<ExitCode> {
-    let Setup { config, runtime, catalog } = setup(config_path).await?;
-    let resolved = ResolvedPipeline::resolve(&config, pipeline, &catalog).map_err(anyhow::Error::msg)?;
+pub async fn checkpoints_reset(
+    config_path: &Path,
+    pipeline: &str,
+    partition: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let Setup {
+        config,
+        runtime,
+        catalog,
+    } = setup(config_path).await?;
+    let resolved =
+        ResolvedPipeline::resolve(&config, pipeline, &catalog).map_err(anyhow::Error::msg)?;
     let mut history = resolved.open_history(&runtime).await?;
     let removed = history.reset(pipeline, partition).await?;
     println!(
         "pipeline {pipeline}: removed {removed} checkpoint{}{}; the next run reads {} from the start",
         if removed == 1 { "" } else { "s" },
         partition.map(|p| format!(" of {p}")).unwrap_or_default(),
-        if partition.is_some() { "that partition" } else { "every partition" }
+        if partition.is_some() {
+            "that partition"
+        } else {
+            "every partition"
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

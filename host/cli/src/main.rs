@@ -13,7 +13,13 @@ use clap::{Parser, Subcommand};
 #[command(version, about)]
 struct Cli {
     /// The configuration file.
-    #[arg(short, long, global = true, default_value = "weir.toml", env = "WEIR_CONFIG")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "weir.toml",
+        env = "WEIR_CONFIG"
+    )]
     config: PathBuf,
     /// Log more (-v: debug, -vv: trace). `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -57,9 +63,7 @@ enum PluginsCommand {
 #[derive(Subcommand)]
 enum CheckpointsCommand {
     /// Show the checkpoints of every pipeline (or one).
-    List {
-        pipeline: Option<String>,
-    },
+    List { pipeline: Option<String> },
     /// Forget checkpoints, so the next run starts from the beginning.
     Reset {
         pipeline: String,
@@ -71,7 +75,10 @@ enum CheckpointsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
@@ -82,14 +89,22 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { pipeline } => commands::run(&cli.config, &pipeline).await,
             Command::Validate => commands::validate(&cli.config).await,
-            Command::Plugins { command: PluginsCommand::List } => commands::plugins_list(&cli.config).await,
-            Command::Plugins { command: PluginsCommand::Inspect { file } } => commands::plugins_inspect(&cli.config, &file).await,
-            Command::Checkpoints { command: CheckpointsCommand::List { pipeline } } => {
-                commands::checkpoints_list(&cli.config, pipeline.as_deref()).await
-            }
-            Command::Checkpoints { command: CheckpointsCommand::Reset { pipeline, partition } } => {
-                commands::checkpoints_reset(&cli.config, &pipeline, partition.as_deref()).await
-            }
+            Command::Plugins {
+                command: PluginsCommand::List,
+            } => commands::plugins_list(&cli.config).await,
+            Command::Plugins {
+                command: PluginsCommand::Inspect { file },
+            } => commands::plugins_inspect(&cli.config, &file).await,
+            Command::Checkpoints {
+                command: CheckpointsCommand::List { pipeline },
+            } => commands::checkpoints_list(&cli.config, pipeline.as_deref()).await,
+            Command::Checkpoints {
+                command:
+                    CheckpointsCommand::Reset {
+                        pipeline,
+                        partition,
+                    },
+            } => commands::checkpoints_reset(&cli.config, &pipeline, partition.as_deref()).await,
         }
     });
     match result {

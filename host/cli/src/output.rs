@@ -29,7 +29,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -72,8 +72,16 @@ impl Progress {
                 }
                 bar.set_position(*done);
             }
-            EventKind::WorkerCompleted { rows_loaded, rows_rejected, .. } => {
-                bar.finish_with_message(format!("{} loaded, {} rejected", thousands(*rows_loaded), thousands(*rows_rejected)));
+            EventKind::WorkerCompleted {
+                rows_loaded,
+                rows_rejected,
+                ..
+            } => {
+                bar.finish_with_message(format!(
+                    "{} loaded, {} rejected",
+                    thousands(*rows_loaded),
+                    thousands(*rows_rejected)
+                ));
             }
             EventKind::WorkerFailed { .. } => bar.abandon_with_message("failed"),
             _ => {}

@@ -35,21 +35,34 @@ impl<'a> RowsView<'a> {
         for (vector, column) in rows.columns.iter().zip(&schema.columns) {
             let name = &column.name;
             let view = match &vector.data {
-                ColumnData::Boolean(v) => check_len(name, v.len(), n).map(|_| ColumnView::Boolean(v))?,
-                ColumnData::Integer(v) => check_len(name, v.len(), n).map(|_| ColumnView::Integer(v))?,
+                ColumnData::Boolean(v) => {
+                    check_len(name, v.len(), n).map(|_| ColumnView::Boolean(v))?
+                }
+                ColumnData::Integer(v) => {
+                    check_len(name, v.len(), n).map(|_| ColumnView::Integer(v))?
+                }
                 ColumnData::Real(v) => check_len(name, v.len(), n).map(|_| ColumnView::Real(v))?,
                 ColumnData::Text(w) => {
                     check_offsets(name, &w.data, &w.ends, n)?;
                     let data = std::str::from_utf8(&w.data)
                         .map_err(|e| format!("column {name}: text is not UTF-8: {e}"))?;
-                    if let Some(end) = w.ends.iter().find(|&&e| !data.is_char_boundary(e as usize)) {
-                        return Err(format!("column {name}: offset {end} splits a UTF-8 character"));
+                    if let Some(end) = w.ends.iter().find(|&&e| !data.is_char_boundary(e as usize))
+                    {
+                        return Err(format!(
+                            "column {name}: offset {end} splits a UTF-8 character"
+                        ));
                     }
-                    ColumnView::Text { data, ends: &w.ends }
+                    ColumnView::Text {
+                        data,
+                        ends: &w.ends,
+                    }
                 }
                 ColumnData::Blob(w) => {
                     check_offsets(name, &w.data, &w.ends, n)?;
-                    ColumnView::Blob { data: &w.data, ends: &w.ends }
+                    ColumnView::Blob {
+                        data: &w.data,
+                        ends: &w.ends,
+                    }
                 }
             };
             if let Some(bits) = &vector.nulls
@@ -59,7 +72,10 @@ impl<'a> RowsView<'a> {
             }
             columns.push((view, vector.nulls.as_deref()));
         }
-        Ok(Self { row_count: n, columns })
+        Ok(Self {
+            row_count: n,
+            columns,
+        })
     }
 
     /// The cell at (`row`, `col`) as a SQLite value.
@@ -77,7 +93,7 @@ impl<'a> RowsView<'a> {
             ColumnView::Real(v) => ValueRef::Real(v[row]),
             ColumnView::Text { data, ends } => {
                 let (s, e) = span(ends, row);
-                ValueRef::Text(data[s..e].as_bytes())
+                ValueRef::Text(&data.as_bytes()[s..e])
             }
             ColumnView::Blob { data, ends } => {
                 let (s, e) = span(ends, row);
@@ -122,7 +138,9 @@ fn check_offsets(name: &str, data: &[u8], ends: &[u32], rows: usize) -> Result<(
     let mut previous = 0u32;
     for &end in ends {
         if end < previous {
-            return Err(format!("column {name}: end offsets decrease ({previous} then {end})"));
+            return Err(format!(
+                "column {name}: end offsets decrease ({previous} then {end})"
+            ));
         }
         previous = end;
     }
@@ -143,8 +161,16 @@ mod tests {
     fn schema() -> Schema {
         Schema {
             columns: vec![
-                Column { name: "id".into(), kind: Kind::Integer, nullable: false },
-                Column { name: "name".into(), kind: Kind::Text, nullable: true },
+                Column {
+                    name: "id".into(),
+                    kind: Kind::Integer,
+                    nullable: false,
+                },
+                Column {
+                    name: "name".into(),
+                    kind: Kind::Text,
+                    nullable: true,
+                },
             ],
             primary_key: vec![],
         }
@@ -154,9 +180,15 @@ mod tests {
         Rows {
             row_count: 3,
             columns: vec![
-                ColumnVector { data: ColumnData::Integer(vec![1, 2, 3]), nulls: None },
                 ColumnVector {
-                    data: ColumnData::Text(VarWidth { data: data.to_vec(), ends }),
+                    data: ColumnData::Integer(vec![1, 2, 3]),
+                    nulls: None,
+                },
+                ColumnVector {
+                    data: ColumnData::Text(VarWidth {
+                        data: data.to_vec(),
+                        ends,
+                    }),
                     nulls: Some(vec![0b010]),
                 },
             ],
@@ -177,12 +209,32 @@ mod tests {
     #[test]
     fn rejects_broken_batches() {
         let bad_boundary = rows(vec![1, 2, 7], "äbZürch".as_bytes());
-        assert!(RowsView::new(&bad_boundary, &schema()).err().unwrap().contains("splits"));
+        assert!(
+            RowsView::new(&bad_boundary, &schema())
+                .err()
+                .unwrap()
+                .contains("splits")
+        );
         let past_end = rows(vec![1, 2, 99], b"abc");
-        assert!(RowsView::new(&past_end, &schema()).err().unwrap().contains("past the end"));
+        assert!(
+            RowsView::new(&past_end, &schema())
+                .err()
+                .unwrap()
+                .contains("past the end")
+        );
         let decreasing = rows(vec![2, 1, 3], b"abc");
-        assert!(RowsView::new(&decreasing, &schema()).err().unwrap().contains("decrease"));
+        assert!(
+            RowsView::new(&decreasing, &schema())
+                .err()
+                .unwrap()
+                .contains("decrease")
+        );
         let bad_utf8 = rows(vec![1, 2, 3], &[b'a', 0xff, b'c']);
-        assert!(RowsView::new(&bad_utf8, &schema()).err().unwrap().contains("UTF-8"));
+        assert!(
+            RowsView::new(&bad_utf8, &schema())
+                .err()
+                .unwrap()
+                .contains("UTF-8")
+        );
     }
 }

@@ -130,7 +130,11 @@ pub fn execute_plan(
 
 /// Check a plan fits the batch schema before any row is bound.
 pub fn check_plan(plan: &WritePlan, schema: &Schema, conn: &Connection) -> Result<(), String> {
-    if let Some(bad) = plan.params.iter().find(|&&c| c as usize >= schema.columns.len()) {
+    if let Some(bad) = plan
+        .params
+        .iter()
+        .find(|&&c| c as usize >= schema.columns.len())
+    {
         return Err(format!(
             "write plan binds column {bad}, but the batch has {} columns",
             schema.columns.len()

@@ -159,9 +159,8 @@ impl Config {
             line: span.map(|s| lines.line_of(s.start)),
             message,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            err(e.span(), e.message().to_owned())
-        })?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| err(e.span(), e.message().to_owned()))?;
         let base = file
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -172,14 +171,21 @@ impl Config {
         };
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
-            if p.is_absolute() { p.to_owned() } else { base.join(p) }
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
         };
 
         let engine = EngineConfig {
             plugins_dir: resolve(raw.engine.plugins_dir.as_deref().unwrap_or("plugins")),
             state_db: resolve(raw.engine.state_db.as_deref().unwrap_or("weir-state.db")),
             cache_dir: resolve(raw.engine.cache_dir.as_deref().unwrap_or(".weir-cache")),
-            listen: raw.engine.listen.unwrap_or_else(|| "127.0.0.1:7878".to_owned()),
+            listen: raw
+                .engine
+                .listen
+                .unwrap_or_else(|| "127.0.0.1:7878".to_owned()),
         };
         let default_batch = raw.engine.batch_size.unwrap_or(1024);
 
@@ -188,15 +194,24 @@ impl Config {
             let span = spanned.span();
             let p = spanned.into_inner();
             if p.name.is_empty()
-                || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 return Err(err(
                     Some(span),
-                    format!("pipeline name \"{}\" must be letters, digits, '-' or '_'", p.name),
+                    format!(
+                        "pipeline name \"{}\" must be letters, digits, '-' or '_'",
+                        p.name
+                    ),
                 ));
             }
             if pipelines.iter().any(|q| q.name == p.name) {
-                return Err(err(Some(span), format!("pipeline \"{}\" is defined twice", p.name)));
+                return Err(err(
+                    Some(span),
+                    format!("pipeline \"{}\" is defined twice", p.name),
+                ));
             }
             let mut grants = Grants::default();
             for dir in &p.grants.read_dirs {
@@ -227,21 +242,38 @@ impl Config {
             };
             let limits = {
                 let d = Limits::default();
-                let secs = |v: Option<f64>, default: Duration, key: &str| -> Result<Duration, ConfigError> {
+                let secs = |v: Option<f64>,
+                            default: Duration,
+                            key: &str|
+                 -> Result<Duration, ConfigError> {
                     match v {
                         None => Ok(default),
                         Some(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-                        Some(s) => Err(err(Some(span.clone()), format!("limits.{key} must be a positive number of seconds, not {s}"))),
+                        Some(s) => Err(err(
+                            Some(span.clone()),
+                            format!("limits.{key} must be a positive number of seconds, not {s}"),
+                        )),
                     }
                 };
                 Limits {
-                    memory_bytes: p.limits.memory_mb.map(|m| m << 20).unwrap_or(d.memory_bytes),
+                    memory_bytes: p
+                        .limits
+                        .memory_mb
+                        .map(|m| m << 20)
+                        .unwrap_or(d.memory_bytes),
                     cpu_per_call: secs(p.limits.cpu_seconds, d.cpu_per_call, "cpu_seconds")?,
-                    wall_per_call: secs(p.limits.timeout_seconds, d.wall_per_call, "timeout_seconds")?,
+                    wall_per_call: secs(
+                        p.limits.timeout_seconds,
+                        d.wall_per_call,
+                        "timeout_seconds",
+                    )?,
                 }
             };
             if p.load.is_empty() {
-                return Err(err(Some(span), format!("pipeline \"{}\" has no load step", p.name)));
+                return Err(err(
+                    Some(span),
+                    format!("pipeline \"{}\" has no load step", p.name),
+                ));
             }
             let concurrency = p.concurrency.unwrap_or(1);
             if concurrency == 0 {
@@ -353,7 +385,9 @@ fn toml_to_json(value: &toml::Value) -> serde_json::Value {
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
         toml::Value::Table(t) => Value::Object(
-            t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
         ),
     }
 }
@@ -383,8 +417,14 @@ history = { plugin = "sqlite-history", config = { database = "ledger" } }
         let p = &config.pipelines[0];
         assert_eq!(p.name, "bank");
         assert_eq!(p.grants.read_dirs[0].guest_path, "inbox");
-        assert_eq!(p.grants.read_dirs[0].host_path, Path::new("/etc/weir/inbox"));
-        assert_eq!(p.grants.databases["ledger"], Path::new("/etc/weir/books.db"));
+        assert_eq!(
+            p.grants.read_dirs[0].host_path,
+            Path::new("/etc/weir/inbox")
+        );
+        assert_eq!(
+            p.grants.databases["ledger"],
+            Path::new("/etc/weir/books.db")
+        );
         assert_eq!(config.engine.plugins_dir, Path::new("/etc/weir/plugins"));
         assert_eq!(p.extract.config, r#"{"path":"inbox/*.csv"}"#);
         assert_eq!(p.extract.line, 5);
@@ -428,6 +468,11 @@ history = { plugin = "sqlite-history", config = { database = "ledger" } }
             "load = [{ plugin = \"sqlite-load\", config = { database = \"ledger\", table = \"t\" } }]",
             "load = []",
         );
-        assert!(parse(&text).unwrap_err().to_string().contains("no load step"));
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("no load step")
+        );
     }
 }

@@ -12,11 +12,29 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
-    RunStarted { trigger: String, partitions: usize },
-    RunCompleted { rows_read: u64, rows_loaded: u64, rows_rejected: u64, seconds: f64 },
-    RunFailed { error: String, rows_read: u64, rows_loaded: u64, rows_rejected: u64 },
-    WorkerStarted { checkpoint: Option<String> },
-    WorkerProgress { done: u64, total: Option<u64> },
+    RunStarted {
+        trigger: String,
+        partitions: usize,
+    },
+    RunCompleted {
+        rows_read: u64,
+        rows_loaded: u64,
+        rows_rejected: u64,
+        seconds: f64,
+    },
+    RunFailed {
+        error: String,
+        rows_read: u64,
+        rows_loaded: u64,
+        rows_rejected: u64,
+    },
+    WorkerStarted {
+        checkpoint: Option<String>,
+    },
+    WorkerProgress {
+        done: u64,
+        total: Option<u64>,
+    },
     BatchCommitted {
         rows_in: u64,
         rows_out: u64,
@@ -25,8 +43,15 @@ pub enum EventKind {
         done: u64,
         total: Option<u64>,
     },
-    WorkerCompleted { rows_read: u64, rows_loaded: u64, rows_rejected: u64 },
-    WorkerFailed { error: String, retryable: bool },
+    WorkerCompleted {
+        rows_read: u64,
+        rows_loaded: u64,
+        rows_rejected: u64,
+    },
+    WorkerFailed {
+        error: String,
+        retryable: bool,
+    },
 }
 
 impl EventKind {
@@ -75,7 +100,10 @@ impl EventBus {
     /// A bus whose slow subscribers lose the oldest events past 4096 (they see `Lagged`).
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(4096);
-        Self { sender, next_id: Arc::new(AtomicU64::new(1)) }
+        Self {
+            sender,
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
     }
 
     /// Receive events from now on.
@@ -105,13 +133,37 @@ fn log(event: &SyncEvent) {
     let partition = event.partition.as_deref().unwrap_or("-");
     match &event.kind {
         EventKind::WorkerFailed { error, retryable } => {
-            tracing::error!(pipeline, run, partition, retryable, "worker failed: {error}")
+            tracing::error!(
+                pipeline,
+                run,
+                partition,
+                retryable,
+                "worker failed: {error}"
+            )
         }
         EventKind::RunFailed { error, .. } => tracing::error!(pipeline, run, "run failed: {error}"),
-        EventKind::BatchCommitted { rows_in, rows_out, rejected, .. } => tracing::debug!(
-            pipeline, run, partition, rows_in, rows_out, rejected, "batch committed"
+        EventKind::BatchCommitted {
+            rows_in,
+            rows_out,
+            rejected,
+            ..
+        } => tracing::debug!(
+            pipeline,
+            run,
+            partition,
+            rows_in,
+            rows_out,
+            rejected,
+            "batch committed"
         ),
         EventKind::WorkerProgress { .. } => {}
-        kind => tracing::info!(pipeline, run, partition, event = kind.name(), "{}", serde_json::to_string(kind).unwrap_or_default()),
+        kind => tracing::info!(
+            pipeline,
+            run,
+            partition,
+            event = kind.name(),
+            "{}",
+            serde_json::to_string(kind).unwrap_or_default()
+        ),
     }
 }

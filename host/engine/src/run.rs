@@ -7,7 +7,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use weir_runtime::{CallSite, Catalog, Databases, Grants, HistoryInstance, InstanceOptions, Plugin, PluginKind, Runtime};
+use weir_runtime::{
+    CallSite, Catalog, Databases, Grants, HistoryInstance, InstanceOptions, Plugin, PluginKind,
+    Runtime,
+};
 
 use crate::config::{Config, PipelineConfig, StepConfig};
 use crate::events::{EventBus, EventKind};
@@ -42,9 +45,9 @@ fn resolve_step(
                 .rejected
                 .iter()
                 .filter(|r| {
-                    r.file.file_stem().is_some_and(|s| {
-                        s.to_string_lossy().replace('_', "-") == step.plugin
-                    })
+                    r.file
+                        .file_stem()
+                        .is_some_and(|s| s.to_string_lossy().replace('_', "-") == step.plugin)
                 })
                 .map(|r| format!(" ({} was rejected: {})", r.file.display(), r.reason))
                 .collect::<String>();
@@ -58,7 +61,11 @@ fn resolve_step(
                 "{at}: pipeline \"{}\": unknown {kind} plugin \"{}\"{rejected}; loaded {kind}s: {}",
                 pipeline.name,
                 step.plugin,
-                if available.is_empty() { "none".to_owned() } else { available.join(", ") }
+                if available.is_empty() {
+                    "none".to_owned()
+                } else {
+                    available.join(", ")
+                }
             ))
         }
     }
@@ -72,20 +79,33 @@ impl ResolvedPipeline {
             format!(
                 "{}: no pipeline named \"{name}\" (pipelines: {})",
                 config.file.display(),
-                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
             )
         })?;
         let mut problems = Vec::new();
-        let mut one = |step: &StepConfig, kind| match resolve_step(config, pipeline, catalog, step, kind) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                problems.push(e);
-                None
-            }
-        };
+        let mut one =
+            |step: &StepConfig, kind| match resolve_step(config, pipeline, catalog, step, kind) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            };
         let extract = one(&pipeline.extract, PluginKind::Extractor);
-        let transforms: Vec<_> = pipeline.transforms.iter().map(|s| one(s, PluginKind::Transformer)).collect();
-        let loads: Vec<_> = pipeline.loads.iter().map(|s| one(s, PluginKind::Loader)).collect();
+        let transforms: Vec<_> = pipeline
+            .transforms
+            .iter()
+            .map(|s| one(s, PluginKind::Transformer))
+            .collect();
+        let loads: Vec<_> = pipeline
+            .loads
+            .iter()
+            .map(|s| one(s, PluginKind::Loader))
+            .collect();
         let history = one(&pipeline.history, PluginKind::HistoryStore);
         for dir in &pipeline.grants.read_dirs {
             if !dir.host_path.is_dir() {
@@ -117,15 +137,24 @@ impl ResolvedPipeline {
         Ok(Self {
             config: pipeline.clone(),
             extract: extract.expect("no problems"),
-            transforms: transforms.into_iter().map(|p| p.expect("no problems")).collect(),
+            transforms: transforms
+                .into_iter()
+                .map(|p| p.expect("no problems"))
+                .collect(),
             loads: loads.into_iter().map(|p| p.expect("no problems")).collect(),
             history: history.expect("no problems"),
         })
     }
 
     /// A history-store instance for operator commands (checkpoints list/reset).
-    pub async fn open_history(&self, runtime: &Runtime) -> Result<HistoryInstance, weir_runtime::PluginError> {
-        let grants = Grants { read_dirs: Vec::new(), databases: self.config.grants.databases.clone() };
+    pub async fn open_history(
+        &self,
+        runtime: &Runtime,
+    ) -> Result<HistoryInstance, weir_runtime::PluginError> {
+        let grants = Grants {
+            read_dirs: Vec::new(),
+            databases: self.config.grants.databases.clone(),
+        };
         let mut history = runtime
             .history_store(
                 &self.history,
@@ -158,7 +187,8 @@ pub struct RunContext {
 impl RunContext {
     /// Publish an event of this run.
     pub fn emit(&self, partition: Option<&str>, kind: EventKind) {
-        self.events.emit(&self.pipeline, &self.run_id, partition, kind);
+        self.events
+            .emit(&self.pipeline, &self.run_id, partition, kind);
     }
 
     /// Ask the workers to stop at their next batch boundary.
@@ -200,7 +230,9 @@ impl RunSummary {
 
 /// A run id that sorts by time: `20261127T101500Z-3f9a`.
 pub fn new_run_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
@@ -274,61 +306,121 @@ pub async fn run_pipeline(
         Ok(p) => p,
         Err(e) => {
             let error = e.to_string();
-            ctx.emit(None, EventKind::RunFailed { error: error.clone(), rows_read: 0, rows_loaded: 0, rows_rejected: 0 });
+            ctx.emit(
+                None,
+                EventKind::RunFailed {
+                    error: error.clone(),
+                    rows_read: 0,
+                    rows_loaded: 0,
+                    rows_rejected: 0,
+                },
+            );
             summary.error = Some(error);
             summary.elapsed = started.elapsed();
             return summary;
         }
     };
-    ctx.emit(None, EventKind::RunStarted { trigger: trigger.to_owned(), partitions: partitions.len() });
+    ctx.emit(
+        None,
+        EventKind::RunStarted {
+            trigger: trigger.to_owned(),
+            partitions: partitions.len(),
+        },
+    );
 
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
     let mut workers = JoinSet::new();
     for partition in partitions {
         let (ctx, pipeline, permits) = (ctx.clone(), pipeline.clone(), permits.clone());
         workers.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
             let id = partition.id.clone();
             let result = run_worker(ctx.clone(), pipeline, partition).await;
             match &result {
-                Ok(t) => ctx.emit(Some(&id), EventKind::WorkerCompleted {
-                    rows_read: t.rows_read,
-                    rows_loaded: t.rows_loaded,
-                    rows_rejected: t.rows_rejected,
-                }),
-                Err(e) => ctx.emit(Some(&id), EventKind::WorkerFailed { error: e.to_string(), retryable: e.is_retryable() }),
+                Ok(t) => ctx.emit(
+                    Some(&id),
+                    EventKind::WorkerCompleted {
+                        rows_read: t.rows_read,
+                        rows_loaded: t.rows_loaded,
+                        rows_rejected: t.rows_rejected,
+                    },
+                ),
+                Err(e) => ctx.emit(
+                    Some(&id),
+                    EventKind::WorkerFailed {
+                        error: e.to_string(),
+                        retryable: e.is_retryable(),
+                    },
+                ),
             }
             (id, result)
         });
     }
     while let Some(joined) = workers.join_next().await {
         let outcome = match joined {
-            Ok((partition, Ok(totals))) => PartitionOutcome { partition, totals, error: None },
-            Ok((partition, Err(e))) => PartitionOutcome { partition, totals: Totals::default(), error: Some(e.to_string()) },
-            Err(e) => PartitionOutcome { partition: "?".into(), totals: Totals::default(), error: Some(format!("worker panicked: {e}")) },
+            Ok((partition, Ok(totals))) => PartitionOutcome {
+                partition,
+                totals,
+                error: None,
+            },
+            Ok((partition, Err(e))) => PartitionOutcome {
+                partition,
+                totals: Totals::default(),
+                error: Some(e.to_string()),
+            },
+            Err(e) => PartitionOutcome {
+                partition: "?".into(),
+                totals: Totals::default(),
+                error: Some(format!("worker panicked: {e}")),
+            },
         };
         summary.totals += outcome.totals;
         summary.partitions.push(outcome);
     }
-    summary.partitions.sort_by(|a, b| a.partition.cmp(&b.partition));
+    summary
+        .partitions
+        .sort_by(|a, b| a.partition.cmp(&b.partition));
     summary.elapsed = started.elapsed();
     let t = summary.totals;
     if let Some(limit) = cfg.max_rejects
         && t.rows_rejected > limit
     {
-        summary.error = Some(format!("{} rows rejected, more than max_rejects = {limit}", t.rows_rejected));
+        summary.error = Some(format!(
+            "{} rows rejected, more than max_rejects = {limit}",
+            t.rows_rejected
+        ));
     }
     if summary.succeeded() {
-        ctx.emit(None, EventKind::RunCompleted {
-            rows_read: t.rows_read,
-            rows_loaded: t.rows_loaded,
-            rows_rejected: t.rows_rejected,
-            seconds: summary.elapsed.as_secs_f64(),
-        });
+        ctx.emit(
+            None,
+            EventKind::RunCompleted {
+                rows_read: t.rows_read,
+                rows_loaded: t.rows_loaded,
+                rows_rejected: t.rows_rejected,
+                seconds: summary.elapsed.as_secs_f64(),
+            },
+        );
     } else {
-        let failed = summary.partitions.iter().filter(|p| p.error.is_some()).count();
-        let error = summary.error.clone().unwrap_or_else(|| format!("{failed} of {} partitions failed", summary.partitions.len()));
-        ctx.emit(None, EventKind::RunFailed { error, rows_read: t.rows_read, rows_loaded: t.rows_loaded, rows_rejected: t.rows_rejected });
+        let failed = summary
+            .partitions
+            .iter()
+            .filter(|p| p.error.is_some())
+            .count();
+        let error = summary.error.clone().unwrap_or_else(|| {
+            format!("{failed} of {} partitions failed", summary.partitions.len())
+        });
+        ctx.emit(
+            None,
+            EventKind::RunFailed {
+                error,
+                rows_read: t.rows_read,
+                rows_loaded: t.rows_loaded,
+                rows_rejected: t.rows_rejected,
+            },
+        );
     }
     summary
 }

@@ -114,11 +114,19 @@ pub async fn run_worker(
 
     let mut history: HistoryInstance = ctx
         .runtime
-        .history_store(&pipeline.history, options_no_dirs(&pipeline.history.label()))
+        .history_store(
+            &pipeline.history,
+            options_no_dirs(&pipeline.history.label()),
+        )
         .await?;
     let commit_db = history.open(&cfg.history.config).await?;
     let checkpoint = history.load(&cfg.name, &partition.id).await?;
-    ctx.emit(Some(&partition.id), EventKind::WorkerStarted { checkpoint: checkpoint.clone() });
+    ctx.emit(
+        Some(&partition.id),
+        EventKind::WorkerStarted {
+            checkpoint: checkpoint.clone(),
+        },
+    );
 
     let mut extractor: ExtractorInstance = ctx
         .runtime
@@ -160,19 +168,24 @@ pub async fn run_worker(
                         .into());
                     }
                 };
-                commit::run_setup(&conn, &plan)
-                    .map_err(|e| WorkerError::Host(format!("{label}: setup statement failed: {e}")))?;
+                commit::run_setup(&conn, &plan).map_err(|e| {
+                    WorkerError::Host(format!("{label}: setup statement failed: {e}"))
+                })?;
                 commit::check_plan(&plan, &schema, &lock(&conn))
                     .map_err(|e| PluginError::contract(&label, "open", e))?;
-                plans.push(PlanLoad { label: plugin.info.name.clone(), plan, conn });
+                plans.push(PlanLoad {
+                    label: plugin.info.name.clone(),
+                    plan,
+                    conn,
+                });
             }
         }
     }
 
     // Rejects live next to the checkpoint so they commit with it.
-    let rejects_db_name = commit_db.clone().or_else(|| {
-        plans.first().map(|p| p.plan.database.clone())
-    });
+    let rejects_db_name = commit_db
+        .clone()
+        .or_else(|| plans.first().map(|p| p.plan.database.clone()));
     let Some(rejects_db_name) = rejects_db_name else {
         return Err(WorkerError::Host(
             "no database to record rejects in: the history store has no commit database and no load writes to one".into(),
@@ -181,15 +194,28 @@ pub async fn run_worker(
     let rejects_conn = match databases.connection(&rejects_db_name) {
         Some(Ok(conn)) => conn,
         Some(Err(e)) => return Err(WorkerError::Host(format!("{e:#}"))),
-        None => return Err(WorkerError::Host(format!("database \"{rejects_db_name}\" is not granted"))),
+        None => {
+            return Err(WorkerError::Host(format!(
+                "database \"{rejects_db_name}\" is not granted"
+            )));
+        }
     };
-    commit::ensure_rejects_table(&lock(&rejects_conn)).map_err(host_err("failed to create the rejects table"))?;
+    commit::ensure_rejects_table(&lock(&rejects_conn))
+        .map_err(host_err("failed to create the rejects table"))?;
 
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let extract_name = pipeline.extract.info.name.clone();
     let batch_size = cfg.batch_size;
     let extract_stage = tokio::spawn(async move {
-        let result = extract_stage(&mut extractor, &mut transforms, &source_schema, &extract_name, batch_size, tx).await;
+        let result = extract_stage(
+            &mut extractor,
+            &mut transforms,
+            &source_schema,
+            &extract_name,
+            batch_size,
+            tx,
+        )
+        .await;
         extractor.close().await;
         for (_, t, _) in &mut transforms {
             t.close().await;
@@ -232,12 +258,22 @@ async fn extract_stage(
     tx: mpsc::Sender<StagedBatch>,
 ) -> Result<(), WorkerError> {
     while let Some(batch) = extractor.next_batch(batch_size).await? {
-        let Batch { mut rows, mut positions, rejects: source_rejects, checkpoint, progress } = batch;
+        let Batch {
+            mut rows,
+            mut positions,
+            rejects: source_rejects,
+            checkpoint,
+            progress,
+        } = batch;
         if positions.len() != rows.row_count as usize {
             return Err(PluginError::contract(
                 extract_name,
                 "next-batch",
-                format!("batch has {} rows but {} positions", rows.row_count, positions.len()),
+                format!(
+                    "batch has {} rows but {} positions",
+                    rows.row_count,
+                    positions.len()
+                ),
             )
             .into());
         }
@@ -264,7 +300,12 @@ async fn extract_stage(
             for reject in &out.rejects {
                 let index = reject.index as usize;
                 if index >= refused.len() || refused[index] {
-                    return Err(PluginError::contract(name, "apply", format!("reject index {index} is out of range or repeated")).into());
+                    return Err(PluginError::contract(
+                        name,
+                        "apply",
+                        format!("reject index {index} is out of range or repeated"),
+                    )
+                    .into());
                 }
                 refused[index] = true;
                 rejects.push(RejectRecord {
@@ -279,7 +320,12 @@ async fn extract_stage(
                 return Err(PluginError::contract(
                     name,
                     "apply",
-                    format!("returned {} rows for {} input rows and {} rejects", out.rows.row_count, refused.len(), out.rejects.len()),
+                    format!(
+                        "returned {} rows for {} input rows and {} rejects",
+                        out.rows.row_count,
+                        refused.len(),
+                        out.rejects.len()
+                    ),
                 )
                 .into());
             }
@@ -291,7 +337,15 @@ async fn extract_stage(
                 .collect();
             rows = out.rows;
         }
-        let staged = StagedBatch { rows, positions, source_rejects, rejects, checkpoint, progress, rows_read };
+        let staged = StagedBatch {
+            rows,
+            positions,
+            source_rejects,
+            rejects,
+            checkpoint,
+            progress,
+            rows_read,
+        };
         if tx.send(staged).await.is_err() {
             break; // the load stage stopped; its error is reported there
         }
@@ -300,7 +354,10 @@ async fn extract_stage(
 }
 
 /// Commit each staged batch: rows, rejects and checkpoint in one transaction.
-#[allow(clippy::too_many_arguments, reason = "one call site; a struct would only rename these")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename these"
+)]
 async fn load_stage(
     ctx: &RunContext,
     pipeline: &str,
@@ -314,7 +371,11 @@ async fn load_stage(
     mut rx: mpsc::Receiver<StagedBatch>,
 ) -> Result<Totals, WorkerError> {
     let mut totals = Totals::default();
-    let reject_ctx = RejectContext { pipeline, partition, run_id: &ctx.run_id };
+    let reject_ctx = RejectContext {
+        pipeline,
+        partition,
+        run_id: &ctx.run_id,
+    };
     while let Some(mut batch) = rx.recv().await {
         if ctx.is_cancelled() {
             return Err(WorkerError::Host("run cancelled".into()));
@@ -351,13 +412,28 @@ async fn load_stage(
         let mut begun: Vec<&SharedConnection> = Vec::new();
         let outcome: Result<u64, WorkerError> = async {
             for (_, conn) in &ordered {
-                lock(conn).execute_batch("BEGIN IMMEDIATE").map_err(host_err("failed to begin the commit transaction"))?;
+                lock(conn)
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .map_err(host_err("failed to begin the commit transaction"))?;
                 begun.push(conn);
             }
             let mut loaded = None;
             for load in plans {
-                let n = commit::execute_plan(&lock(&load.conn), &load.plan, &view, schema, &batch.positions, &load.label, &mut batch.rejects)
-                    .map_err(|e| WorkerError::Host(format!("{}: writing to database \"{}\" failed: {e}", load.label, load.plan.database)))?;
+                let n = commit::execute_plan(
+                    &lock(&load.conn),
+                    &load.plan,
+                    &view,
+                    schema,
+                    &batch.positions,
+                    &load.label,
+                    &mut batch.rejects,
+                )
+                .map_err(|e| {
+                    WorkerError::Host(format!(
+                        "{}: writing to database \"{}\" failed: {e}",
+                        load.label, load.plan.database
+                    ))
+                })?;
                 loaded.get_or_insert(n);
             }
             commit::insert_rejects(&lock(rejects_db.1), &reject_ctx, &batch.rejects)
@@ -367,7 +443,9 @@ async fn load_stage(
                 history.save(pipeline, partition, &batch.checkpoint).await?;
             }
             for (_, conn) in &ordered {
-                lock(conn).execute_batch("COMMIT").map_err(host_err("commit failed"))?;
+                lock(conn)
+                    .execute_batch("COMMIT")
+                    .map_err(host_err("commit failed"))?;
                 begun.retain(|c| !Arc::ptr_eq(c, conn));
             }
             if commit_db.is_none() {
@@ -386,7 +464,11 @@ async fn load_stage(
             }
         };
         let rejected = batch.rejects.len() as u64;
-        totals += Totals { rows_read: batch.rows_read, rows_loaded: loaded, rows_rejected: rejected };
+        totals += Totals {
+            rows_read: batch.rows_read,
+            rows_loaded: loaded,
+            rows_rejected: rejected,
+        };
         ctx.emit(
             Some(partition),
             EventKind::BatchCommitted {

@@ -67,7 +67,9 @@ impl CompileCache {
         if path.is_file() {
             match deserialize(engine, &path) {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}")
+                }
             }
         }
         let compiled = engine.precompile_component(bytes)?;
@@ -78,7 +80,10 @@ impl CompileCache {
     }
 }
 
-#[allow(unsafe_code, reason = "loading precompiled code; see the safety comment")]
+#[allow(
+    unsafe_code,
+    reason = "loading precompiled code; see the safety comment"
+)]
 fn deserialize(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
     // SAFETY: the cache directory holds only artifacts this host wrote with
     // `Engine::precompile_component`, under a name that includes the engine's compatibility

@@ -175,9 +175,15 @@ fn kind_of(exports: &[String]) -> Result<PluginKind, String> {
                 .map(|k| format!("{}@{CONTRACT_VERSION}", k.interface()))
                 .collect::<Vec<_>>()
                 .join(", "),
-            if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+            if exports.is_empty() {
+                "none".to_owned()
+            } else {
+                exports.join(", ")
+            }
         )),
-        _ => Err("exports more than one weir plugin interface; a plugin has exactly one kind".into()),
+        _ => {
+            Err("exports more than one weir plugin interface; a plugin has exactly one kind".into())
+        }
     }
 }
 
@@ -185,9 +191,8 @@ impl Runtime {
     /// Load every `*.wasm` in `dir`. Files that fail are listed in `rejected` with the reason;
     /// the rest still load. Fails only if the folder itself cannot be read.
     pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<Catalog> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            anyhow::anyhow!("cannot read plugins folder {}: {e}", dir.display())
-        })?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| anyhow::anyhow!("cannot read plugins folder {}: {e}", dir.display()))?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
@@ -217,7 +222,9 @@ impl Runtime {
                         ms = plugin.load_time.as_secs_f64() * 1e3,
                         "plugin loaded"
                     );
-                    catalog.plugins.insert(plugin.info.name.clone(), Arc::new(plugin));
+                    catalog
+                        .plugins
+                        .insert(plugin.info.name.clone(), Arc::new(plugin));
                 }
                 Err(reason) => {
                     tracing::warn!(file = %file.display(), "plugin rejected: {reason}");
@@ -239,16 +246,21 @@ impl Runtime {
         let cache = self.cache.clone();
         let hash_for_compile = hash.clone();
         // Compiling is CPU-bound for up to seconds; keep it off the async workers.
-        let (component, cache_outcome) = tokio::task::spawn_blocking(move || {
-            cache.load(&engine, &bytes, &hash_for_compile)
-        })
-        .await
-        .map_err(|e| format!("compiler task failed: {e}"))?
-        .map_err(|e| format!("is not a valid component: {e:#}"))?;
+        let (component, cache_outcome) =
+            tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &hash_for_compile))
+                .await
+                .map_err(|e| format!("compiler task failed: {e}"))?
+                .map_err(|e| format!("is not a valid component: {e:#}"))?;
 
         let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_owned()).collect();
-        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_owned()).collect();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
         let kind = kind_of(&exports)?;
         let instance_pre = self
             .linker

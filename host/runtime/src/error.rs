@@ -29,7 +29,10 @@ impl FaultKind {
     /// Whether running the same work again may succeed. Configuration and permission problems
     /// will not fix themselves.
     pub fn is_retryable(self) -> bool {
-        !matches!(self, Self::InvalidConfig | Self::AccessDenied | Self::BadData)
+        !matches!(
+            self,
+            Self::InvalidConfig | Self::AccessDenied | Self::BadData
+        )
     }
 
     /// Whether the instance must be discarded: after a trap or a cancelled call its state is

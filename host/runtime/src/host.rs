@@ -50,7 +50,9 @@ impl sql::HostConnection for PluginState {
     ) -> Result<u64, Error> {
         let shared = self.connection_of(&conn)?;
         let db = lock(&shared);
-        let mut stmt = db.prepare_cached(&statement).map_err(|e| sql_error(&statement, e))?;
+        let mut stmt = db
+            .prepare_cached(&statement)
+            .map_err(|e| sql_error(&statement, e))?;
         let changed = stmt
             .execute(rusqlite::params_from_iter(params.iter().map(SqlValue)))
             .map_err(|e| sql_error(&statement, e))?;
@@ -65,7 +67,9 @@ impl sql::HostConnection for PluginState {
     ) -> Result<QueryResult, Error> {
         let shared = self.connection_of(&conn)?;
         let db = lock(&shared);
-        let mut stmt = db.prepare_cached(&statement).map_err(|e| sql_error(&statement, e))?;
+        let mut stmt = db
+            .prepare_cached(&statement)
+            .map_err(|e| sql_error(&statement, e))?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
         let width = columns.len();
         let mut rows_out = Vec::new();
@@ -116,7 +120,9 @@ impl PluginState {
         match self.databases.connection(&name) {
             Some(Ok(shared)) => Ok(shared),
             Some(Err(e)) => Err(Error::Unavailable(format!("{e:#}"))),
-            None => Err(Error::AccessDenied(format!("database \"{name}\" is not granted"))),
+            None => Err(Error::AccessDenied(format!(
+                "database \"{name}\" is not granted"
+            ))),
         }
     }
 }

@@ -7,7 +7,9 @@ use weir_bindings::types::{Batch, Partition, PluginInfo, Rows, Schema};
 use weir_bindings::{extractor, history, loader, transformer};
 
 pub use weir_bindings::history::exports::weir::plugin::history_store::CheckpointEntry;
-pub use weir_bindings::transformer::exports::weir::plugin::transformer::{RowReject, Transformed as TransformedRows};
+pub use weir_bindings::transformer::exports::weir::plugin::transformer::{
+    RowReject, Transformed as TransformedRows,
+};
 
 use crate::error::PluginError;
 use crate::sandbox::{Sandbox, guarded, guarded_infallible};
@@ -31,7 +33,11 @@ pub struct ExtractorInstance {
 
 impl ExtractorInstance {
     pub(crate) fn new(sandbox: Sandbox, bindings: extractor::ExtractorPlugin) -> Self {
-        Self { sandbox, bindings, reader: None }
+        Self {
+            sandbox,
+            bindings,
+            reader: None,
+        }
     }
 
     /// `describe()`.
@@ -43,7 +49,8 @@ impl ExtractorInstance {
     /// `partitions(config)`.
     pub async fn partitions(&mut self, config: &str) -> Result<Vec<Partition>, PluginError> {
         let api = self.bindings.weir_plugin_extractor();
-        guarded!(self.sandbox, "partitions", |store| api.call_partitions(store, config))
+        guarded!(self.sandbox, "partitions", |store| api
+            .call_partitions(store, config))
     }
 
     /// `open(config, partition, checkpoint)` then `schema()`; the reader is kept for
@@ -55,11 +62,12 @@ impl ExtractorInstance {
         checkpoint: Option<&str>,
     ) -> Result<Schema, PluginError> {
         let api = self.bindings.weir_plugin_extractor();
-        let reader = guarded!(self.sandbox, "open", |store| api.call_open(
-            store, config, partition, checkpoint
-        ))?;
+        let reader = guarded!(self.sandbox, "open", |store| api
+            .call_open(store, config, partition, checkpoint))?;
         self.reader = Some(reader);
-        guarded_infallible!(self.sandbox, "schema", |store| api.reader().call_schema(store, reader))
+        guarded_infallible!(self.sandbox, "schema", |store| api
+            .reader()
+            .call_schema(store, reader))
     }
 
     /// `reader.next-batch(max-rows)`.
@@ -68,9 +76,9 @@ impl ExtractorInstance {
         let reader = self.reader.ok_or_else(|| {
             PluginError::contract(&self.sandbox.label, "next-batch", "called before open")
         })?;
-        guarded!(self.sandbox, "next-batch", |store| api.reader().call_next_batch(
-            store, reader, max_rows
-        ))
+        guarded!(self.sandbox, "next-batch", |store| api
+            .reader()
+            .call_next_batch(store, reader, max_rows))
     }
 
     /// Drop the reader (runs the guest's destructor).
@@ -88,7 +96,11 @@ pub struct TransformerInstance {
 
 impl TransformerInstance {
     pub(crate) fn new(sandbox: Sandbox, bindings: transformer::TransformerPlugin) -> Self {
-        Self { sandbox, bindings, transform: None }
+        Self {
+            sandbox,
+            bindings,
+            transform: None,
+        }
     }
 
     /// `describe()`.
@@ -100,7 +112,8 @@ impl TransformerInstance {
     /// `open(config, input)` then `output-schema()`.
     pub async fn open(&mut self, config: &str, input: &Schema) -> Result<Schema, PluginError> {
         let api = self.bindings.weir_plugin_transformer();
-        let transform = guarded!(self.sandbox, "open", |store| api.call_open(store, config, input))?;
+        let transform = guarded!(self.sandbox, "open", |store| api
+            .call_open(store, config, input))?;
         self.transform = Some(transform);
         guarded_infallible!(self.sandbox, "output-schema", |store| api
             .transform()
@@ -113,7 +126,9 @@ impl TransformerInstance {
         let transform = self.transform.ok_or_else(|| {
             PluginError::contract(&self.sandbox.label, "apply", "called before open")
         })?;
-        guarded!(self.sandbox, "apply", |store| api.transform().call_apply(store, transform, rows))
+        guarded!(self.sandbox, "apply", |store| api
+            .transform()
+            .call_apply(store, transform, rows))
     }
 
     /// Drop the transform resource.
@@ -139,7 +154,11 @@ pub struct LoaderInstance {
 
 impl LoaderInstance {
     pub(crate) fn new(sandbox: Sandbox, bindings: loader::LoaderPlugin) -> Self {
-        Self { sandbox, bindings, sink: None }
+        Self {
+            sandbox,
+            bindings,
+            sink: None,
+        }
     }
 
     /// `describe()`.
@@ -151,7 +170,9 @@ impl LoaderInstance {
     /// `open(config, schema)`.
     pub async fn open(&mut self, config: &str, schema: &Schema) -> Result<LoadTarget, PluginError> {
         let api = self.bindings.weir_plugin_loader();
-        match guarded!(self.sandbox, "open", |store| api.call_open(store, config, schema))? {
+        match guarded!(self.sandbox, "open", |store| api
+            .call_open(store, config, schema))?
+        {
             Target::Plan(plan) => Ok(LoadTarget::Plan(plan)),
             Target::Sink(sink) => {
                 self.sink = Some(sink);
@@ -166,14 +187,18 @@ impl LoaderInstance {
         let sink = self.sink.ok_or_else(|| {
             PluginError::contract(&self.sandbox.label, "write", "the loader returned no sink")
         })?;
-        guarded!(self.sandbox, "write", |store| api.sink().call_write(store, sink, batch))
+        guarded!(self.sandbox, "write", |store| api
+            .sink()
+            .call_write(store, sink, batch))
     }
 
     /// `sink.finish()` and drop the sink.
     pub async fn finish(&mut self) -> Result<(), PluginError> {
         let api = self.bindings.weir_plugin_loader();
         if let Some(sink) = self.sink {
-            guarded!(self.sandbox, "finish", |store| api.sink().call_finish(store, sink))?;
+            guarded!(self.sandbox, "finish", |store| api
+                .sink()
+                .call_finish(store, sink))?;
         }
         drop_resource(&mut self.sandbox, self.sink.take()).await;
         Ok(())
@@ -189,7 +214,11 @@ pub struct HistoryInstance {
 
 impl HistoryInstance {
     pub(crate) fn new(sandbox: Sandbox, bindings: history::HistoryStorePlugin) -> Self {
-        Self { sandbox, bindings, history: None }
+        Self {
+            sandbox,
+            bindings,
+            history: None,
+        }
     }
 
     fn handle(&self, call: &'static str) -> Result<ResourceAny, PluginError> {
@@ -214,14 +243,25 @@ impl HistoryInstance {
     }
 
     /// `history.load(pipeline, partition)`.
-    pub async fn load(&mut self, pipeline: &str, partition: &str) -> Result<Option<String>, PluginError> {
+    pub async fn load(
+        &mut self,
+        pipeline: &str,
+        partition: &str,
+    ) -> Result<Option<String>, PluginError> {
         let api = self.bindings.weir_plugin_history_store();
         let h = self.handle("load")?;
-        guarded!(self.sandbox, "load", |store| api.history().call_load(store, h, pipeline, partition))
+        guarded!(self.sandbox, "load", |store| api
+            .history()
+            .call_load(store, h, pipeline, partition))
     }
 
     /// `history.save(pipeline, partition, checkpoint)`.
-    pub async fn save(&mut self, pipeline: &str, partition: &str, checkpoint: &str) -> Result<(), PluginError> {
+    pub async fn save(
+        &mut self,
+        pipeline: &str,
+        partition: &str,
+        checkpoint: &str,
+    ) -> Result<(), PluginError> {
         let api = self.bindings.weir_plugin_history_store();
         let h = self.handle("save")?;
         guarded!(self.sandbox, "save", |store| api
@@ -230,16 +270,27 @@ impl HistoryInstance {
     }
 
     /// `history.entries(pipeline)`.
-    pub async fn entries(&mut self, pipeline: Option<&str>) -> Result<Vec<CheckpointEntry>, PluginError> {
+    pub async fn entries(
+        &mut self,
+        pipeline: Option<&str>,
+    ) -> Result<Vec<CheckpointEntry>, PluginError> {
         let api = self.bindings.weir_plugin_history_store();
         let h = self.handle("entries")?;
-        guarded!(self.sandbox, "entries", |store| api.history().call_entries(store, h, pipeline))
+        guarded!(self.sandbox, "entries", |store| api
+            .history()
+            .call_entries(store, h, pipeline))
     }
 
     /// `history.reset(pipeline, partition)`.
-    pub async fn reset(&mut self, pipeline: &str, partition: Option<&str>) -> Result<u32, PluginError> {
+    pub async fn reset(
+        &mut self,
+        pipeline: &str,
+        partition: Option<&str>,
+    ) -> Result<u32, PluginError> {
         let api = self.bindings.weir_plugin_history_store();
         let h = self.handle("reset")?;
-        guarded!(self.sandbox, "reset", |store| api.history().call_reset(store, h, pipeline, partition))
+        guarded!(self.sandbox, "reset", |store| api
+            .history()
+            .call_reset(store, h, pipeline, partition))
     }
 }

@@ -89,10 +89,19 @@ impl Runtime {
     ) -> Result<Sandbox, PluginError> {
         let state = PluginState::new(site, limits, grants, databases)
             .map_err(|e| PluginError::contract(plugin_label, "instantiate", format!("{e:#}")))?;
-        Ok(Sandbox::new(&self.engine, state, limits.clone(), plugin_label.into()))
+        Ok(Sandbox::new(
+            &self.engine,
+            state,
+            limits.clone(),
+            plugin_label.into(),
+        ))
     }
 
-    async fn describe(&self, pre: &PluginPre, file_name: &str) -> Result<types::PluginInfo, PluginError> {
+    async fn describe(
+        &self,
+        pre: &PluginPre,
+        file_name: &str,
+    ) -> Result<types::PluginInfo, PluginError> {
         let site = CallSite {
             plugin: file_name.to_owned(),
             ..CallSite::default()
@@ -103,22 +112,34 @@ impl Runtime {
         match pre {
             PluginPre::Extractor(p) => {
                 let mut sb = self.sandbox(file_name, site, &limits, &grants, databases)?;
-                let b = p.instantiate_async(&mut sb.store).await.map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
+                let b = p
+                    .instantiate_async(&mut sb.store)
+                    .await
+                    .map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
                 ExtractorInstance::new(sb, b).describe().await
             }
             PluginPre::Transformer(p) => {
                 let mut sb = self.sandbox(file_name, site, &limits, &grants, databases)?;
-                let b = p.instantiate_async(&mut sb.store).await.map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
+                let b = p
+                    .instantiate_async(&mut sb.store)
+                    .await
+                    .map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
                 TransformerInstance::new(sb, b).describe().await
             }
             PluginPre::Loader(p) => {
                 let mut sb = self.sandbox(file_name, site, &limits, &grants, databases)?;
-                let b = p.instantiate_async(&mut sb.store).await.map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
+                let b = p
+                    .instantiate_async(&mut sb.store)
+                    .await
+                    .map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
                 LoaderInstance::new(sb, b).describe().await
             }
             PluginPre::HistoryStore(p) => {
                 let mut sb = self.sandbox(file_name, site, &limits, &grants, databases)?;
-                let b = p.instantiate_async(&mut sb.store).await.map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
+                let b = p
+                    .instantiate_async(&mut sb.store)
+                    .await
+                    .map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
                 HistoryInstance::new(sb, b).describe().await
             }
         }

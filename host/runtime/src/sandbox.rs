@@ -20,7 +20,12 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub(crate) fn new(engine: &wasmtime::Engine, state: PluginState, limits: Limits, label: Arc<str>) -> Self {
+    pub(crate) fn new(
+        engine: &wasmtime::Engine,
+        state: PluginState,
+        limits: Limits,
+        label: Arc<str>,
+    ) -> Self {
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
         let cpu_ticks = limits.cpu_ticks();

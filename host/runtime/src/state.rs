@@ -53,10 +53,7 @@ impl PluginState {
         for dir in &grants.read_dirs {
             wasi.preopened_dir(&dir.host_path, &dir.guest_path, FsPerms::ReadOnly)
                 .map_err(|e| {
-                    anyhow::anyhow!(
-                        "failed to grant directory {}: {e}",
-                        dir.host_path.display()
-                    )
+                    anyhow::anyhow!("failed to grant directory {}: {e}", dir.host_path.display())
                 })?;
         }
         let limits = StoreLimitsBuilder::new()
@@ -96,11 +93,21 @@ pub(crate) fn emit_plugin_log(site: &CallSite, level: tracing::Level, message: &
     let partition = site.partition.as_deref().unwrap_or("-");
     let plugin = site.plugin.as_str();
     match level {
-        tracing::Level::ERROR => tracing::error!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
-        tracing::Level::WARN => tracing::warn!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
-        tracing::Level::INFO => tracing::info!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
-        tracing::Level::DEBUG => tracing::debug!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
-        tracing::Level::TRACE => tracing::trace!(target: "weir::plugin", plugin, pipeline, partition, "{message}"),
+        tracing::Level::ERROR => {
+            tracing::error!(target: "weir::plugin", plugin, pipeline, partition, "{message}")
+        }
+        tracing::Level::WARN => {
+            tracing::warn!(target: "weir::plugin", plugin, pipeline, partition, "{message}")
+        }
+        tracing::Level::INFO => {
+            tracing::info!(target: "weir::plugin", plugin, pipeline, partition, "{message}")
+        }
+        tracing::Level::DEBUG => {
+            tracing::debug!(target: "weir::plugin", plugin, pipeline, partition, "{message}")
+        }
+        tracing::Level::TRACE => {
+            tracing::trace!(target: "weir::plugin", plugin, pipeline, partition, "{message}")
+        }
     }
 }
 

@@ -147,7 +147,11 @@ mod tests {
         );
         assert_eq!(Checkpoint::decode(&s), Ok(cp));
         assert!(Checkpoint::decode("12").is_err());
-        assert!(Checkpoint::decode(r#"{"v":2}"#).unwrap_err().contains("version"));
+        assert!(
+            Checkpoint::decode(r#"{"v":2}"#)
+                .unwrap_err()
+                .contains("version")
+        );
         assert!(Checkpoint::decode(&s.replace("\"line\":57", "\"line\":\"x\"")).is_err());
     }
 
@@ -168,7 +172,10 @@ mod tests {
         assert_eq!(head, Fnv::hash(&data[..4096]));
         assert_eq!(tail, Fnv::hash(&data[9000 - 4096..9000]));
         let (head, tail) = fingerprint(&mut c, 10).unwrap();
-        assert_eq!((head, tail), (Fnv::hash(&data[..10]), Fnv::hash(&data[..10])));
+        assert_eq!(
+            (head, tail),
+            (Fnv::hash(&data[..10]), Fnv::hash(&data[..10]))
+        );
         assert!(fingerprint(&mut c, 20_000).is_err(), "past the end");
     }
 }

@@ -288,7 +288,11 @@ mod tests {
     #[test]
     fn windows_1252_is_decoded() {
         let enc = TextEncoding::from_label("windows-1252").unwrap();
-        let (cols, errors) = build(b"M\xFCller;\xE4\xF6\xFC\nplain;x\n", &[ColumnType::Text; 2], enc);
+        let (cols, errors) = build(
+            b"M\xFCller;\xE4\xF6\xFC\nplain;x\n",
+            &[ColumnType::Text; 2],
+            enc,
+        );
         assert!(errors.is_empty());
         assert_eq!(texts(&cols[0]), ["Müller", "plain"]);
         assert_eq!(texts(&cols[1]), ["äöü", "x"]);

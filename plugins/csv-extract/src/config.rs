@@ -157,7 +157,11 @@ fn invalid(msg: impl Into<String>) -> Error {
 
 /// A one-character option that must be a single ASCII byte (it is matched byte-wise).
 fn single_byte(key: &str, v: &Value) -> Result<u8> {
-    let bad = || invalid(format!("\"{key}\" must be a single ASCII character, got {v}"));
+    let bad = || {
+        invalid(format!(
+            "\"{key}\" must be a single ASCII character, got {v}"
+        ))
+    };
     let s = v.as_str().ok_or_else(bad)?;
     match s.as_bytes() {
         [b] if b.is_ascii() && *b != b'\r' && *b != b'\n' => Ok(*b),
@@ -262,7 +266,10 @@ mod tests {
         let c = Config::parse(r#"{"path": "p", "quote": null, "escape": "\""}"#).unwrap();
         assert_eq!((c.dialect.quote, c.dialect.escape), (None, Some(b'"')));
         let c = Config::parse(r#"{"path": "p", "escape": "\""}"#).unwrap();
-        assert_eq!(c.dialect.escape, None, "escape = quote means doubled quotes");
+        assert_eq!(
+            c.dialect.escape, None,
+            "escape = quote means doubled quotes"
+        );
     }
 
     #[test]

@@ -101,8 +101,16 @@ mod tests {
                 "{l}"
             );
         }
-        assert!(TextEncoding::from_label("utf-16le").unwrap_err().contains("ASCII-compatible"));
-        assert!(TextEncoding::from_label("klingon").unwrap_err().contains("unknown encoding"));
+        assert!(
+            TextEncoding::from_label("utf-16le")
+                .unwrap_err()
+                .contains("ASCII-compatible")
+        );
+        assert!(
+            TextEncoding::from_label("klingon")
+                .unwrap_err()
+                .contains("unknown encoding")
+        );
     }
 
     #[test]

@@ -157,8 +157,7 @@ pub fn split(path: &str) -> Result<(&str, Pattern)> {
             "\"path\" {path:?}: wildcards are only allowed in the file name, not in the directory"
         )));
     }
-    let pattern =
-        Pattern::new(name).map_err(|e| Error::InvalidConfig(format!("\"path\": {e}")))?;
+    let pattern = Pattern::new(name).map_err(|e| Error::InvalidConfig(format!("\"path\": {e}")))?;
     Ok((dir, pattern))
 }
 
@@ -191,7 +190,9 @@ pub fn list(path: &str) -> Result<Listing> {
                 path: file,
                 size: m.len(),
             }),
-            Ok(_) => listing.skipped.push(format!("{file}: skipped: not a regular file")),
+            Ok(_) => listing
+                .skipped
+                .push(format!("{file}: skipped: not a regular file")),
             Err(e) => listing.skipped.push(format!("{file}: skipped: {e}")),
         }
     }
@@ -226,7 +227,7 @@ mod tests {
     #[test]
     fn wildcards() {
         assert!(m("*.csv", "2026-01.csv"));
-        assert!(m("*.csv", ".csv") == false, "no hidden files");
+        assert!(!m("*.csv", ".csv"), "no hidden files");
         assert!(m(".*.csv", ".x.csv"));
         assert!(!m("*.csv", "a.csv.part"));
         assert!(m("a*b*c", "aXXbYYbZc"));
@@ -257,19 +258,31 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("csvx-glob-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("sub.csv")).unwrap();
-        for (name, body) in [("b.csv", "12"), ("a.csv", "1"), ("c.txt", ""), (".h.csv", "")] {
+        for (name, body) in [
+            ("b.csv", "12"),
+            ("a.csv", "1"),
+            ("c.txt", ""),
+            (".h.csv", ""),
+        ] {
             fs::write(dir.join(name), body).unwrap();
         }
         let base = dir.to_str().unwrap();
         let listing = list(&format!("{base}/*.csv")).unwrap();
-        let got: Vec<_> = listing.files.iter().map(|f| (f.path.clone(), f.size)).collect();
+        let got: Vec<_> = listing
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.size))
+            .collect();
         assert_eq!(
             got,
             [(format!("{base}/a.csv"), 1), (format!("{base}/b.csv"), 2)]
         );
         assert_eq!(listing.skipped.len(), 1, "the directory sub.csv");
         let missing = list(&format!("{base}/nope/*.csv")).unwrap_err();
-        assert!(missing.message().contains("grants.read_dirs"), "{missing:?}");
+        assert!(
+            missing.message().contains("grants.read_dirs"),
+            "{missing:?}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

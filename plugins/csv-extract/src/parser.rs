@@ -4,8 +4,9 @@
 //! physical line where each record starts (counting `\r\n`, `\n` and old-Mac `\r` inside quoted
 //! fields too), "this record ended inside an open quote at end of file", a bounded record size
 //! that skips the rest of a runaway record without holding it, and the raw record bytes for
-//! rejects. The scanner does all of that in one pass and copies runs of ordinary bytes with
-//! `extend_from_slice`, so the per-byte cost is a table lookup.
+//! rejects. The scanner does all of that in one pass, finds the special bytes eight at a time,
+//! and hands out fields as slices of the record's own bytes: only a field with doubled quotes
+//! or escapes is copied (unescaped) into a scratch buffer.
 //!
 //! Records are RFC 4180 with the usual leniencies: a quote inside an unquoted field is literal,
 //! text after a closing quote is appended to the field, fields may be quoted with an escape byte
@@ -129,7 +130,8 @@ pub struct Parser<R> {
     /// Contents of fields that are not one run of `buf` (doubled quotes, escapes).
     scratch: Vec<u8>,
     /// The field being read: its start and (for quoted fields) end in `buf`, relative to
-    /// `rec_start` so that refills do not move them, and whether it is in `scratch` instead.
+    /// `rec_start` so that refills do not move them; whether it is in `scratch` instead, and
+    /// where it starts there.
     f_start: usize,
     f_end: usize,
     f_in_scratch: bool,
@@ -347,7 +349,7 @@ impl<R: Read> Parser<R> {
                         self.f_end = stop - self.rec_start;
                         state = State::QuoteInQuoted;
                     } else if c & ESCAPE != 0 {
-                        self.to_scratch(stop);
+                        self.spill_to_scratch(stop);
                         state = State::Escaped;
                     } else {
                         // A line break inside the field is part of the value.
@@ -374,7 +376,7 @@ impl<R: Read> Parser<R> {
                         if self.f_in_scratch {
                             self.scratch_byte(b);
                         } else {
-                            self.to_scratch(self.rec_start + self.f_end + 1);
+                            self.spill_to_scratch(self.rec_start + self.f_end + 1);
                         }
                         self.pos += 1;
                         prev_cr = false;
@@ -398,7 +400,7 @@ impl<R: Read> Parser<R> {
                         self.pos += 1;
                     } else {
                         // Lenient like most readers: `"ab"cd` is `abcd`.
-                        self.to_scratch(self.rec_start + self.f_end);
+                        self.spill_to_scratch(self.rec_start + self.f_end);
                         state = State::Unquoted;
                     }
                 }
@@ -458,7 +460,7 @@ impl<R: Read> Parser<R> {
     }
 
     /// Continue the current field in `scratch`, starting with its content up to `buf[upto]`.
-    fn to_scratch(&mut self, upto: usize) {
+    fn spill_to_scratch(&mut self, upto: usize) {
         if self.f_in_scratch || self.oversized {
             return;
         }
@@ -564,7 +566,9 @@ impl<R: Read> Parser<R> {
 
     fn complete(&self) -> Outcome {
         if self.oversized || self.rec_bytes > self.dialect.max_record_bytes as u64 {
-            Outcome::Oversized { bytes: self.rec_bytes }
+            Outcome::Oversized {
+                bytes: self.rec_bytes,
+            }
         } else {
             Outcome::Record
         }

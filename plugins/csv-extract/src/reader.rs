@@ -196,7 +196,8 @@ impl CsvReader {
             }
         };
         let tail_start = offset.saturating_sub(WINDOW);
-        let tail = checkpoint::hash_range(src, tail_start, offset - tail_start).map_err(hash_err)?;
+        let tail =
+            checkpoint::hash_range(src, tail_start, offset - tail_start).map_err(hash_err)?;
         Ok(Checkpoint {
             offset,
             line: self.parser.line(),
@@ -209,13 +210,11 @@ impl CsvReader {
 
 /// Read the header record (or, without one, peek at the first record to count its fields).
 fn read_header(config: &Config, path: &str, parser: &mut Parser<File>) -> Result<Header> {
-    if !config.has_header {
-        if let Some(names) = &config.columns {
-            return Ok(Header {
-                names: names.clone(),
-                hash: Fnv::hash(b""),
-            });
-        }
+    if let (false, Some(names)) = (config.has_header, &config.columns) {
+        return Ok(Header {
+            names: names.clone(),
+            hash: Fnv::hash(b""),
+        });
     }
     let outcome = parser
         .next_record()
@@ -335,9 +334,7 @@ fn verify_checkpoint(
     body_start: u64,
     parser: &mut Parser<File>,
 ) -> Result<Checkpoint> {
-    let reset = format!(
-        "run `weir checkpoints reset <pipeline> {path}` to load it from the start"
-    );
+    let reset = format!("run `weir checkpoints reset <pipeline> {path}` to load it from the start");
     let cp = Checkpoint::decode(checkpoint).map_err(|e| {
         Error::BadData(format!(
             "{path}: the checkpoint is not one of csv-extract's ({e}): {checkpoint:?}; {reset}"

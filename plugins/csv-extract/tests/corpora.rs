@@ -8,7 +8,11 @@ use std::collections::BTreeMap;
 
 /// A row as column → value, for comparison with the suites' JSON objects.
 fn as_map(columns: &[String], values: &[String]) -> BTreeMap<String, String> {
-    columns.iter().cloned().zip(values.iter().cloned()).collect()
+    columns
+        .iter()
+        .cloned()
+        .zip(values.iter().cloned())
+        .collect()
 }
 
 fn json_map(v: &Value) -> BTreeMap<String, String> {

@@ -39,7 +39,11 @@ fn windows_1252_with_semicolons() {
 
 #[test]
 fn utf8_bom_is_stripped() {
-    let f = file("bom", "bom.csv", "\u{FEFF}name,city\nÅsa,Zürich\n".as_bytes());
+    let f = file(
+        "bom",
+        "bom.csv",
+        "\u{FEFF}name,city\nÅsa,Zürich\n".as_bytes(),
+    );
     let out = read(&config(&f, ""), &f, None, 10).unwrap();
     assert_eq!(out.columns, ["name", "city"]);
     assert_eq!(out.values(), strings(&[&["Åsa", "Zürich"]]));
@@ -111,12 +115,22 @@ fn oversized_records_are_rejected_and_skipped() {
     let out = read(&config(&f, r#""max_record_bytes": 50"#), &f, None, 10).unwrap();
     assert_eq!(out.values(), strings(&[&["3", "ok"]]));
     assert_eq!(out.lines(), [5]);
-    let reasons: Vec<_> = out.rejects.iter().map(|r| (r.position, r.reason.clone())).collect();
+    let reasons: Vec<_> = out
+        .rejects
+        .iter()
+        .map(|r| (r.position, r.reason.clone()))
+        .collect();
     assert_eq!(
         reasons,
         [
-            (2, "record of 102 bytes exceeds max_record_bytes (50)".to_string()),
-            (3, "record of 205 bytes exceeds max_record_bytes (50)".to_string())
+            (
+                2,
+                "record of 102 bytes exceeds max_record_bytes (50)".to_string()
+            ),
+            (
+                3,
+                "record of 205 bytes exceeds max_record_bytes (50)".to_string()
+            )
         ]
     );
     assert!(out.rejects[0].raw.starts_with("1,xxx"));
@@ -128,7 +142,11 @@ fn raw_text_of_a_reject_is_capped() {
     let f = file("rawcap", "c.csv", format!("a,b\n{big}\n").as_bytes());
     let out = read(&config(&f, ""), &f, None, 10).unwrap();
     assert_eq!(out.rejects.len(), 1);
-    assert_eq!(out.rejects[0].raw.chars().count(), 4097, "4 KiB plus an ellipsis");
+    assert_eq!(
+        out.rejects[0].raw.chars().count(),
+        4097,
+        "4 KiB plus an ellipsis"
+    );
 }
 
 #[test]
@@ -151,10 +169,18 @@ fn schema_kinds_and_typed_columns() {
     };
     let reader = CsvExtract::open(&cfg, partition, None).unwrap();
     let schema = weir_sdk::Reader::schema(&reader);
-    let kinds: Vec<_> = schema.columns.iter().map(|c| (c.kind, c.nullable)).collect();
+    let kinds: Vec<_> = schema
+        .columns
+        .iter()
+        .map(|c| (c.kind, c.nullable))
+        .collect();
     assert_eq!(
         kinds,
-        [(Kind::Integer, true), (Kind::Real, true), (Kind::Text, true)]
+        [
+            (Kind::Integer, true),
+            (Kind::Real, true),
+            (Kind::Text, true)
+        ]
     );
     assert!(schema.primary_key.is_empty());
     let out = read(&cfg, &f, None, 10).unwrap();
@@ -162,7 +188,10 @@ fn schema_kinds_and_typed_columns() {
         out.values(),
         strings(&[&["1", "2.5", "a"], &["<null>", "<null>", "b"]])
     );
-    assert_eq!(out.rejects[0].reason, "column \"id\": \"x\" is not an integer");
+    assert_eq!(
+        out.rejects[0].reason,
+        "column \"id\": \"x\" is not an integer"
+    );
 
     let bad = config(&f, r#""types": {"nope": "integer"}"#);
     let err = read(&bad, &f, None, 10).unwrap_err();
@@ -188,7 +217,10 @@ fn without_header() {
     // With a header, `columns` renames; the counts must agree.
     let g = file("renamed", "r.csv", b"x,y\n1,2\n");
     let out = read(&config(&g, r#""columns": ["a", "b"]"#), &g, None, 1).unwrap();
-    assert_eq!((out.columns.clone(), out.lines()), (vec!["a".to_string(), "b".into()], vec![2]));
+    assert_eq!(
+        (out.columns.clone(), out.lines()),
+        (vec!["a".to_string(), "b".into()], vec![2])
+    );
     let err = read(&config(&g, r#""columns": ["a"]"#), &g, None, 1).unwrap_err();
     assert!(matches!(err, Error::InvalidConfig(m) if m.contains("1 names")));
 }
@@ -206,7 +238,10 @@ fn tab_trim_and_escape() {
 fn empty_files() {
     let f = file("empty", "e.csv", b"");
     let err = read(&config(&f, ""), &f, None, 10).unwrap_err();
-    assert!(matches!(&err, Error::BadData(m) if m.contains("is empty")), "{err:?}");
+    assert!(
+        matches!(&err, Error::BadData(m) if m.contains("is empty")),
+        "{err:?}"
+    );
     let out = read(&config(&f, r#""columns": ["a"]"#), &f, None, 10).unwrap();
     assert!(out.rows.is_empty() && out.checkpoints.is_empty());
     // A header only: no batch at all.
@@ -258,7 +293,10 @@ fn partitions_are_the_sorted_matching_files() {
 #[test]
 fn describe_names_the_plugin() {
     let info = CsvExtract::describe();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("csv-extract", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("csv-extract", "0.1.0")
+    );
     let schema: serde_json::Value = serde_json::from_str(&info.config_schema).unwrap();
     assert_eq!(schema["required"][0], "path");
 }

@@ -84,7 +84,10 @@ fn a_last_line_without_line_break_is_a_record() {
     // Rows appended after it (starting with a line break) keep their physical lines.
     append(&path, b"\n3,4\n");
     let next = read(&cfg, &path, first.last_checkpoint(), 10).unwrap();
-    assert_eq!((next.lines(), next.values()), (vec![3], vec![vec!["3".into(), "4".into()]]));
+    assert_eq!(
+        (next.lines(), next.values()),
+        (vec![3], vec![vec!["3".into(), "4".into()]])
+    );
 }
 
 #[test]
@@ -95,8 +98,16 @@ fn truncated_file_is_bad_data() {
     std::fs::write(&path, &sample(10).as_bytes()[..40]).unwrap();
     let msg = bad_data(read(&cfg, &path, full.last_checkpoint(), 100));
     let name = path.to_str().unwrap();
-    assert!(msg.starts_with(&format!("{name}: file is shorter than the last checkpoint (40 bytes < offset ")), "{msg}");
-    assert!(msg.contains(&format!("weir checkpoints reset <pipeline> {name}")), "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "{name}: file is shorter than the last checkpoint (40 bytes < offset "
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("weir checkpoints reset <pipeline> {name}")),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -104,14 +115,18 @@ fn replaced_file_is_bad_data() {
     let cfg_for = |p: &PathBuf| config(p, "");
     // Same header, different rows, longer than before.
     let path = write("replaced", sample(10).as_bytes());
-    let cp = read(&cfg_for(&path), &path, None, 100).unwrap().last_checkpoint();
+    let cp = read(&cfg_for(&path), &path, None, 100)
+        .unwrap()
+        .last_checkpoint();
     std::fs::write(&path, sample(10).replace("plain", "other") + "99,x,1\r\n").unwrap();
     let msg = bad_data(read(&cfg_for(&path), &path, cp, 100));
     assert!(msg.contains("changed since the last checkpoint"), "{msg}");
 
     // Another header.
     let path = write("replaced-header", sample(3).as_bytes());
-    let cp = read(&cfg_for(&path), &path, None, 100).unwrap().last_checkpoint();
+    let cp = read(&cfg_for(&path), &path, None, 100)
+        .unwrap()
+        .last_checkpoint();
     std::fs::write(&path, sample(3).replacen("memo", "note", 1)).unwrap();
     let msg = bad_data(read(&cfg_for(&path), &path, cp, 100));
     assert!(msg.contains("the header line changed"), "{msg}");
@@ -119,20 +134,35 @@ fn replaced_file_is_bad_data() {
     // A long file edited only just before the checkpoint (past the first 4 KiB).
     let body = sample(500);
     let path = write("replaced-tail", body.as_bytes());
-    let cp = read(&cfg_for(&path), &path, None, 1000).unwrap().last_checkpoint();
+    let cp = read(&cfg_for(&path), &path, None, 1000)
+        .unwrap()
+        .last_checkpoint();
     std::fs::write(&path, body.replace("499,plain 499", "499,PLAIN 499")).unwrap();
     let msg = bad_data(read(&cfg_for(&path), &path, cp.clone(), 100));
-    assert!(msg.contains("the content before the checkpoint changed"), "{msg}");
+    assert!(
+        msg.contains("the content before the checkpoint changed"),
+        "{msg}"
+    );
 
     // An unchanged long file resumes fine.
     std::fs::write(&path, body.as_bytes()).unwrap();
-    assert!(read(&cfg_for(&path), &path, cp, 100).unwrap().rows.is_empty());
+    assert!(
+        read(&cfg_for(&path), &path, cp, 100)
+            .unwrap()
+            .rows
+            .is_empty()
+    );
 }
 
 #[test]
 fn corrupt_checkpoint_is_bad_data() {
     let path = write("corrupt", b"a\n1\n");
-    let msg = bad_data(read(&config(&path, ""), &path, Some("{\"offset\":1".into()), 10));
+    let msg = bad_data(read(
+        &config(&path, ""),
+        &path,
+        Some("{\"offset\":1".into()),
+        10,
+    ));
     assert!(msg.contains("not one of csv-extract's"), "{msg}");
 }
 
@@ -141,7 +171,10 @@ fn checkpoint_format() {
     let path = write("format", b"a,b\n1,2\n");
     let out = read(&config(&path, ""), &path, None, 10).unwrap();
     let cp: serde_json::Value = serde_json::from_str(&out.checkpoints[0]).unwrap();
-    assert_eq!((cp["v"].as_u64(), cp["offset"].as_u64(), cp["line"].as_u64()), (Some(1), Some(8), Some(3)));
+    assert_eq!(
+        (cp["v"].as_u64(), cp["offset"].as_u64(), cp["line"].as_u64()),
+        (Some(1), Some(8), Some(3))
+    );
     for key in ["head", "tail", "header"] {
         assert_eq!(cp[key].as_str().unwrap().len(), 16, "{key}");
     }
@@ -150,7 +183,10 @@ fn checkpoint_format() {
 #[test]
 fn resume_without_header_and_in_windows_1252() {
     let path = write("cp1252-resume", b"1;M\xFCller\n2;K\xF6ln\n3;\xC4rger\n");
-    let cfg = config(&path, r#""has_header": false, "delimiter": ";", "encoding": "latin-1""#);
+    let cfg = config(
+        &path,
+        r#""has_header": false, "delimiter": ";", "encoding": "latin-1""#,
+    );
     let full = read(&cfg, &path, None, 1).unwrap();
     assert_eq!(full.lines(), [1, 2, 3]);
     let rest = read(&cfg, &path, Some(full.checkpoints[0].clone()), 10).unwrap();

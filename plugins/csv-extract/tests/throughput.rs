@@ -23,7 +23,11 @@ fn bank_csv(rows: usize) -> String {
             2 => "\"said \"\"hi\"\"\"".to_string(),
             _ => format!("payment {i}"),
         };
-        let who = if i % 7 == 0 { "Zürich AG" } else { "ACME Corp" };
+        let who = if i % 7 == 0 {
+            "Zürich AG"
+        } else {
+            "ACME Corp"
+        };
         writeln!(
             s,
             "{i},2026-01-{:02},2026-01-{:02},{}.{:02},{}.00,CHF,{who},CH93007620116238529{:02},REF{i:08},{memo}",
