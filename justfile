@@ -53,3 +53,8 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cd plugins && cargo fmt --all -- --check && cargo clippy --release -- -D warnings
+
+# Kill `weir run` with SIGKILL N times while it loads a 200k-row CSV (append and upsert), then
+# check: rows == source - rejects, no duplicate or missing key, integrity_check ok.
+crash-test N="20": plugins
+    WEIR_CRASH_ROWS=200000 WEIR_CRASH_KILLS={{N}} cargo test --quiet -p weir --test e2e crash -- --nocapture --test-threads 1

@@ -5,6 +5,7 @@ mod support;
 mod bad_config;
 mod bank_recon;
 mod corpora;
+mod crash;
 mod incremental;
 mod plugins;
 mod upsert;

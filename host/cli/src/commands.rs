@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use weir_engine::{Config, EventBus, ResolvedPipeline, run_pipeline};
+use weir_engine::run::Run;
+use weir_engine::{Config, EventBus, ResolvedPipeline, RunSummary};
 use weir_runtime::{CacheOutcome, Catalog, LoadTarget, Runtime};
 
 use crate::output::{Progress, thousands};
@@ -36,28 +37,111 @@ async fn setup(config_path: &Path) -> anyhow::Result<Setup> {
     })
 }
 
-pub async fn run(config_path: &Path, pipeline: &str) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config_path: &Path,
+    pipelines: &[String],
+    events_file: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let Setup {
         config,
         runtime,
         catalog,
     } = setup(config_path).await?;
-    let resolved = Arc::new(
-        ResolvedPipeline::resolve(&config, pipeline, &catalog).map_err(anyhow::Error::msg)?,
-    );
+    let mut resolved = Vec::new();
+    for name in pipelines {
+        resolved.push(Arc::new(
+            ResolvedPipeline::resolve(&config, name, &catalog).map_err(anyhow::Error::msg)?,
+        ));
+    }
 
     let events = EventBus::new();
     let mut receiver = events.subscribe();
-    let progress_task = tokio::spawn(async move {
+    let mut events_out = match events_file {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create events file {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let observer = tokio::spawn(async move {
+        use std::io::Write as _;
         let mut progress = Progress::new();
         while let Ok(event) = receiver.recv().await {
             progress.on_event(&event);
+            if let Some(out) = events_out.as_mut() {
+                let _ = serde_json::to_writer(&mut *out, &*event);
+                let _ = out.write_all(b"\n");
+                let _ = out.flush();
+            }
         }
         progress.clear();
     });
-    let summary = run_pipeline(runtime, resolved.clone(), events, "manual").await;
-    progress_task.abort();
 
+    let runs: Vec<Run> = resolved
+        .iter()
+        .map(|p| Run::new(runtime.clone(), p.clone(), events.clone()))
+        .collect();
+    // Weak: the event stream ends (and the observer with it) once the runs are dropped.
+    let contexts: Vec<_> = runs.iter().map(|r| Arc::downgrade(&r.ctx)).collect();
+    // First Ctrl-C: stop at the next batch boundary (committed batches stay, nothing is half
+    // written). A second one ends the process; SQLite rolls back the open transaction.
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping at the next batch boundary (Ctrl-C again to abort)");
+            for ctx in contexts.iter().filter_map(std::sync::Weak::upgrade) {
+                ctx.cancel();
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let summaries = futures_join_all(runs).await;
+    drop(events);
+    let _ = observer.await;
+
+    let mut all_ok = true;
+    for (summary, pipeline) in summaries.iter().zip(&resolved) {
+        all_ok &= summary.succeeded();
+        print_summary(summary, pipeline);
+    }
+    if let Some(peak) = peak_rss_mib() {
+        println!("peak memory: {peak} MiB");
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Run every pipeline at the same time; summaries in the order given.
+async fn futures_join_all(runs: Vec<Run>) -> Vec<RunSummary> {
+    let handles: Vec<_> = runs
+        .into_iter()
+        .map(|run| tokio::spawn(run.execute("manual")))
+        .collect();
+    let mut summaries = Vec::with_capacity(handles.len());
+    for handle in handles {
+        summaries.push(handle.await.expect("run task panicked"));
+    }
+    summaries
+}
+
+/// Peak resident memory of this process (Linux), for the run summary.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
+fn print_summary(summary: &RunSummary, resolved: &ResolvedPipeline) {
     let status = if summary.succeeded() {
         "completed"
     } else {
@@ -113,11 +197,14 @@ pub async fn run(config_path: &Path, pipeline: &str) -> anyhow::Result<ExitCode>
     if let Some(error) = &summary.error {
         eprintln!("error: pipeline {}: {error}", summary.pipeline);
     }
-    Ok(if summary.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    for p in summary.partitions.iter().filter(|p| p.error.is_some()) {
+        eprintln!(
+            "error: pipeline {}: partition {}: {}",
+            summary.pipeline,
+            p.partition,
+            p.error.as_deref().unwrap_or_default()
+        );
+    }
 }
 
 pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {

@@ -30,10 +30,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a pipeline once in the foreground.
+    /// Run pipelines once in the foreground (several run at the same time). Ctrl-C stops at
+    /// the next batch boundary.
     Run {
-        /// The pipeline's name in the config file.
-        pipeline: String,
+        /// Pipeline names from the config file.
+        #[arg(required = true)]
+        pipelines: Vec<String>,
+        /// Also write every event as a JSON line to this file.
+        #[arg(long)]
+        events: Option<PathBuf>,
     },
     /// Check the config, the plugins and the grants; say what each pipeline guarantees.
     Validate,
@@ -87,7 +92,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { pipeline } => commands::run(&cli.config, &pipeline).await,
+            Command::Run { pipelines, events } => {
+                commands::run(&cli.config, &pipelines, events.as_deref()).await
+            }
             Command::Validate => commands::validate(&cli.config).await,
             Command::Plugins {
                 command: PluginsCommand::List,

@@ -83,6 +83,14 @@ impl Progress {
                     thousands(*rows_rejected)
                 ));
             }
+            EventKind::WorkerRetrying {
+                attempt, delay_ms, ..
+            } => {
+                bar.set_message(format!(
+                    "attempt {attempt} failed, retrying in {:.1} s",
+                    *delay_ms as f64 / 1e3
+                ));
+            }
             EventKind::WorkerFailed { .. } => bar.abandon_with_message("failed"),
             _ => {}
         }

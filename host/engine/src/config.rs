@@ -9,6 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use weir_runtime::{DirGrant, Grants, Limits};
 
+use crate::supervisor::RestartPolicy;
+
 /// A configuration problem, with where it is.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -56,6 +58,17 @@ struct RawPipeline {
     history: Spanned<RawStep>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    restart: RawRestart,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    max_restarts: Option<u32>,
+    window_seconds: Option<f64>,
+    backoff_min_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -118,6 +131,7 @@ pub struct PipelineConfig {
     pub loads: Vec<StepConfig>,
     pub history: StepConfig,
     pub limits: Limits,
+    pub restart: RestartPolicy,
     /// Line where the pipeline starts.
     pub line: usize,
 }
@@ -240,34 +254,56 @@ impl Config {
                     line: lines.line_of(raw.plugin.span().start),
                 })
             };
-            let limits = {
-                let d = Limits::default();
-                let secs = |v: Option<f64>,
-                            default: Duration,
-                            key: &str|
-                 -> Result<Duration, ConfigError> {
+            let secs =
+                |v: Option<f64>, default: Duration, key: &str| -> Result<Duration, ConfigError> {
                     match v {
                         None => Ok(default),
                         Some(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
                         Some(s) => Err(err(
                             Some(span.clone()),
-                            format!("limits.{key} must be a positive number of seconds, not {s}"),
+                            format!("{key} must be a positive number of seconds, not {s}"),
                         )),
                     }
                 };
+            let limits = {
+                let d = Limits::default();
                 Limits {
                     memory_bytes: p
                         .limits
                         .memory_mb
                         .map(|m| m << 20)
                         .unwrap_or(d.memory_bytes),
-                    cpu_per_call: secs(p.limits.cpu_seconds, d.cpu_per_call, "cpu_seconds")?,
+                    cpu_per_call: secs(p.limits.cpu_seconds, d.cpu_per_call, "limits.cpu_seconds")?,
                     wall_per_call: secs(
                         p.limits.timeout_seconds,
                         d.wall_per_call,
                         "timeout_seconds",
                     )?,
                 }
+            };
+            let restart = {
+                let d = RestartPolicy::default();
+                let policy = RestartPolicy {
+                    max_restarts: p.restart.max_restarts.unwrap_or(d.max_restarts),
+                    window: secs(p.restart.window_seconds, d.window, "restart.window_seconds")?,
+                    backoff_min: p
+                        .restart
+                        .backoff_min_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(d.backoff_min),
+                    backoff_max: p
+                        .restart
+                        .backoff_max_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(d.backoff_max),
+                };
+                if policy.backoff_min > policy.backoff_max {
+                    return Err(err(
+                        Some(span.clone()),
+                        "restart.backoff_min_ms is larger than restart.backoff_max_ms".into(),
+                    ));
+                }
+                policy
             };
             if p.load.is_empty() {
                 return Err(err(
@@ -297,6 +333,7 @@ impl Config {
                 loads: p.load.iter().map(step).collect::<Result<_, _>>()?,
                 history: step(&p.history)?,
                 limits,
+                restart,
             });
         }
         Ok(Config {

@@ -48,9 +48,20 @@ pub enum EventKind {
         rows_loaded: u64,
         rows_rejected: u64,
     },
+    WorkerRetrying {
+        attempt: u32,
+        delay_ms: u64,
+        error: String,
+    },
     WorkerFailed {
         error: String,
         retryable: bool,
+        attempts: u32,
+    },
+    RunCancelled {
+        rows_read: u64,
+        rows_loaded: u64,
+        rows_rejected: u64,
     },
 }
 
@@ -65,7 +76,9 @@ impl EventKind {
             Self::WorkerProgress { .. } => "worker_progress",
             Self::BatchCommitted { .. } => "batch_committed",
             Self::WorkerCompleted { .. } => "worker_completed",
+            Self::WorkerRetrying { .. } => "worker_retrying",
             Self::WorkerFailed { .. } => "worker_failed",
+            Self::RunCancelled { .. } => "run_cancelled",
         }
     }
 }
@@ -75,6 +88,8 @@ impl EventKind {
 pub struct SyncEvent {
     /// Monotonic within the process.
     pub id: u64,
+    /// Unix time in milliseconds (what `new Date(ms)` takes).
+    #[serde(serialize_with = "unix_millis")]
     pub time: SystemTime,
     pub pipeline: Option<String>,
     pub run: Option<String>,
@@ -132,13 +147,32 @@ fn log(event: &SyncEvent) {
     let run = event.run.as_deref().unwrap_or("-");
     let partition = event.partition.as_deref().unwrap_or("-");
     match &event.kind {
-        EventKind::WorkerFailed { error, retryable } => {
+        EventKind::WorkerFailed {
+            error,
+            retryable,
+            attempts,
+        } => {
             tracing::error!(
                 pipeline,
                 run,
                 partition,
                 retryable,
+                attempts,
                 "worker failed: {error}"
+            )
+        }
+        EventKind::WorkerRetrying {
+            attempt,
+            delay_ms,
+            error,
+        } => {
+            tracing::warn!(
+                pipeline,
+                run,
+                partition,
+                attempt,
+                delay_ms,
+                "worker failed, restarting: {error}"
             )
         }
         EventKind::RunFailed { error, .. } => tracing::error!(pipeline, run, "run failed: {error}"),
@@ -166,4 +200,12 @@ fn log(event: &SyncEvent) {
             serde_json::to_string(kind).unwrap_or_default()
         ),
     }
+}
+
+fn unix_millis<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let ms = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    s.serialize_u64(ms)
 }

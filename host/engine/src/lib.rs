@@ -6,9 +6,11 @@ pub mod commit;
 pub mod config;
 pub mod events;
 pub mod run;
+pub mod supervisor;
 mod worker;
 
 pub use config::{Config, ConfigError, PipelineConfig};
 pub use events::{EventBus, EventKind, SyncEvent};
 pub use run::{PartitionOutcome, ResolvedPipeline, RunSummary, run_pipeline};
-pub use worker::Totals;
+pub use supervisor::RestartPolicy;
+pub use worker::{Totals, WorkerError};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use weir_runtime::{
     CallSite, Catalog, Databases, Grants, HistoryInstance, InstanceOptions, Plugin, PluginKind,
@@ -14,7 +14,8 @@ use weir_runtime::{
 
 use crate::config::{Config, PipelineConfig, StepConfig};
 use crate::events::{EventBus, EventKind};
-use crate::worker::{Totals, run_worker};
+use crate::supervisor::RestartBudget;
+use crate::worker::{Totals, WorkerError, run_worker};
 
 /// A pipeline whose steps were matched to loaded plugins of the right kind.
 pub struct ResolvedPipeline {
@@ -182,6 +183,7 @@ pub struct RunContext {
     pub pipeline: String,
     pub events: EventBus,
     cancelled: AtomicBool,
+    cancel_notify: Notify,
 }
 
 impl RunContext {
@@ -194,6 +196,18 @@ impl RunContext {
     /// Ask the workers to stop at their next batch boundary.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
+        self.cancel_notify.notify_waiters();
+    }
+
+    /// Resolves once the run is cancelled.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.cancel_notify.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -258,22 +272,123 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Run a pipeline once: every partition, up to `concurrency` at a time.
+/// A run about to start: its context (for cancelling) and the pipeline.
+pub struct Run {
+    pub ctx: Arc<RunContext>,
+    pipeline: Arc<ResolvedPipeline>,
+}
+
+impl Run {
+    /// Prepare a run; nothing happens until [`Run::execute`].
+    pub fn new(runtime: Arc<Runtime>, pipeline: Arc<ResolvedPipeline>, events: EventBus) -> Self {
+        let ctx = Arc::new(RunContext {
+            runtime,
+            run_id: new_run_id(),
+            pipeline: pipeline.config.name.clone(),
+            events,
+            cancelled: AtomicBool::new(false),
+            cancel_notify: Notify::new(),
+        });
+        Self { ctx, pipeline }
+    }
+
+    /// Run every partition, up to `concurrency` at a time, each under its supervisor.
+    pub async fn execute(self, trigger: &str) -> RunSummary {
+        execute(self.ctx, self.pipeline, trigger).await
+    }
+}
+
+/// Run a pipeline once (see [`Run`] to keep a handle for cancelling).
 pub async fn run_pipeline(
     runtime: Arc<Runtime>,
     pipeline: Arc<ResolvedPipeline>,
     events: EventBus,
     trigger: &str,
 ) -> RunSummary {
+    Run::new(runtime, pipeline, events).execute(trigger).await
+}
+
+/// Run one partition's worker until it completes, fails for good, or the run is cancelled.
+async fn supervise(
+    ctx: Arc<RunContext>,
+    pipeline: Arc<ResolvedPipeline>,
+    partition: weir_runtime::types::Partition,
+) -> (Totals, Result<(), String>) {
+    let seed = ctx
+        .run_id
+        .bytes()
+        .chain(partition.id.bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let mut budget = RestartBudget::new(pipeline.config.restart.clone(), seed);
+    // Rows committed by attempts that failed later still count: they are in the database.
+    let mut totals = Totals::default();
+    loop {
+        let (attempt_totals, result) =
+            run_worker(ctx.clone(), pipeline.clone(), partition.clone()).await;
+        totals += attempt_totals;
+        let error = match result {
+            Ok(()) => {
+                ctx.emit(
+                    Some(&partition.id),
+                    EventKind::WorkerCompleted {
+                        rows_read: totals.rows_read,
+                        rows_loaded: totals.rows_loaded,
+                        rows_rejected: totals.rows_rejected,
+                    },
+                );
+                return (totals, Ok(()));
+            }
+            Err(e) => e,
+        };
+        let fail = |message: String, retryable: bool, attempts: u32| {
+            ctx.emit(
+                Some(&partition.id),
+                EventKind::WorkerFailed {
+                    error: message.clone(),
+                    retryable,
+                    attempts,
+                },
+            );
+            (totals, Err(message))
+        };
+        if matches!(error, WorkerError::Cancelled) || !error.is_retryable() {
+            return fail(error.to_string(), false, budget.attempts());
+        }
+        let Some(delay) = budget.next_delay(Instant::now()) else {
+            let policy = &pipeline.config.restart;
+            let message = format!(
+                "gave up after {} attempts (restart budget: {} restarts within {} s); last error: {error}",
+                budget.attempts(),
+                policy.max_restarts,
+                policy.window.as_secs()
+            );
+            return fail(message, true, budget.attempts());
+        };
+        ctx.emit(
+            Some(&partition.id),
+            EventKind::WorkerRetrying {
+                attempt: budget.attempts(),
+                delay_ms: delay.as_millis() as u64,
+                error: error.to_string(),
+            },
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = ctx.cancelled() => return fail("run cancelled".into(), false, budget.attempts()),
+        }
+    }
+}
+
+async fn execute(
+    ctx: Arc<RunContext>,
+    pipeline: Arc<ResolvedPipeline>,
+    trigger: &str,
+) -> RunSummary {
     let started = Instant::now();
+    let runtime = ctx.runtime.clone();
     let cfg = &pipeline.config;
-    let ctx = Arc::new(RunContext {
-        runtime: runtime.clone(),
-        run_id: new_run_id(),
-        pipeline: cfg.name.clone(),
-        events,
-        cancelled: AtomicBool::new(false),
-    });
     let mut summary = RunSummary {
         run_id: ctx.run_id.clone(),
         pipeline: cfg.name.clone(),
@@ -338,45 +453,20 @@ pub async fn run_pipeline(
                 .await
                 .expect("semaphore never closed");
             let id = partition.id.clone();
-            let result = run_worker(ctx.clone(), pipeline, partition).await;
-            match &result {
-                Ok(t) => ctx.emit(
-                    Some(&id),
-                    EventKind::WorkerCompleted {
-                        rows_read: t.rows_read,
-                        rows_loaded: t.rows_loaded,
-                        rows_rejected: t.rows_rejected,
-                    },
-                ),
-                Err(e) => ctx.emit(
-                    Some(&id),
-                    EventKind::WorkerFailed {
-                        error: e.to_string(),
-                        retryable: e.is_retryable(),
-                    },
-                ),
+            let (totals, result) = supervise(ctx, pipeline, partition).await;
+            PartitionOutcome {
+                partition: id,
+                totals,
+                error: result.err(),
             }
-            (id, result)
         });
     }
     while let Some(joined) = workers.join_next().await {
-        let outcome = match joined {
-            Ok((partition, Ok(totals))) => PartitionOutcome {
-                partition,
-                totals,
-                error: None,
-            },
-            Ok((partition, Err(e))) => PartitionOutcome {
-                partition,
-                totals: Totals::default(),
-                error: Some(e.to_string()),
-            },
-            Err(e) => PartitionOutcome {
-                partition: "?".into(),
-                totals: Totals::default(),
-                error: Some(format!("worker panicked: {e}")),
-            },
-        };
+        let outcome = joined.unwrap_or_else(|e| PartitionOutcome {
+            partition: "?".into(),
+            totals: Totals::default(),
+            error: Some(format!("worker panicked: {e}")),
+        });
         summary.totals += outcome.totals;
         summary.partitions.push(outcome);
     }
@@ -393,7 +483,17 @@ pub async fn run_pipeline(
             t.rows_rejected
         ));
     }
-    if summary.succeeded() {
+    if ctx.is_cancelled() {
+        summary.error.get_or_insert_with(|| "run cancelled".into());
+        ctx.emit(
+            None,
+            EventKind::RunCancelled {
+                rows_read: t.rows_read,
+                rows_loaded: t.rows_loaded,
+                rows_rejected: t.rows_rejected,
+            },
+        );
+    } else if summary.succeeded() {
         ctx.emit(
             None,
             EventKind::RunCompleted {

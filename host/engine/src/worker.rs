@@ -44,6 +44,8 @@ pub enum WorkerError {
     Plugin(#[from] PluginError),
     #[error("{0}")]
     Host(String),
+    #[error("run cancelled")]
+    Cancelled,
 }
 
 impl WorkerError {
@@ -52,6 +54,7 @@ impl WorkerError {
         match self {
             Self::Plugin(e) => e.kind.is_retryable(),
             Self::Host(_) => true,
+            Self::Cancelled => false,
         }
     }
 }
@@ -89,7 +92,19 @@ pub async fn run_worker(
     ctx: Arc<RunContext>,
     pipeline: Arc<ResolvedPipeline>,
     partition: Partition,
-) -> Result<Totals, WorkerError> {
+) -> (Totals, Result<(), WorkerError>) {
+    let mut totals = Totals::default();
+    let result = attempt(&ctx, &pipeline, partition, &mut totals).await;
+    (totals, result)
+}
+
+/// One attempt; `totals` counts what it committed, even if it fails later.
+async fn attempt(
+    ctx: &Arc<RunContext>,
+    pipeline: &Arc<ResolvedPipeline>,
+    partition: Partition,
+    totals: &mut Totals,
+) -> Result<(), WorkerError> {
     let cfg = &pipeline.config;
     let databases = Databases::new(cfg.grants.databases.clone());
     let options = |plugin: &str| InstanceOptions {
@@ -224,7 +239,7 @@ pub async fn run_worker(
     });
 
     let load_result = load_stage(
-        &ctx,
+        ctx,
         &cfg.name,
         &partition.id,
         &schema,
@@ -234,18 +249,19 @@ pub async fn run_worker(
         commit_db.as_deref(),
         (&rejects_db_name, &rejects_conn),
         rx,
+        totals,
     )
     .await;
     // If loading failed the receiver is gone and the extract stage stops at its next send.
     let extract_result = extract_stage
         .await
         .map_err(|e| WorkerError::Host(format!("extract stage panicked: {e}")))?;
-    let totals = load_result?;
+    load_result?;
     extract_result?;
     for sink in &mut sinks {
         sink.instance.finish().await?;
     }
-    Ok(totals)
+    Ok(())
 }
 
 /// Pull batches, run them through the transforms and hand them to the load stage.
@@ -369,16 +385,17 @@ async fn load_stage(
     commit_db: Option<&str>,
     rejects_db: (&str, &SharedConnection),
     mut rx: mpsc::Receiver<StagedBatch>,
-) -> Result<Totals, WorkerError> {
-    let mut totals = Totals::default();
+    totals: &mut Totals,
+) -> Result<(), WorkerError> {
     let reject_ctx = RejectContext {
         pipeline,
         partition,
         run_id: &ctx.run_id,
     };
     while let Some(mut batch) = rx.recv().await {
+        // Cancellation takes effect between batches: a batch is committed whole or not begun.
         if ctx.is_cancelled() {
-            return Err(WorkerError::Host("run cancelled".into()));
+            return Err(WorkerError::Cancelled);
         }
         let view = RowsView::new(&batch.rows, schema).map_err(WorkerError::Host)?;
 
@@ -464,7 +481,7 @@ async fn load_stage(
             }
         };
         let rejected = batch.rejects.len() as u64;
-        totals += Totals {
+        *totals += Totals {
             rows_read: batch.rows_read,
             rows_loaded: loaded,
             rows_rejected: rejected,
@@ -481,5 +498,5 @@ async fn load_stage(
             },
         );
     }
-    Ok(totals)
+    Ok(())
 }

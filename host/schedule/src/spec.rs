@@ -1,0 +1,331 @@
+//! The parsed expression and the wall-clock search: which local date-times match, and the
+//! first one after a given local time. Time zones come later (see `zone.rs`).
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta, Timelike};
+
+use crate::error::ScheduleErrorKind;
+use crate::field::{Field, FieldKind};
+
+/// How far ahead to look before concluding nothing matches. The Gregorian calendar repeats
+/// every 400 years, so a pattern with no match in that window has none at all; in practice a
+/// match is found within a few years (the rarest real case, Feb 29 on a given weekday, recurs
+/// every 28 years).
+const SEARCH_YEARS: i32 = 400;
+
+/// A cron expression broken into its six fields. Five-field expressions get seconds = `0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Spec {
+    pub(crate) has_seconds: bool,
+    pub(crate) second: Field,
+    pub(crate) minute: Field,
+    pub(crate) hour: Field,
+    pub(crate) day_of_month: Field,
+    pub(crate) month: Field,
+    pub(crate) day_of_week: Field,
+}
+
+impl Spec {
+    /// Parses an expression: a shorthand or 5/6 whitespace-separated fields.
+    pub(crate) fn parse(expr: &str) -> Result<Self, ScheduleErrorKind> {
+        let expr = expr.trim();
+        if expr.is_empty() {
+            return Err(ScheduleErrorKind::Empty);
+        }
+        let expanded;
+        let text = if expr.starts_with('@') {
+            expanded = shorthand(expr)?;
+            expanded
+        } else {
+            expr
+        };
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let (has_seconds, second, rest) = match fields.len() {
+            5 => (false, "0", &fields[..]),
+            6 => (true, fields[0], &fields[1..]),
+            found => return Err(ScheduleErrorKind::FieldCount { found }),
+        };
+        let spec = Self {
+            has_seconds,
+            second: Field::parse(FieldKind::Second, second)?,
+            minute: Field::parse(FieldKind::Minute, rest[0])?,
+            hour: Field::parse(FieldKind::Hour, rest[1])?,
+            day_of_month: Field::parse(FieldKind::DayOfMonth, rest[2])?,
+            month: Field::parse(FieldKind::Month, rest[3])?,
+            day_of_week: Field::parse(FieldKind::DayOfWeek, rest[4])?,
+        };
+        if !spec.can_fire() {
+            return Err(ScheduleErrorKind::NeverFires);
+        }
+        Ok(spec)
+    }
+
+    /// Vixie cron's day rule: if either day field starts with `*` both must match (so a `*`
+    /// field is a no-op); if both are restricted, either may match.
+    pub(crate) fn days_are_ored(&self) -> bool {
+        !self.day_of_month.star && !self.day_of_week.star
+    }
+
+    fn day_matches(&self, date: NaiveDate) -> bool {
+        let dom = self.day_of_month.bits.contains(date.day());
+        let dow = self
+            .day_of_week
+            .bits
+            .contains(date.weekday().num_days_from_sunday());
+        if self.days_are_ored() {
+            dom || dow
+        } else {
+            dom && dow
+        }
+    }
+
+    /// Whether any date can match. With OR every week has a matching weekday; with AND some
+    /// chosen day of the month must exist in some chosen month (any such date falls on every
+    /// weekday in some year, Feb 29 included).
+    fn can_fire(&self) -> bool {
+        self.days_are_ored()
+            || self.month.bits.values().any(|m| {
+                self.day_of_month
+                    .bits
+                    .first()
+                    .is_some_and(|d| d <= max_days_in_month(m))
+            })
+    }
+
+    /// The first matching wall-clock time strictly after `after` (whole seconds; any fraction
+    /// of `after` is dropped, which is the same as rounding it down since fire times are whole).
+    pub(crate) fn next_local(&self, after: NaiveDateTime) -> Option<NaiveDateTime> {
+        let start = after.with_nanosecond(0)? + TimeDelta::seconds(1);
+        let mut c = Cursor::from(start);
+        let limit = start.year() + SEARCH_YEARS;
+        // Each step either accepts the current unit or moves the cursor to the start of the
+        // next candidate for it, resetting the smaller units; `continue` re-checks from the top
+        // because moving can roll over into a larger unit.
+        loop {
+            if c.year > limit {
+                return None;
+            }
+            match self.month.bits.next_from(c.month) {
+                Some(m) if m == c.month => {}
+                Some(m) => c.set_month(m),
+                None => {
+                    c.next_year();
+                    continue;
+                }
+            }
+            if c.day > days_in_month(c.year, c.month) {
+                c.next_month();
+                continue;
+            }
+            if !self.day_matches(NaiveDate::from_ymd_opt(c.year, c.month, c.day)?) {
+                c.next_day();
+                continue;
+            }
+            match self.hour.bits.next_from(c.hour) {
+                Some(h) if h == c.hour => {}
+                Some(h) => c.set_hour(h),
+                None => {
+                    c.next_day();
+                    continue;
+                }
+            }
+            match self.minute.bits.next_from(c.minute) {
+                Some(m) if m == c.minute => {}
+                Some(m) => c.set_minute(m),
+                None => {
+                    c.set_hour(c.hour + 1);
+                    continue;
+                }
+            }
+            match self.second.bits.next_from(c.second) {
+                Some(s) => c.second = s,
+                None => {
+                    c.set_minute(c.minute + 1);
+                    continue;
+                }
+            }
+            return c.to_naive();
+        }
+    }
+}
+
+/// The six expansions from crontab(5).
+fn shorthand(expr: &str) -> Result<&'static str, ScheduleErrorKind> {
+    Ok(match expr.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        _ => {
+            return Err(ScheduleErrorKind::UnknownShorthand {
+                token: expr.to_owned(),
+            });
+        }
+    })
+}
+
+/// A wall-clock position whose units may temporarily overflow (hour 24, day 32, month 13);
+/// the search loop normalises them as it goes.
+struct Cursor {
+    year: i32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+}
+
+impl From<NaiveDateTime> for Cursor {
+    fn from(t: NaiveDateTime) -> Self {
+        Self {
+            year: t.year(),
+            month: t.month(),
+            day: t.day(),
+            hour: t.hour(),
+            minute: t.minute(),
+            second: t.second(),
+        }
+    }
+}
+
+impl Cursor {
+    fn next_year(&mut self) {
+        self.year += 1;
+        self.set_month(1);
+    }
+
+    fn set_month(&mut self, month: u32) {
+        self.month = month;
+        self.set_day(1);
+    }
+
+    fn next_month(&mut self) {
+        if self.month == 12 {
+            self.next_year();
+        } else {
+            self.set_month(self.month + 1);
+        }
+    }
+
+    fn set_day(&mut self, day: u32) {
+        self.day = day;
+        self.set_hour(0);
+    }
+
+    fn next_day(&mut self) {
+        self.set_day(self.day + 1);
+    }
+
+    fn set_hour(&mut self, hour: u32) {
+        self.hour = hour;
+        self.set_minute(0);
+    }
+
+    fn set_minute(&mut self, minute: u32) {
+        self.minute = minute;
+        self.second = 0;
+    }
+
+    fn to_naive(&self) -> Option<NaiveDateTime> {
+        NaiveDate::from_ymd_opt(self.year, self.month, self.day)?.and_hms_opt(
+            self.hour,
+            self.minute,
+            self.second,
+        )
+    }
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        2 if NaiveDate::from_ymd_opt(year, 2, 29).is_some() => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days in the month in its longest year (February: 29).
+fn max_days_in_month(month: u32) -> u32 {
+    days_in_month(2000, month)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    fn next(expr: &str, after: &str) -> String {
+        let spec = Spec::parse(expr).unwrap();
+        spec.next_local(naive(after)).unwrap().to_string()
+    }
+
+    #[test]
+    fn rolls_over_every_unit() {
+        assert_eq!(
+            next("* * * * *", "2012-12-31 23:59:00"),
+            "2013-01-01 00:00:00"
+        );
+        assert_eq!(
+            next("0 * * * * *", "2012-12-31 23:59:45"),
+            "2013-01-01 00:00:00"
+        );
+        assert_eq!(
+            next("0 0 31 * *", "2024-04-01 00:00:00"),
+            "2024-05-31 00:00:00"
+        );
+    }
+
+    #[test]
+    fn leap_day_waits_for_a_leap_year() {
+        assert_eq!(
+            next("0 0 29 2 *", "2097-01-01 00:00:00"),
+            "2104-02-29 00:00:00"
+        );
+    }
+
+    #[test]
+    fn day_fields_or_and_and() {
+        // 2024-06-03 is a Monday.
+        assert_eq!(
+            next("0 0 15 * mon", "2024-06-01 00:00:00"),
+            "2024-06-03 00:00:00"
+        );
+        assert_eq!(
+            next("0 0 */2 * mon", "2024-06-01 00:00:00"),
+            "2024-06-03 00:00:00"
+        );
+        assert_eq!(
+            next("0 0 */2 * tue", "2024-06-01 00:00:00"),
+            "2024-06-11 00:00:00"
+        );
+    }
+
+    #[test]
+    fn rare_dates_are_found() {
+        // Feb 29 on a Sunday (AND, because day-of-week starts with `*`): 2032 after 2004.
+        assert_eq!(
+            next("0 0 29 2 */7", "2004-03-01 00:00:00"),
+            "2032-02-29 00:00:00"
+        );
+    }
+
+    #[test]
+    fn never_firing_patterns_are_rejected() {
+        assert_eq!(
+            Spec::parse("0 0 30 2 *"),
+            Err(ScheduleErrorKind::NeverFires)
+        );
+        assert_eq!(
+            Spec::parse("0 0 31 4,6 *"),
+            Err(ScheduleErrorKind::NeverFires)
+        );
+        assert!(
+            Spec::parse("0 0 31 2 mon").is_ok(),
+            "weekday rescues it (OR)"
+        );
+        assert!(Spec::parse("0 0 29 2 *").is_ok());
+    }
+}

@@ -1,0 +1,281 @@
+//! Daylight-saving transitions in two zones, both directions, for the three schedule shapes a
+//! pipeline is likely to use: hourly, daily at a time inside the transition, every 15 minutes.
+//!
+//! Europe/Zurich 2024: 03-31 02:00 CET -> 03:00 CEST (skipped 02:00-02:59),
+//!                     10-27 03:00 CEST -> 02:00 CET (02:00-02:59 twice).
+//! America/New_York 2024: 03-10 02:00 EST -> 03:00 EDT (skipped 02:00-02:59),
+//!                        11-03 02:00 EDT -> 01:00 EST (01:00-01:59 twice).
+//!
+//! The rules (crate docs): a skipped time fires once when the gap ends; a repeated time fires
+//! once, at its first occurrence.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use chrono_tz::Tz;
+use weir_schedule::Schedule;
+
+const ZURICH: &str = "Europe/Zurich";
+const NEW_YORK: &str = "America/New_York";
+
+fn time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+/// The next `want.len()` fire times after `start`, checked against `want` (RFC 3339 with the
+/// local offset, which is how the expectations read best).
+fn assert_fires(expr: &str, zone: &str, start: &str, want: &[&str]) {
+    let schedule = Schedule::parse(expr, Some(zone)).unwrap();
+    let tz: Tz = zone.parse().unwrap();
+    let got: Vec<String> = schedule
+        .upcoming(time(start), want.len())
+        .iter()
+        .map(|t| t.with_timezone(&tz).to_rfc3339())
+        .collect();
+    assert_eq!(got, want, "{expr:?} in {zone} after {start}");
+}
+
+#[test]
+fn zurich_spring_forward() {
+    assert_fires(
+        "0 * * * *",
+        ZURICH,
+        "2024-03-31T00:30:00+01:00",
+        &[
+            "2024-03-31T01:00:00+01:00",
+            "2024-03-31T03:00:00+02:00",
+            "2024-03-31T04:00:00+02:00",
+        ],
+    );
+    assert_fires(
+        "30 2 * * *",
+        ZURICH,
+        "2024-03-29T12:00:00+01:00",
+        &[
+            "2024-03-30T02:30:00+01:00",
+            "2024-03-31T03:00:00+02:00",
+            "2024-04-01T02:30:00+02:00",
+        ],
+    );
+    assert_fires(
+        "*/15 * * * *",
+        ZURICH,
+        "2024-03-31T01:30:00+01:00",
+        &[
+            "2024-03-31T01:45:00+01:00",
+            "2024-03-31T03:00:00+02:00",
+            "2024-03-31T03:15:00+02:00",
+        ],
+    );
+}
+
+#[test]
+fn zurich_fall_back() {
+    assert_fires(
+        "0 * * * *",
+        ZURICH,
+        "2024-10-27T00:30:00+02:00",
+        &[
+            "2024-10-27T01:00:00+02:00",
+            "2024-10-27T02:00:00+02:00",
+            "2024-10-27T03:00:00+01:00",
+            "2024-10-27T04:00:00+01:00",
+        ],
+    );
+    assert_fires(
+        "30 2 * * *",
+        ZURICH,
+        "2024-10-26T12:00:00+02:00",
+        &["2024-10-27T02:30:00+02:00", "2024-10-28T02:30:00+01:00"],
+    );
+    assert_fires(
+        "*/15 * * * *",
+        ZURICH,
+        "2024-10-27T02:30:00+02:00",
+        &[
+            "2024-10-27T02:45:00+02:00",
+            "2024-10-27T03:00:00+01:00",
+            "2024-10-27T03:15:00+01:00",
+        ],
+    );
+}
+
+#[test]
+fn new_york_spring_forward() {
+    assert_fires(
+        "0 * * * *",
+        NEW_YORK,
+        "2024-03-10T00:30:00-05:00",
+        &[
+            "2024-03-10T01:00:00-05:00",
+            "2024-03-10T03:00:00-04:00",
+            "2024-03-10T04:00:00-04:00",
+        ],
+    );
+    assert_fires(
+        "30 2 * * *",
+        NEW_YORK,
+        "2024-03-09T12:00:00-05:00",
+        &["2024-03-10T03:00:00-04:00", "2024-03-11T02:30:00-04:00"],
+    );
+    assert_fires(
+        "*/15 * * * *",
+        NEW_YORK,
+        "2024-03-10T01:30:00-05:00",
+        &[
+            "2024-03-10T01:45:00-05:00",
+            "2024-03-10T03:00:00-04:00",
+            "2024-03-10T03:15:00-04:00",
+        ],
+    );
+}
+
+#[test]
+fn new_york_fall_back() {
+    assert_fires(
+        "0 * * * *",
+        NEW_YORK,
+        "2024-11-03T00:30:00-04:00",
+        &[
+            "2024-11-03T01:00:00-04:00",
+            "2024-11-03T02:00:00-05:00",
+            "2024-11-03T03:00:00-05:00",
+        ],
+    );
+    // 02:30 is not repeated in New York (01:xx is); it simply fires once.
+    assert_fires(
+        "30 2 * * *",
+        NEW_YORK,
+        "2024-11-02T12:00:00-04:00",
+        &["2024-11-03T02:30:00-05:00", "2024-11-04T02:30:00-05:00"],
+    );
+    assert_fires(
+        "30 1 * * *",
+        NEW_YORK,
+        "2024-11-02T12:00:00-04:00",
+        &["2024-11-03T01:30:00-04:00", "2024-11-04T01:30:00-05:00"],
+    );
+    assert_fires(
+        "*/15 * * * *",
+        NEW_YORK,
+        "2024-11-03T01:30:00-04:00",
+        &[
+            "2024-11-03T01:45:00-04:00",
+            "2024-11-03T02:00:00-05:00",
+            "2024-11-03T02:15:00-05:00",
+        ],
+    );
+}
+
+/// The service may (re)start during the second pass of a repeated hour: the times it already
+/// passed once must not fire again.
+#[test]
+fn starting_inside_the_repeated_hour() {
+    assert_fires(
+        "*/15 * * * *",
+        NEW_YORK,
+        "2024-11-03T01:10:00-05:00",
+        &["2024-11-03T02:00:00-05:00"],
+    );
+    assert_fires(
+        "30 2 * * *",
+        ZURICH,
+        "2024-10-27T02:10:00+01:00",
+        &["2024-10-28T02:30:00+01:00"],
+    );
+}
+
+/// The run at the end of a gap is not repeated by the matching time right after it.
+#[test]
+fn starting_at_the_end_of_a_gap() {
+    assert_fires(
+        "*/15 * * * *",
+        ZURICH,
+        "2024-03-31T03:00:00+02:00",
+        &["2024-03-31T03:15:00+02:00"],
+    );
+}
+
+#[test]
+fn per_second_schedules_cross_both_transitions() {
+    assert_fires(
+        "* * * * * *",
+        ZURICH,
+        "2024-03-31T01:59:59+01:00",
+        &["2024-03-31T03:00:00+02:00", "2024-03-31T03:00:01+02:00"],
+    );
+    assert_fires(
+        "* * * * * *",
+        ZURICH,
+        "2024-10-27T02:59:59+02:00",
+        &["2024-10-27T03:00:00+01:00"],
+    );
+    // Restarted during the second pass: every second of the repeated hour already fired.
+    assert_fires(
+        "* * * * * *",
+        ZURICH,
+        "2024-10-27T02:00:00+01:00",
+        &["2024-10-27T03:00:00+01:00"],
+    );
+    assert_fires(
+        "30 30 2 * * *",
+        ZURICH,
+        "2024-03-31T00:00:00+01:00",
+        &["2024-03-31T03:00:00+02:00"],
+    );
+}
+
+/// Over a whole year, count fires per local date: a skipped hour loses its runs to one run at
+/// the end of the gap, a repeated hour adds none, and no day is missed.
+#[test]
+fn a_year_of_fires_per_local_day() {
+    for (zone, spring, fall) in [
+        (ZURICH, (2024, 3, 31), (2024, 10, 27)),
+        (NEW_YORK, (2024, 3, 10), (2024, 11, 3)),
+    ] {
+        let spring = NaiveDate::from_ymd_opt(spring.0, spring.1, spring.2).unwrap();
+        let fall = NaiveDate::from_ymd_opt(fall.0, fall.1, fall.2).unwrap();
+        for (expr, normal, on_spring, on_fall) in [
+            ("30 2 * * *", 1, 1, 1),
+            ("0 * * * *", 24, 23, 24),
+            // 02:00-02:45 collapse into the 03:00 run, which fires anyway.
+            ("*/15 * * * *", 96, 92, 96),
+        ] {
+            let per_day = fires_per_local_day(expr, zone, 2024);
+            assert_eq!(per_day.len(), 366, "{expr:?} in {zone}: a day had no fire");
+            for (day, count) in per_day {
+                let want = match day {
+                    d if d == spring => on_spring,
+                    d if d == fall => on_fall,
+                    _ => normal,
+                };
+                assert_eq!(count, want, "{expr:?} in {zone} on {day}");
+            }
+        }
+    }
+}
+
+fn fires_per_local_day(expr: &str, zone: &str, year: i32) -> BTreeMap<NaiveDate, usize> {
+    let schedule = Schedule::parse(expr, Some(zone)).unwrap();
+    let tz: Tz = zone.parse().unwrap();
+    let first_local = NaiveDate::from_ymd_opt(year, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0);
+    // One second before local midnight on Jan 1, so a fire at 00:00:00 counts.
+    let mut t = first_local
+        .and_then(|t| t.and_local_timezone(tz).single())
+        .unwrap()
+        .to_utc()
+        - TimeDelta::seconds(1);
+    let mut per_day = BTreeMap::new();
+    loop {
+        let next = schedule.next_after(t).unwrap();
+        assert!(next > t, "fire times must strictly increase");
+        let day = next.with_timezone(&tz).date_naive();
+        if day.year() != year {
+            return per_day;
+        }
+        *per_day.entry(day).or_default() += 1;
+        t = next;
+    }
+}
