@@ -12,6 +12,24 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
+    EngineStarted {
+        version: String,
+        pipelines: usize,
+    },
+    PluginLoaded {
+        plugin: String,
+        version: String,
+        kind: String,
+        file: String,
+        hash: String,
+    },
+    PluginRejected {
+        file: String,
+        reason: String,
+    },
+    RunSkipped {
+        reason: String,
+    },
     RunStarted {
         trigger: String,
         partitions: usize,
@@ -69,6 +87,10 @@ impl EventKind {
     /// The event's type name (`batch_committed`), as used in SSE `event:` lines.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::EngineStarted { .. } => "engine_started",
+            Self::PluginLoaded { .. } => "plugin_loaded",
+            Self::PluginRejected { .. } => "plugin_rejected",
+            Self::RunSkipped { .. } => "run_skipped",
             Self::RunStarted { .. } => "run_started",
             Self::RunCompleted { .. } => "run_completed",
             Self::RunFailed { .. } => "run_failed",
@@ -98,11 +120,18 @@ pub struct SyncEvent {
     pub kind: EventKind,
 }
 
-/// Publishes events to subscribers and the log.
+/// Called synchronously for every event, in id order, before subscribers see it (the
+/// persisted event log uses it, so a replay never misses what a live subscriber saw).
+pub type EventTap = Arc<dyn Fn(&SyncEvent) + Send + Sync>;
+
+/// Publishes events to the log, the tap and subscribers.
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<SyncEvent>>,
     next_id: Arc<AtomicU64>,
+    tap: Option<EventTap>,
+    /// Orders id assignment with tap and send, so ids reach everyone in increasing order.
+    order: Arc<std::sync::Mutex<()>>,
 }
 
 impl Default for EventBus {
@@ -114,10 +143,17 @@ impl Default for EventBus {
 impl EventBus {
     /// A bus whose slow subscribers lose the oldest events past 4096 (they see `Lagged`).
     pub fn new() -> Self {
+        Self::with_tap(1, None)
+    }
+
+    /// A bus whose ids start at `first_id` (to continue a persisted log) with an optional tap.
+    pub fn with_tap(first_id: u64, tap: Option<EventTap>) -> Self {
         let (sender, _) = broadcast::channel(4096);
         Self {
             sender,
-            next_id: Arc::new(AtomicU64::new(1)),
+            next_id: Arc::new(AtomicU64::new(first_id)),
+            tap,
+            order: Arc::default(),
         }
     }
 
@@ -128,15 +164,30 @@ impl EventBus {
 
     /// Publish an event for a pipeline / run / partition.
     pub fn emit(&self, pipeline: &str, run: &str, partition: Option<&str>, kind: EventKind) {
+        self.publish(Some(pipeline), Some(run), partition, kind);
+    }
+
+    /// Publish an event with any labels (engine and plugin events have no run).
+    pub fn publish(
+        &self,
+        pipeline: Option<&str>,
+        run: Option<&str>,
+        partition: Option<&str>,
+        kind: EventKind,
+    ) {
+        let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let event = SyncEvent {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             time: SystemTime::now(),
-            pipeline: Some(pipeline.to_owned()),
-            run: Some(run.to_owned()),
+            pipeline: pipeline.map(str::to_owned),
+            run: run.map(str::to_owned),
             partition: partition.map(str::to_owned),
             kind,
         };
         log(&event);
+        if let Some(tap) = &self.tap {
+            tap(&event);
+        }
         // No subscribers is fine: the log above already has it.
         let _ = self.sender.send(Arc::new(event));
     }
