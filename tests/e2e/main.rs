@@ -8,4 +8,5 @@ mod corpora;
 mod crash;
 mod incremental;
 mod plugins;
+mod sandbox;
 mod upsert;

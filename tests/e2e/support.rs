@@ -178,3 +178,69 @@ history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
 pub fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
     db.query_row(sql, [], |r| r.get(0)).unwrap()
 }
+
+impl Fixture {
+    /// A plugins folder with the bundled plugins plus the named test plugins, and a config
+    /// using it.
+    pub fn config_with_test_plugins(&self, test_plugins: &[&str], pipelines: &str) {
+        let dir = self.path("plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(plugins_dist()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        for name in test_plugins {
+            std::fs::copy(test_plugin(name), dir.join(format!("{name}.wasm"))).unwrap();
+        }
+        std::fs::write(
+            self.path("weir.toml"),
+            Fixture::engine_section(&dir) + pipelines,
+        )
+        .unwrap();
+    }
+
+    /// Run with `--events events.jsonl` and return the run and its events.
+    pub fn weir_with_events(&self, args: &[&str]) -> (Run, Vec<serde_json::Value>) {
+        let events = self.path("events.jsonl");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--events", events.to_str().unwrap()]);
+        let run = self.weir(&all);
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        let parsed = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (run, parsed)
+    }
+}
+
+/// Events of one type (and partition, if given).
+pub fn events_of<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// A pipeline whose extractor is `extract_plugin` with `extract_config`, loading into the
+/// ledger with upsert on `id`; `extra` goes inside the pipeline table (limits, restart, ...).
+pub fn test_pipeline(
+    name: &str,
+    extract_plugin: &str,
+    extract_config: &str,
+    extra: &str,
+) -> String {
+    // The plugins that never produce rows have no `id` column to upsert on.
+    let load_mode = match extract_plugin {
+        "spin-forever" | "alloc-bomb" | "escape-sandbox" => r#"mode = "append""#,
+        _ => r#"mode = "upsert", key = ["id"]"#,
+    };
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+{extra}
+grants = {{ read_dirs = ["inbox"], databases = {{ ledger = "ledger.db", markers = "markers.db" }} }}
+extract = {{ plugin = "{extract_plugin}", config = {{ {extract_config} }} }}
+load = [{{ plugin = "sqlite-load", config = {{ database = "ledger", table = "{name}", {load_mode} }} }}]
+history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
+"#
+    )
+}

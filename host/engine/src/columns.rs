@@ -207,6 +207,32 @@ mod tests {
     }
 
     #[test]
+    fn filters_rows_with_their_nulls_and_flags_oversized_ones() {
+        let r = rows(vec![2, 2, 9], "äbZürch".as_bytes());
+        let kept = filter_rows(&r, &[false, true, true]);
+        let v = RowsView::new(&kept, &schema()).unwrap();
+        assert_eq!(v.row_count, 2);
+        assert_eq!(v.value(0, 0), ValueRef::Integer(2));
+        assert_eq!(v.value(0, 1), ValueRef::Null);
+        assert_eq!(v.value(1, 1), ValueRef::Text("bZürch".as_bytes()));
+
+        let bounds = SizeBounds {
+            max_value_bytes: 5,
+            max_row_bytes: 100,
+            max_batch_bytes: 1000,
+        };
+        let verdict = oversized_rows(&r, &schema(), &bounds);
+        assert_eq!(verdict[0], None);
+        assert!(
+            verdict[2]
+                .as_deref()
+                .unwrap()
+                .contains("column name is 7 bytes")
+        );
+        assert_eq!(batch_bytes(&r), 3 * 8 + 9 + 3 * 4 + 1);
+    }
+
+    #[test]
     fn rejects_broken_batches() {
         let bad_boundary = rows(vec![1, 2, 7], "äbZürch".as_bytes());
         assert!(
@@ -236,5 +262,130 @@ mod tests {
                 .unwrap()
                 .contains("UTF-8")
         );
+    }
+}
+
+/// Size bounds on what an extractor hands over, so one absurd record is a reject with its
+/// line instead of an out-of-memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeBounds {
+    /// Largest single text or blob value.
+    pub max_value_bytes: usize,
+    /// Largest row (sum of its values).
+    pub max_row_bytes: usize,
+    /// Largest batch (sum of all buffers); past it the worker fails.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for SizeBounds {
+    fn default() -> Self {
+        Self {
+            max_value_bytes: 16 << 20,
+            max_row_bytes: 32 << 20,
+            max_batch_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Bytes a batch occupies (buffers only).
+pub fn batch_bytes(rows: &Rows) -> usize {
+    rows.columns
+        .iter()
+        .map(|c| {
+            let data = match &c.data {
+                ColumnData::Boolean(v) => v.len(),
+                ColumnData::Integer(v) => v.len() * 8,
+                ColumnData::Real(v) => v.len() * 8,
+                ColumnData::Text(w) | ColumnData::Blob(w) => w.data.len() + w.ends.len() * 4,
+            };
+            data + c.nulls.as_ref().map_or(0, Vec::len)
+        })
+        .sum()
+}
+
+/// For each row, why it breaks the bounds (`None` = fine). Call on a validated batch.
+pub fn oversized_rows(rows: &Rows, schema: &Schema, bounds: &SizeBounds) -> Vec<Option<String>> {
+    let n = rows.row_count as usize;
+    let mut row_bytes = vec![0usize; n];
+    let mut verdict: Vec<Option<String>> = vec![None; n];
+    for (vector, column) in rows.columns.iter().zip(&schema.columns) {
+        match &vector.data {
+            ColumnData::Text(w) | ColumnData::Blob(w) => {
+                let mut start = 0usize;
+                for (row, &end) in w.ends.iter().enumerate() {
+                    let len = end as usize - start;
+                    start = end as usize;
+                    row_bytes[row] += len;
+                    if len > bounds.max_value_bytes && verdict[row].is_none() {
+                        verdict[row] = Some(format!(
+                            "value of column {} is {len} bytes, more than max_value_bytes ({})",
+                            column.name, bounds.max_value_bytes
+                        ));
+                    }
+                }
+            }
+            _ => row_bytes.iter_mut().for_each(|b| *b += 8),
+        }
+    }
+    for (row, bytes) in row_bytes.into_iter().enumerate() {
+        if bytes > bounds.max_row_bytes && verdict[row].is_none() {
+            verdict[row] = Some(format!(
+                "row is {bytes} bytes, more than max_row_bytes ({})",
+                bounds.max_row_bytes
+            ));
+        }
+    }
+    verdict
+}
+
+/// Keep the rows where `keep[i]` is true, in order.
+pub fn filter_rows(rows: &Rows, keep: &[bool]) -> Rows {
+    use weir_runtime::types::{ColumnVector, VarWidth};
+    let kept = keep.iter().filter(|k| **k).count();
+    let pick = |len: usize| (0..len).filter(|&i| keep[i]);
+    let columns = rows
+        .columns
+        .iter()
+        .map(|c| {
+            let data = match &c.data {
+                ColumnData::Boolean(v) => {
+                    ColumnData::Boolean(pick(v.len()).map(|i| v[i]).collect())
+                }
+                ColumnData::Integer(v) => {
+                    ColumnData::Integer(pick(v.len()).map(|i| v[i]).collect())
+                }
+                ColumnData::Real(v) => ColumnData::Real(pick(v.len()).map(|i| v[i]).collect()),
+                ColumnData::Text(w) | ColumnData::Blob(w) => {
+                    let mut out = VarWidth {
+                        data: Vec::new(),
+                        ends: Vec::with_capacity(kept),
+                    };
+                    for i in pick(w.ends.len()) {
+                        let (s, e) = span(&w.ends, i);
+                        out.data.extend_from_slice(&w.data[s..e]);
+                        out.ends.push(out.data.len() as u32);
+                    }
+                    if matches!(c.data, ColumnData::Text(_)) {
+                        ColumnData::Text(out)
+                    } else {
+                        ColumnData::Blob(out)
+                    }
+                }
+            };
+            let nulls = c.nulls.as_ref().map(|bits| {
+                let mut out = vec![0u8; kept.div_ceil(8)];
+                for (j, i) in pick(rows.row_count as usize).enumerate() {
+                    if bits[i / 8] & (1 << (i % 8)) != 0 {
+                        out[j / 8] |= 1 << (j % 8);
+                    }
+                }
+                out
+            });
+            ColumnVector { data, nulls }
+        })
+        .collect();
+    Rows {
+        row_count: kept as u32,
+        columns,
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use weir_runtime::{DirGrant, Grants, Limits};
 
+use crate::columns::SizeBounds;
 use crate::supervisor::RestartPolicy;
 
 /// A configuration problem, with where it is.
@@ -92,6 +93,9 @@ struct RawStep {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     memory_mb: Option<usize>,
+    max_value_bytes: Option<usize>,
+    max_row_bytes: Option<usize>,
+    max_batch_bytes: Option<usize>,
     cpu_seconds: Option<f64>,
     timeout_seconds: Option<f64>,
 }
@@ -131,6 +135,7 @@ pub struct PipelineConfig {
     pub loads: Vec<StepConfig>,
     pub history: StepConfig,
     pub limits: Limits,
+    pub bounds: SizeBounds,
     pub restart: RestartPolicy,
     /// Line where the pipeline starts.
     pub line: usize,
@@ -281,6 +286,14 @@ impl Config {
                     )?,
                 }
             };
+            let bounds = {
+                let d = SizeBounds::default();
+                SizeBounds {
+                    max_value_bytes: p.limits.max_value_bytes.unwrap_or(d.max_value_bytes),
+                    max_row_bytes: p.limits.max_row_bytes.unwrap_or(d.max_row_bytes),
+                    max_batch_bytes: p.limits.max_batch_bytes.unwrap_or(d.max_batch_bytes),
+                }
+            };
             let restart = {
                 let d = RestartPolicy::default();
                 let policy = RestartPolicy {
@@ -333,6 +346,7 @@ impl Config {
                 loads: p.load.iter().map(step).collect::<Result<_, _>>()?,
                 history: step(&p.history)?,
                 limits,
+                bounds,
                 restart,
             });
         }

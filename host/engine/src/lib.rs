@@ -1,7 +1,7 @@
 //! The weir engine: configuration, pipelines, runs, workers and the exactly-once commit
 //! protocol. Plugins are reached only through `weir-runtime`.
 
-mod columns;
+pub mod columns;
 pub mod commit;
 pub mod config;
 pub mod events;

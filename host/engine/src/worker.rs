@@ -8,11 +8,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use weir_runtime::types::{Batch, Partition, Progress, Rows, Schema, SourceReject};
 use weir_runtime::{
-    CallSite, Databases, ExtractorInstance, HistoryInstance, InstanceOptions, LoadTarget,
-    LoaderInstance, PluginError, SharedConnection, TransformerInstance, WritePlan, lock,
+    CallSite, Databases, ExtractorInstance, FaultKind, HistoryInstance, InstanceOptions,
+    LoadTarget, LoaderInstance, PluginError, SharedConnection, TransformerInstance, WritePlan,
+    lock,
 };
 
-use crate::columns::RowsView;
+use crate::columns::{self, RowsView, SizeBounds};
 use crate::commit::{self, RejectContext, RejectRecord};
 use crate::events::EventKind;
 use crate::run::{ResolvedPipeline, RunContext};
@@ -221,6 +222,7 @@ async fn attempt(
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let extract_name = pipeline.extract.info.name.clone();
     let batch_size = cfg.batch_size;
+    let bounds = cfg.bounds;
     let extract_stage = tokio::spawn(async move {
         let result = extract_stage(
             &mut extractor,
@@ -228,6 +230,7 @@ async fn attempt(
             &source_schema,
             &extract_name,
             batch_size,
+            &bounds,
             tx,
         )
         .await;
@@ -271,6 +274,7 @@ async fn extract_stage(
     source_schema: &Schema,
     extract_name: &str,
     batch_size: u32,
+    bounds: &SizeBounds,
     tx: mpsc::Sender<StagedBatch>,
 ) -> Result<(), WorkerError> {
     while let Some(batch) = extractor.next_batch(batch_size).await? {
@@ -305,6 +309,41 @@ async fn extract_stage(
                 raw: r.raw.clone(),
             })
             .collect();
+        // Bounds before anything else touches the rows: a batch too large to handle fails the
+        // worker; a single oversized row becomes a reject with its position.
+        let size = columns::batch_bytes(&rows);
+        if size > bounds.max_batch_bytes {
+            return Err(PluginError {
+                plugin: extract_name.to_owned(),
+                call: "next-batch",
+                kind: FaultKind::BadData,
+                message: format!(
+                    "batch of {size} bytes exceeds max_batch_bytes ({}); lower batch_size or raise limits.max_batch_bytes",
+                    bounds.max_batch_bytes
+                ),
+            }
+            .into());
+        }
+        let verdict = columns::oversized_rows(&rows, source_schema, bounds);
+        if verdict.iter().any(Option::is_some) {
+            let keep: Vec<bool> = verdict.iter().map(Option::is_none).collect();
+            for (row, reason) in verdict.into_iter().enumerate() {
+                if let Some(reason) = reason {
+                    rejects.push(RejectRecord {
+                        stage: extract_name.to_owned(),
+                        position: positions.get(row).copied(),
+                        reason,
+                        raw: "(not kept: too large)".into(),
+                    });
+                }
+            }
+            rows = columns::filter_rows(&rows, &keep);
+            positions = positions
+                .into_iter()
+                .zip(&keep)
+                .filter_map(|(p, &k)| k.then_some(p))
+                .collect();
+        }
         for (name, transform, input_schema) in transforms.iter_mut() {
             if rows.row_count == 0 {
                 break;

@@ -1,0 +1,346 @@
+//! Misbehaving plugins (tests/plugins): deadlines, memory caps, sandbox escapes, traps,
+//! flaky sources, bad config, oversized rows — and supervision around them.
+
+use crate::support::*;
+
+const NO_RESTART: &str = "restart = { max_restarts = 0 }";
+
+fn ms(event: &serde_json::Value) -> u64 {
+    event["time"].as_u64().unwrap()
+}
+
+/// Milliseconds from a partition's worker_started to its worker_failed.
+fn time_to_failure(events: &[serde_json::Value]) -> u64 {
+    let started = events_of(events, "worker_started")[0];
+    let failed = events_of(events, "worker_failed")[0];
+    ms(failed) - ms(started)
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_at_the_cpu_deadline() {
+    let fx = Fixture::new();
+    let extra = format!("limits = {{ cpu_seconds = 1 }}\n{NO_RESTART}");
+    fx.config_with_test_plugins(
+        &["spin-forever"],
+        &test_pipeline("spin", "spin-forever", "", &extra),
+    );
+    let (run, events) = fx.weir_with_events(&["run", "spin"]);
+    run.failure();
+    assert!(
+        run.stderr()
+            .contains("plugin \"spin-forever\" 0.1.0: next-batch: exceeded its CPU time limit"),
+        "{}",
+        run.stderr()
+    );
+    let stopped_after = time_to_failure(&events);
+    println!("spin-forever stopped {stopped_after} ms after its worker started (deadline 1000 ms)");
+    assert!(
+        (1000..1250).contains(&stopped_after),
+        "stopped after {stopped_after} ms"
+    );
+}
+
+#[test]
+fn a_call_blocked_in_the_host_is_stopped_at_the_wall_clock_timeout() {
+    let fx = Fixture::new();
+    let extra = format!("limits = {{ timeout_seconds = 1 }}\n{NO_RESTART}");
+    fx.config_with_test_plugins(
+        &["spin-forever"],
+        &test_pipeline("sleepy", "spin-forever", r#"mode = "sleep""#, &extra),
+    );
+    let (run, events) = fx.weir_with_events(&["run", "sleepy"]);
+    run.failure();
+    assert!(
+        run.stderr()
+            .contains("next-batch: timed out: no answer within 1s"),
+        "{}",
+        run.stderr()
+    );
+    let stopped_after = time_to_failure(&events);
+    println!("blocked call stopped {stopped_after} ms after its worker started (timeout 1000 ms)");
+    assert!(
+        (1000..1250).contains(&stopped_after),
+        "stopped after {stopped_after} ms"
+    );
+}
+
+#[test]
+fn a_memory_bomb_traps_at_the_cap_and_host_memory_stays_bounded() {
+    let fx = Fixture::new();
+    let extra = format!("limits = {{ memory_mb = 64 }}\n{NO_RESTART}");
+    fx.config_with_test_plugins(
+        &["alloc-bomb"],
+        &test_pipeline("bomb", "alloc-bomb", "chunk_mib = 8", &extra),
+    );
+    let run = fx.weir(&["run", "bomb"]);
+    run.failure();
+    assert!(
+        run.stderr()
+            .contains("next-batch: exceeded its memory limit"),
+        "{}",
+        run.stderr()
+    );
+    let peak: u64 = run
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("peak memory: "))
+        .and_then(|l| l.trim_end_matches(" MiB").parse().ok())
+        .expect("the summary reports peak memory");
+    println!("alloc-bomb: host peak RSS {peak} MiB with a 64 MiB cap");
+    assert!(peak < 64 + 96, "host peak RSS {peak} MiB");
+}
+
+#[test]
+fn every_sandbox_escape_is_denied() {
+    let fx = Fixture::new();
+    fx.write("secret.txt", "top secret");
+    std::os::unix::fs::symlink(fx.path("secret.txt"), fx.path("inbox/link")).unwrap();
+    fx.config_with_test_plugins(
+        &["escape-sandbox"],
+        &test_pipeline(
+            "escape",
+            "escape-sandbox",
+            r#"granted_dir = "inbox", database = "forbidden""#,
+            "",
+        ),
+    );
+    let run = fx.weir(&["run", "escape"]);
+    run.failure();
+    let err = run.stderr();
+    for attempt in ["etc-passwd", "dotdot", "symlink", "write", "database"] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("partition {attempt}:")))
+            .unwrap_or_else(|| panic!("no error for {attempt}:\n{err}"));
+        assert!(
+            line.contains("access denied") && line.contains(&format!("{attempt}: denied")),
+            "{line}"
+        );
+    }
+    assert!(!err.contains("ESCAPED"), "{err}");
+    assert!(
+        err.contains("database \"forbidden\" is not granted"),
+        "{err}"
+    );
+    assert!(!fx.path("inbox/new.txt").exists());
+}
+
+#[test]
+fn a_trap_mid_batch_commits_nothing_of_that_batch_and_a_rerun_resumes_exactly_after() {
+    let fx = Fixture::new();
+    let extra = format!("batch_size = 10\n{NO_RESTART}");
+    let config = r#"rows = 50, batch = 10, panic_at_batch = 2, marker_db = "markers""#;
+    fx.config_with_test_plugins(
+        &["trap-mid-batch"],
+        &test_pipeline("trap", "trap-mid-batch", config, &extra),
+    );
+    let run = fx.weir(&["run", "trap"]);
+    run.failure();
+    assert!(
+        run.stderr().contains("next-batch: trapped"),
+        "{}",
+        run.stderr()
+    );
+    let db = fx.db("ledger.db");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM trap"),
+        20,
+        "batches 0 and 1 committed, batch 2 not"
+    );
+    assert_eq!(count(&db, "SELECT max(id) FROM trap"), 19);
+    // The plugin traps only once; the next run resumes after the last committed batch.
+    fx.weir(&["run", "trap"]).success();
+    assert_eq!(count(&db, "SELECT count(*) FROM trap"), 50);
+    assert_eq!(count(&db, "SELECT count(DISTINCT id) FROM trap"), 50);
+}
+
+#[test]
+fn the_supervisor_restarts_a_trapped_worker_from_its_checkpoint() {
+    let fx = Fixture::new();
+    let extra = "batch_size = 10\nrestart = { max_restarts = 3, backoff_min_ms = 50, backoff_max_ms = 200 }";
+    let config = r#"rows = 50, batch = 10, panic_at_batch = 2, marker_db = "markers""#;
+    fx.config_with_test_plugins(
+        &["trap-mid-batch"],
+        &test_pipeline("trap", "trap-mid-batch", config, extra),
+    );
+    let (run, events) = fx.weir_with_events(&["run", "trap"]);
+    run.success();
+    assert_eq!(events_of(&events, "worker_retrying").len(), 1);
+    let db = fx.db("ledger.db");
+    assert_eq!(count(&db, "SELECT count(*) FROM trap"), 50);
+    assert_eq!(count(&db, "SELECT count(DISTINCT id) FROM trap"), 50);
+}
+
+#[test]
+fn a_flaky_source_recovers_within_the_budget() {
+    let fx = Fixture::new();
+    let extra = "restart = { max_restarts = 3, backoff_min_ms = 50, backoff_max_ms = 200 }";
+    let config = r#"rows = 200, fail_first = 2, counter_db = "markers""#;
+    fx.config_with_test_plugins(&["flaky"], &test_pipeline("flaky", "flaky", config, extra));
+    let (run, events) = fx.weir_with_events(&["run", "flaky"]);
+    assert_eq!(run.success().totals(), (200, 200, 0));
+    assert_eq!(events_of(&events, "worker_retrying").len(), 2);
+    let db = fx.db("ledger.db");
+    assert_eq!(count(&db, "SELECT count(DISTINCT id) FROM flaky"), 200);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM flaky WHERE label = 'row ' || id"),
+        200
+    );
+}
+
+#[test]
+fn a_spent_budget_fails_the_run_with_the_reason_while_another_pipeline_completes() {
+    let fx = Fixture::new();
+    let flaky = test_pipeline(
+        "flaky",
+        "flaky",
+        r#"rows = 10, fail_first = 100, counter_db = "markers""#,
+        "restart = { max_restarts = 2, backoff_min_ms = 20, backoff_max_ms = 50 }",
+    );
+    let good = test_pipeline(
+        "good",
+        "trap-mid-batch",
+        r#"rows = 30, batch = 10, panic_at_batch = 99, marker_db = "markers""#,
+        "",
+    );
+    fx.config_with_test_plugins(&["flaky", "trap-mid-batch"], &(flaky + &good));
+    let (run, events) = fx.weir_with_events(&["run", "flaky", "good"]);
+    run.failure();
+    let err = run.stderr();
+    assert!(
+        err.contains("partition p: gave up after 3 attempts")
+            && err.contains("flaky: attempt 3 of 100 fails on purpose"),
+        "{err}"
+    );
+    let failed = events_of(&events, "worker_failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["pipeline"], "flaky");
+    assert_eq!(failed[0]["attempts"], 3);
+    assert!(
+        run.stdout().contains("pipeline good: run") && run.stdout().contains("completed"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(count(&fx.db("ledger.db"), "SELECT count(*) FROM good"), 30);
+}
+
+#[test]
+fn invalid_config_fails_at_once_without_retries() {
+    let fx = Fixture::new();
+    let pipeline = csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#).replace(
+        "load = [",
+        "transform = [{ plugin = \"bad-config\" }]\nload = [",
+    );
+    fx.config_with_test_plugins(&["bad-config"], &pipeline);
+    fx.write("inbox/a.csv", "id\n1\n");
+    let (run, events) = fx.weir_with_events(&["run", "p"]);
+    run.failure();
+    assert!(
+        run.stderr()
+            .contains("invalid config: bad-config: key \"x\" is always wrong"),
+        "{}",
+        run.stderr()
+    );
+    assert!(events_of(&events, "worker_retrying").is_empty());
+    assert_eq!(events_of(&events, "worker_failed")[0]["attempts"], 1);
+}
+
+#[test]
+fn an_oversized_row_is_a_reject_with_its_line_and_an_oversized_batch_fails_clearly() {
+    let fx = Fixture::new();
+    let huge = test_pipeline("huge", "huge-row", "bytes = 20971520, rows = 1", "");
+    let many = test_pipeline(
+        "many",
+        "huge-row",
+        "bytes = 1048576, rows = 3",
+        &format!("limits = {{ max_batch_bytes = 2000000 }}\n{NO_RESTART}"),
+    );
+    fx.config_with_test_plugins(&["huge-row"], &(huge + &many));
+    let run = fx.weir(&["run", "huge"]);
+    assert_eq!(run.success().totals(), (1, 0, 1));
+    let (line, reason): (i64, String) = fx
+        .db("ledger.db")
+        .query_row("SELECT line, reason FROM _weir_rejects", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(line, 1);
+    assert!(
+        reason.contains("value of column payload is 20971520 bytes, more than max_value_bytes"),
+        "{reason}"
+    );
+
+    let run = fx.weir(&["run", "many"]);
+    run.failure();
+    assert!(
+        run.stderr().contains("exceeds max_batch_bytes (2000000)"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_locked_target_is_retried_until_the_lock_is_gone() {
+    let fx = Fixture::new();
+    fx.config(
+        &csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#)
+            .replace("name = \"p\"", "name = \"p\"\nrestart = { max_restarts = 5, backoff_min_ms = 100, backoff_max_ms = 200 }"),
+    );
+    fx.write("inbox/a.csv", "id\n1\n2\n");
+    fx.weir(&["run", "p"]).success();
+    fx.write("inbox/b.csv", "id\n3\n");
+    // Another writer holds the database while weir runs.
+    let blocker = fx.db("ledger.db");
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let events_path = fx.path("events.jsonl");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "-c",
+            fx.path("weir.toml").to_str().unwrap(),
+            "run",
+            "p",
+            "--events",
+            events_path.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Release the lock once weir has reported the failure and scheduled a retry.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&events_path).unwrap_or_default();
+        if text.contains("\"type\":\"worker_retrying\"") {
+            assert!(text.contains("locked") || text.contains("busy"), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retry reported: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let run = Run(output);
+    assert_eq!(run.success().totals(), (1, 1, 0));
+    assert_eq!(count(&fx.db("ledger.db"), "SELECT count(*) FROM t"), 3);
+}
+
+#[test]
+fn a_database_in_a_missing_directory_is_a_clear_error() {
+    let fx = Fixture::new();
+    fx.config(
+        &csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#)
+            .replace("ledger.db", "nowhere/ledger.db"),
+    );
+    fx.write("inbox/a.csv", "id\n1\n");
+    let run = fx.weir(&["run", "p"]);
+    run.failure();
+    assert!(
+        run.stderr().contains("database \"ledger\" is in")
+            && run.stderr().contains("nowhere, which does not exist"),
+        "{}",
+        run.stderr()
+    );
+}
