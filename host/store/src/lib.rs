@@ -1,0 +1,402 @@
+//! The state database of `weir serve` (DESIGN §8): the persisted event log with bounded
+//! retention, and run records *derived from those events* in the same transaction, so the
+//! event stream and the run table cannot disagree.
+//!
+//! Writes go through one writer thread fed by a channel: the engine's event tap only
+//! serialises and sends, never waits on the disk. Readers (the API) use their own connection;
+//! SQLite's WAL lets them read while the writer commits. [`Store::wait_persisted`] lets a
+//! reader wait until every event published so far is on disk — the SSE replay needs that to
+//! hand over to the live stream without a gap.
+
+mod rejects;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, mpsc};
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OptionalExtension as _, params};
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub use rejects::{RejectPage, RejectRow, rejects_page};
+
+/// One event as stored and as sent over SSE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: u64,
+    /// Unix time in milliseconds.
+    pub time_ms: i64,
+    pub pipeline: Option<String>,
+    pub run: Option<String>,
+    pub partition: Option<String>,
+    /// The event type, e.g. `batch_committed` (SSE `event:`).
+    pub kind: String,
+    /// The whole event as JSON, exactly as it was published (SSE `data:`).
+    pub data: String,
+}
+
+/// What an event changes in the run records. The engine maps its event enum to this in one
+/// place; the store applies it in the transaction that stores the event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunChange {
+    /// The event is not about a run's progress.
+    None,
+    /// A run began; its record is created.
+    Started { trigger: String, partitions: u64 },
+    /// A partition's worker (re)started from `checkpoint`.
+    WorkerStarted { checkpoint: Option<String> },
+    /// One batch committed in a partition.
+    Batch {
+        rows_read: u64,
+        rows_loaded: u64,
+        rows_rejected: u64,
+        checkpoint: String,
+    },
+    /// A partition finished; `totals` when the worker reports them.
+    WorkerEnded {
+        status: PartitionStatus,
+        error: Option<String>,
+        totals: Option<Totals>,
+    },
+    /// The run finished.
+    Ended {
+        status: RunStatus,
+        error: Option<String>,
+        totals: Totals,
+    },
+}
+
+/// Rows read, loaded and rejected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+}
+
+/// How a run ended (or that it has not yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    /// Still `running` when the engine stopped without finishing it (crash, kill -9).
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// How a partition of a run ended (or that it has not yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+impl PartitionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// An event to store, with its effect on the run records.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub event: StoredEvent,
+    pub change: RunChange,
+}
+
+/// One run, as derived from its events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub pipeline: String,
+    /// `schedule`, `manual`, `catch-up`; `None` if the run failed before it started.
+    pub trigger: Option<String>,
+    /// `running`, `completed`, `failed`, `cancelled` or `interrupted`.
+    pub status: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub partitions: Option<u64>,
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub batches: u64,
+    pub error: Option<String>,
+}
+
+/// One partition of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionRecord {
+    pub partition: String,
+    pub status: String,
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub batches: u64,
+    /// The last committed checkpoint (or the one the worker started from).
+    pub checkpoint: Option<String>,
+    pub error: Option<String>,
+}
+
+/// How much history to keep.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Newest events kept; older ones are deleted as new ones arrive.
+    pub events: u64,
+    /// Newest runs kept (with their partitions).
+    pub runs: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            events: 100_000,
+            runs: 10_000,
+        }
+    }
+}
+
+/// Which events a reader wants.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub pipeline: Option<String>,
+    pub run: Option<String>,
+}
+
+impl EventFilter {
+    /// Whether a live event passes the filter (the replay filters in SQL, the same way).
+    pub fn matches(&self, pipeline: Option<&str>, run: Option<&str>) -> bool {
+        self.pipeline.as_deref().is_none_or(|p| pipeline == Some(p))
+            && self.run.as_deref().is_none_or(|r| run == Some(r))
+    }
+}
+
+/// The state database.
+pub struct Store {
+    path: PathBuf,
+    read: Mutex<Connection>,
+    sender: Mutex<mpsc::Sender<Record>>,
+    last_id_at_open: u64,
+    submitted: AtomicU64,
+    persisted: watch::Receiver<u64>,
+}
+
+impl Store {
+    /// Open (or create) the database, mark runs left `running` by a previous process as
+    /// `interrupted`, and start the writer thread.
+    pub fn open(path: &Path, retention: Retention) -> anyhow::Result<Self> {
+        let fail = || format!("cannot open the state database {}", path.display());
+        let conn = schema::open(path).with_context(fail)?;
+        let last_id: u64 = conn
+            .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+            .with_context(fail)?;
+        let interrupted = conn
+            .execute(
+                "UPDATE runs SET status = 'interrupted', error = coalesce(error, \
+                 'the engine stopped while the run was in progress') WHERE status = 'running'",
+                [],
+            )
+            .with_context(fail)?;
+        if interrupted > 0 {
+            tracing::warn!(
+                runs = interrupted,
+                "runs left running by the previous process are marked interrupted"
+            );
+        }
+        let (persisted_tx, persisted) = watch::channel(last_id);
+        let sender = writer::spawn(conn, retention, persisted_tx).with_context(fail)?;
+        let read = schema::open(path).with_context(fail)?;
+        Ok(Self {
+            path: path.to_owned(),
+            read: Mutex::new(read),
+            sender: Mutex::new(sender),
+            last_id_at_open: last_id,
+            submitted: AtomicU64::new(last_id),
+            persisted,
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The newest event id when the store was opened (the bus continues after it).
+    pub fn last_event_id(&self) -> u64 {
+        self.last_id_at_open
+    }
+
+    /// Queue an event for writing. Call in id order (the event bus's tap does).
+    pub fn record(&self, record: Record) {
+        let id = record.event.id;
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        if sender.send(record).is_err() {
+            tracing::error!(id, "state database writer is gone; event not persisted");
+        }
+        self.submitted.fetch_max(id, Ordering::SeqCst);
+    }
+
+    /// The newest event id queued so far.
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(Ordering::SeqCst)
+    }
+
+    /// The newest event id on disk.
+    pub fn persisted(&self) -> u64 {
+        *self.persisted.borrow()
+    }
+
+    /// Wait until every event up to `id` is on disk (or given up on after a write error,
+    /// which is logged: a reader must not hang on a broken disk).
+    pub async fn wait_persisted(&self, id: u64) {
+        let mut rx = self.persisted.clone();
+        let _ = rx.wait_for(|&done| done >= id).await;
+    }
+
+    /// Wait until everything queued so far is on disk.
+    pub async fn flush(&self) {
+        self.wait_persisted(self.submitted()).await;
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
+        let conn = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).with_context(|| format!("failed to read the state database {}", self.path.display()))
+    }
+
+    /// Up to `limit` events with id > `after` that pass `filter`, oldest first.
+    pub fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, time_ms, pipeline, run, partition, kind, data FROM events
+                 WHERE id > ?1 AND (?2 IS NULL OR pipeline = ?2) AND (?3 IS NULL OR run = ?3)
+                 ORDER BY id LIMIT ?4",
+            )?;
+            stmt.query_map(
+                params![after, filter.pipeline, filter.run, limit as i64],
+                |r| {
+                    Ok(StoredEvent {
+                        id: r.get(0)?,
+                        time_ms: r.get(1)?,
+                        pipeline: r.get(2)?,
+                        run: r.get(3)?,
+                        partition: r.get(4)?,
+                        kind: r.get(5)?,
+                        data: r.get(6)?,
+                    })
+                },
+            )?
+            .collect()
+        })
+    }
+
+    /// The oldest event still kept, if any.
+    pub fn oldest_event_id(&self) -> anyhow::Result<Option<u64>> {
+        self.read(|c| c.query_row("SELECT min(id) FROM events", [], |r| r.get(0)))
+    }
+
+    /// Runs, newest first, of one pipeline or all.
+    pub fn runs(
+        &self,
+        pipeline: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<RunRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR pipeline = ?1)
+                 ORDER BY started_ms DESC, id DESC LIMIT ?2 OFFSET ?3"
+            ))?;
+            stmt.query_map(params![pipeline, limit as i64, offset as i64], run_row)?
+                .collect()
+        })
+    }
+
+    /// The newest run of a pipeline.
+    pub fn last_run(&self, pipeline: &str) -> anyhow::Result<Option<RunRecord>> {
+        Ok(self.runs(Some(pipeline), 1, 0)?.pop())
+    }
+
+    /// One run with its partitions.
+    pub fn run(&self, id: &str) -> anyhow::Result<Option<(RunRecord, Vec<PartitionRecord>)>> {
+        self.read(|c| {
+            let Some(run) = c
+                .query_row(
+                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                    [id],
+                    run_row,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT partition, status, rows_read, rows_loaded, rows_rejected, batches,
+                        checkpoint, error
+                 FROM run_partitions WHERE run_id = ?1 ORDER BY partition",
+            )?;
+            let partitions = stmt
+                .query_map([id], |r| {
+                    Ok(PartitionRecord {
+                        partition: r.get(0)?,
+                        status: r.get(1)?,
+                        rows_read: r.get(2)?,
+                        rows_loaded: r.get(3)?,
+                        rows_rejected: r.get(4)?,
+                        batches: r.get(5)?,
+                        checkpoint: r.get(6)?,
+                        error: r.get(7)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some((run, partitions)))
+        })
+    }
+}
+
+const RUN_COLUMNS: &str = "id, pipeline, trigger, status, started_ms, ended_ms, partitions, \
+     rows_read, rows_loaded, rows_rejected, batches, error";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.get(0)?,
+        pipeline: r.get(1)?,
+        trigger: r.get(2)?,
+        status: r.get(3)?,
+        started_ms: r.get(4)?,
+        ended_ms: r.get(5)?,
+        partitions: r.get(6)?,
+        rows_read: r.get(7)?,
+        rows_loaded: r.get(8)?,
+        rows_rejected: r.get(9)?,
+        batches: r.get(10)?,
+        error: r.get(11)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

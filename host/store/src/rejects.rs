@@ -1,0 +1,115 @@
+//! Rejects live where the rows went: the `_weir_rejects` table of a pipeline's commit database,
+//! committed with the batch (DESIGN §4). This reads them, page by page, from the granted
+//! databases that have the table.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use serde::Serialize;
+
+/// The table the engine writes rejects to (`weir_engine::commit::REJECTS_TABLE`).
+const TABLE: &str = "_weir_rejects";
+
+/// One rejected row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectRow {
+    /// The granted database it is in.
+    pub database: String,
+    pub partition: String,
+    pub file: Option<String>,
+    pub line: Option<i64>,
+    /// Which step refused it.
+    pub stage: String,
+    pub reason: String,
+    /// The raw record (or the row's values as JSON).
+    pub raw: String,
+    pub created_at: String,
+}
+
+/// A page of rejects and how many there are in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectPage {
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u64,
+    pub rejects: Vec<RejectRow>,
+}
+
+/// Rejects of `run_id` of `pipeline`, ordered by database, file and line, skipping `offset`.
+/// `databases` are (name, file) of the pipeline's grants; files that do not exist yet or have
+/// no rejects table are skipped. Opened read-only: this never creates or changes a file.
+pub fn rejects_page(
+    databases: &[(String, PathBuf)],
+    pipeline: &str,
+    run_id: &str,
+    offset: u64,
+    limit: u64,
+) -> anyhow::Result<RejectPage> {
+    let mut page = RejectPage {
+        total: 0,
+        offset,
+        limit,
+        rejects: Vec::new(),
+    };
+    // `skip` is what is left of the offset after the databases already passed.
+    let mut skip = offset;
+    for (name, path) in databases {
+        if !path.is_file() {
+            continue;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open database \"{name}\" ({})", path.display()))?;
+        let mut read = || -> rusqlite::Result<Option<u64>> {
+            let has_table = conn
+                .query_row(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [TABLE],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !has_table {
+                return Ok(None);
+            }
+            let count: u64 = conn.query_row(
+                &format!("SELECT count(*) FROM {TABLE} WHERE pipeline = ?1 AND run_id = ?2"),
+                params![pipeline, run_id],
+                |r| r.get(0),
+            )?;
+            let wanted = limit.saturating_sub(page.rejects.len() as u64);
+            if wanted > 0 && skip < count {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT partition, file, line, stage, reason, raw, created_at FROM {TABLE}
+                     WHERE pipeline = ?1 AND run_id = ?2
+                     ORDER BY file, line, id LIMIT ?3 OFFSET ?4"
+                ))?;
+                let rows = stmt.query_map(params![pipeline, run_id, wanted, skip], |r| {
+                    Ok(RejectRow {
+                        database: name.clone(),
+                        partition: r.get(0)?,
+                        file: r.get(1)?,
+                        line: r.get(2)?,
+                        stage: r.get(3)?,
+                        reason: r.get(4)?,
+                        raw: r.get(5)?,
+                        created_at: r.get(6)?,
+                    })
+                })?;
+                for row in rows {
+                    page.rejects.push(row?);
+                }
+            }
+            Ok(Some(count))
+        };
+        let count = read()
+            .with_context(|| format!("cannot read rejects from database \"{name}\" ({})", path.display()))?
+            .unwrap_or(0);
+        page.total += count;
+        skip = skip.saturating_sub(count);
+    }
+    Ok(page)
+}
