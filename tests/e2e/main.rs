@@ -8,5 +8,6 @@ mod corpora;
 mod crash;
 mod incremental;
 mod plugins;
+mod polyglot;
 mod sandbox;
 mod upsert;
