@@ -25,6 +25,15 @@ test-plugins: setup
     mkdir -p tests/plugins/dist
     cp tests/plugins/target/wasm32-wasip2/release/*.wasm tests/plugins/dist/
 
+# The Python and JavaScript example plugins (plugins/examples): installs their pinned toolchains
+# (componentize-py in a venv, jco/componentize-js with npm) and builds them into plugins/examples/dist/.
+plugins-examples:
+    plugins/examples/build.sh
+
+# The example plugins' own unit tests, natively with CPython and Node.
+plugins-examples-test:
+    plugins/examples/build.sh --test
+
 # Build the weir binary.
 build:
     cargo build --quiet -p weir
@@ -44,7 +53,7 @@ demo: plugins build
     @echo "data: examples/bank-recon/ledger.db (table transactions); rejects: table _weir_rejects"
 
 # Every test: plugin unit tests (native), engine unit tests, end-to-end tests with the real binary and plugins.
-test: plugins test-plugins
+test: plugins test-plugins plugins-examples-test
     cd plugins && cargo test --quiet --target x86_64-unknown-linux-gnu
     cargo test --workspace
 
