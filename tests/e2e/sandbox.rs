@@ -344,3 +344,106 @@ fn a_database_in_a_missing_directory_is_a_clear_error() {
         run.stderr()
     );
 }
+
+#[test]
+fn ctrl_c_stops_at_a_batch_boundary_and_the_next_run_resumes() {
+    let fx = Fixture::new();
+    fx.config(&csv_pipeline("p", r#"path = "inbox/*.csv", types = { id = "integer" }"#, r#"table = "t""#).replace(
+        "name = \"p\"",
+        "name = \"p\"\nbatch_size = 100",
+    ));
+    let rows = 200_000;
+    let csv: String = std::iter::once("id,memo\n".to_owned())
+        .chain((1..=rows).map(|i| format!("{i},\"memo {i}\"\n")))
+        .collect();
+    fx.write("inbox/a.csv", csv);
+    let events_path = fx.path("events.jsonl");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["-c", fx.path("weir.toml").to_str().unwrap(), "run", "p", "--events", events_path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first batch is committed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&events_path).unwrap_or_default().contains("\"type\":\"batch_committed\"") {
+        assert!(std::time::Instant::now() < deadline, "no batch committed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let run = Run(child.wait_with_output().unwrap());
+    run.failure();
+    assert!(run.stderr().contains("run cancelled"), "{}", run.stderr());
+
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&events_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events_of(&events, "run_cancelled").len(), 1);
+    let committed: i64 = events_of(&events, "batch_committed").iter().map(|e| e["rows_out"].as_i64().unwrap()).sum();
+    let db = fx.db("ledger.db");
+    let loaded = count(&db, "SELECT count(*) FROM t");
+    assert_eq!(loaded, committed, "exactly the committed batches are in the table");
+    assert!(loaded < rows, "the run stopped early ({loaded} rows)");
+    assert_eq!(loaded % 100, 0, "whole batches only");
+
+    fx.weir(&["run", "p"]).success();
+    assert_eq!(count(&db, "SELECT count(*) FROM t"), rows);
+    assert_eq!(count(&db, "SELECT count(DISTINCT id) FROM t"), rows);
+}
+
+#[test]
+fn a_full_target_fails_clearly_and_resumes_once_there_is_room() {
+    let fx = Fixture::new();
+    let pipeline = |max_mb: u64| {
+        csv_pipeline("p", r#"path = "inbox/*.csv", types = { id = "integer" }"#, r#"table = "t""#)
+            .replace("name = \"p\"", "name = \"p\"\nbatch_size = 1000\nrestart = { max_restarts = 1, backoff_min_ms = 10, backoff_max_ms = 20 }")
+            .replace(
+                "databases = { ledger = \"ledger.db\" }",
+                &format!("databases = {{ ledger = {{ path = \"ledger.db\", max_size_mb = {max_mb} }} }}"),
+            )
+    };
+    fx.config(&pipeline(1));
+    let rows = 30_000;
+    let csv: String = std::iter::once("id,memo\n".to_owned())
+        .chain((1..=rows).map(|i| format!("{i},a memo long enough to fill pages quickly {i}\n")))
+        .collect();
+    fx.write("inbox/a.csv", csv);
+    let run = fx.weir(&["run", "p"]);
+    run.failure();
+    assert!(run.stderr().contains("database or disk is full"), "{}", run.stderr());
+    let db = fx.db("ledger.db");
+    let partial = count(&db, "SELECT count(*) FROM t");
+    assert_eq!(partial % 1000, 0, "whole batches only ({partial})");
+    let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+
+    fx.config(&pipeline(64));
+    fx.weir(&["run", "p"]).success();
+    assert_eq!(count(&db, "SELECT count(*) FROM t"), rows);
+    assert_eq!(count(&db, "SELECT count(DISTINCT id) FROM t"), rows);
+}
+
+#[test]
+fn a_read_only_target_fails_clearly_and_resumes_once_writable() {
+    let fx = Fixture::new();
+    let pipeline = |read_only: bool| {
+        csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#).replace(
+            "databases = { ledger = \"ledger.db\" }",
+            &format!("databases = {{ ledger = {{ path = \"ledger.db\", read_only = {read_only} }} }}"),
+        )
+    };
+    fx.config(&pipeline(false));
+    fx.write("inbox/a.csv", "id\n1\n2\n");
+    fx.weir(&["run", "p"]).success();
+    fx.append("inbox/a.csv", "3\n");
+    fx.config(&pipeline(true));
+    let run = fx.weir(&["run", "p"]);
+    run.failure();
+    assert!(run.stderr().contains("readonly database"), "{}", run.stderr());
+    assert_eq!(count(&fx.db("ledger.db"), "SELECT count(*) FROM t"), 2);
+    fx.config(&pipeline(false));
+    assert_eq!(fx.weir(&["run", "p"]).success().totals(), (1, 1, 0));
+}

@@ -26,6 +26,15 @@ pub struct Grants {
     pub databases: BTreeMap<String, PathBuf>,
 }
 
+/// How a granted database may be used, beyond its path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DatabaseOptions {
+    /// Opened read-only: every write fails with "attempt to write a readonly database".
+    pub read_only: bool,
+    /// Largest size the file may grow to; past it writes fail with "database or disk is full".
+    pub max_size_bytes: Option<u64>,
+}
+
 /// How long a statement waits for another writer's lock before it reports `unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -42,6 +51,7 @@ pub type SharedConnection = Arc<Mutex<rusqlite::Connection>>;
 #[derive(Debug, Clone, Default)]
 pub struct Databases {
     files: Arc<BTreeMap<String, PathBuf>>,
+    options: Arc<BTreeMap<String, DatabaseOptions>>,
     open: Arc<Mutex<BTreeMap<String, SharedConnection>>>,
 }
 
@@ -50,8 +60,15 @@ impl Databases {
     pub fn new(files: BTreeMap<String, PathBuf>) -> Self {
         Self {
             files: Arc::new(files),
+            options: Arc::default(),
             open: Arc::default(),
         }
+    }
+
+    /// Options (read-only, size cap) per database name; names without options use defaults.
+    pub fn with_options(mut self, options: BTreeMap<String, DatabaseOptions>) -> Self {
+        self.options = Arc::new(options);
+        self
     }
 
     /// Whether `name` was granted.
@@ -76,7 +93,8 @@ impl Databases {
         if let Some(conn) = open.get(name) {
             return Some(Ok(conn.clone()));
         }
-        Some(open_database(path).map(|conn| {
+        let options = self.options.get(name).copied().unwrap_or_default();
+        Some(open_database_with(path, options).map(|conn| {
             let shared = Arc::new(Mutex::new(conn));
             open.insert(name.to_owned(), shared.clone());
             shared
@@ -88,6 +106,14 @@ impl Databases {
 /// committed batch survives a process crash; WAL keeps the database consistent on power loss),
 /// and a busy timeout so concurrent workers queue instead of failing.
 pub fn open_database(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+    open_database_with(path, DatabaseOptions::default())
+}
+
+/// [`open_database`] with a grant's options.
+pub fn open_database_with(
+    path: &std::path::Path,
+    options: DatabaseOptions,
+) -> anyhow::Result<rusqlite::Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         anyhow::ensure!(
             dir.is_dir(),
@@ -95,12 +121,24 @@ pub fn open_database(path: &std::path::Path) -> anyhow::Result<rusqlite::Connect
             dir.display()
         );
     }
-    let conn = rusqlite::Connection::open(path)
+    use rusqlite::OpenFlags;
+    let flags = if options.read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::default()
+    };
+    let conn = rusqlite::Connection::open_with_flags(path, flags)
         .with_context(|| format!("failed to open database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .with_context(|| format!("failed to enable WAL on {}", path.display()))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    if !options.read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .with_context(|| format!("failed to enable WAL on {}", path.display()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    if let Some(max) = options.max_size_bytes {
+        let page_size: u64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        conn.pragma_update(None, "max_page_count", (max / page_size).max(1))?;
+    }
     Ok(conn)
 }
 

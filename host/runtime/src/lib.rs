@@ -24,7 +24,10 @@ use wasmtime::{Config, Engine};
 pub use cache::{CacheOutcome, content_hash};
 pub use catalog::{CONTRACT_VERSION, Catalog, Plugin, PluginKind, RejectedPlugin};
 pub use error::{FaultKind, PluginError};
-pub use grants::{Databases, DirGrant, Grants, SharedConnection, lock, open_database};
+pub use grants::{
+    DatabaseOptions, Databases, DirGrant, Grants, SharedConnection, lock, open_database,
+    open_database_with,
+};
 pub use host::{SqlValue, from_sql};
 pub use instances::{
     CheckpointEntry, ExtractorInstance, HistoryInstance, LoadTarget, LoaderInstance, RowReject,
