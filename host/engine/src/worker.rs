@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use weir_runtime::types::{Batch, Partition, Progress, Rows, Schema, SourceReject};
@@ -35,6 +36,50 @@ impl std::ops::AddAssign for Totals {
         self.rows_read += other.rows_read;
         self.rows_loaded += other.rows_loaded;
         self.rows_rejected += other.rows_rejected;
+    }
+}
+
+/// Time one attempt spent per stage, summed over its batches: logged at info level (`-v`)
+/// under the target `weir::stages`, one line per partition, for `just bench`. The extract and
+/// load stages overlap, so the sums add up to more than the wall time.
+#[derive(Debug, Default, Clone, Copy)]
+struct StageTimes {
+    /// Creating plugin instances from their pre-instantiated components.
+    instantiate: Duration,
+    /// `next-batch` calls: guest parsing plus copying the batch out.
+    extract: Duration,
+    /// Host checks of each batch: layout, UTF-8, size bounds.
+    check: Duration,
+    /// `apply` calls of the transforms and the checks of their output.
+    transform: Duration,
+    /// The extract stage waiting for room in the channel (load is the bottleneck).
+    send_wait: Duration,
+    /// The load stage waiting for a batch (extract is the bottleneck).
+    recv_wait: Duration,
+    /// Binding and inserting rows through the write plans.
+    load: Duration,
+    /// Begin, rejects, checkpoint save and commit.
+    commit: Duration,
+}
+
+impl StageTimes {
+    fn log(&self, pipeline: &str, partition: &str, total: Duration) {
+        let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+        tracing::info!(
+            target: "weir::stages",
+            pipeline,
+            partition,
+            total_ms = ms(total),
+            instantiate_ms = ms(self.instantiate),
+            extract_ms = ms(self.extract),
+            check_ms = ms(self.check),
+            transform_ms = ms(self.transform),
+            send_wait_ms = ms(self.send_wait),
+            recv_wait_ms = ms(self.recv_wait),
+            load_ms = ms(self.load),
+            commit_ms = ms(self.commit),
+            "stage times"
+        );
     }
 }
 
@@ -106,6 +151,8 @@ async fn attempt(
     partition: Partition,
     totals: &mut Totals,
 ) -> Result<(), WorkerError> {
+    let started = Instant::now();
+    let mut times = StageTimes::default();
     let cfg = &pipeline.config;
     let databases = Databases::new(cfg.grants.databases.clone());
     let options = |plugin: &str| InstanceOptions {
@@ -128,6 +175,7 @@ async fn attempt(
         ..options(plugin)
     };
 
+    let clock = Instant::now();
     let mut history: HistoryInstance = ctx
         .runtime
         .history_store(
@@ -135,6 +183,7 @@ async fn attempt(
             options_no_dirs(&pipeline.history.label()),
         )
         .await?;
+    times.instantiate += clock.elapsed();
     let commit_db = history.open(&cfg.history.config).await?;
     let checkpoint = history.load(&cfg.name, &partition.id).await?;
     ctx.emit(
@@ -144,10 +193,12 @@ async fn attempt(
         },
     );
 
+    let clock = Instant::now();
     let mut extractor: ExtractorInstance = ctx
         .runtime
         .extractor(&pipeline.extract, options(&pipeline.extract.label()))
         .await?;
+    times.instantiate += clock.elapsed();
     let mut schema = extractor
         .open(&cfg.extract.config, &partition, checkpoint.as_deref())
         .await?;
@@ -155,10 +206,12 @@ async fn attempt(
 
     let mut transforms = Vec::new();
     for (step, plugin) in cfg.transforms.iter().zip(&pipeline.transforms) {
+        let clock = Instant::now();
         let mut instance: TransformerInstance = ctx
             .runtime
             .transformer(plugin, options_no_dirs(&plugin.label()))
             .await?;
+        times.instantiate += clock.elapsed();
         let input = schema.clone();
         schema = instance.open(&step.config, &input).await?;
         transforms.push((plugin.info.name.clone(), instance, input));
@@ -168,7 +221,9 @@ async fn attempt(
     let mut sinks = Vec::new();
     for (step, plugin) in cfg.loads.iter().zip(&pipeline.loads) {
         let label = plugin.label();
+        let clock = Instant::now();
         let mut instance = ctx.runtime.loader(plugin, options_no_dirs(&label)).await?;
+        times.instantiate += clock.elapsed();
         match instance.open(&step.config, &schema).await? {
             LoadTarget::Sink => sinks.push(SinkLoad { instance }),
             LoadTarget::Plan(plan) => {
@@ -224,6 +279,7 @@ async fn attempt(
     let batch_size = cfg.batch_size;
     let bounds = cfg.bounds;
     let extract_stage = tokio::spawn(async move {
+        let mut times = StageTimes::default();
         let result = extract_stage(
             &mut extractor,
             &mut transforms,
@@ -232,13 +288,14 @@ async fn attempt(
             batch_size,
             &bounds,
             tx,
+            &mut times,
         )
         .await;
         extractor.close().await;
         for (_, t, _) in &mut transforms {
             t.close().await;
         }
-        result
+        (result, times)
     });
 
     let load_result = load_stage(
@@ -253,12 +310,18 @@ async fn attempt(
         (&rejects_db_name, &rejects_conn),
         rx,
         totals,
+        &mut times,
     )
     .await;
     // If loading failed the receiver is gone and the extract stage stops at its next send.
-    let extract_result = extract_stage
+    let (extract_result, extract_times) = extract_stage
         .await
         .map_err(|e| WorkerError::Host(format!("extract stage panicked: {e}")))?;
+    times.extract = extract_times.extract;
+    times.check = extract_times.check;
+    times.transform = extract_times.transform;
+    times.send_wait = extract_times.send_wait;
+    times.log(&cfg.name, &partition.id, started.elapsed());
     load_result?;
     extract_result?;
     for sink in &mut sinks {
@@ -268,6 +331,10 @@ async fn attempt(
 }
 
 /// Pull batches, run them through the transforms and hand them to the load stage.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename these"
+)]
 async fn extract_stage(
     extractor: &mut ExtractorInstance,
     transforms: &mut [(String, TransformerInstance, Schema)],
@@ -276,8 +343,15 @@ async fn extract_stage(
     batch_size: u32,
     bounds: &SizeBounds,
     tx: mpsc::Sender<StagedBatch>,
+    times: &mut StageTimes,
 ) -> Result<(), WorkerError> {
-    while let Some(batch) = extractor.next_batch(batch_size).await? {
+    loop {
+        let clock = Instant::now();
+        let Some(batch) = extractor.next_batch(batch_size).await? else {
+            break;
+        };
+        times.extract += clock.elapsed();
+        let clock = Instant::now();
         let Batch {
             mut rows,
             mut positions,
@@ -344,6 +418,8 @@ async fn extract_stage(
                 .filter_map(|(p, &k)| k.then_some(p))
                 .collect();
         }
+        times.check += clock.elapsed();
+        let clock = Instant::now();
         for (name, transform, input_schema) in transforms.iter_mut() {
             if rows.row_count == 0 {
                 break;
@@ -392,6 +468,7 @@ async fn extract_stage(
                 .collect();
             rows = out.rows;
         }
+        times.transform += clock.elapsed();
         let staged = StagedBatch {
             rows,
             positions,
@@ -401,9 +478,11 @@ async fn extract_stage(
             progress,
             rows_read,
         };
+        let clock = Instant::now();
         if tx.send(staged).await.is_err() {
             break; // the load stage stopped; its error is reported there
         }
+        times.send_wait += clock.elapsed();
     }
     Ok(())
 }
@@ -425,13 +504,19 @@ async fn load_stage(
     rejects_db: (&str, &SharedConnection),
     mut rx: mpsc::Receiver<StagedBatch>,
     totals: &mut Totals,
+    times: &mut StageTimes,
 ) -> Result<(), WorkerError> {
     let reject_ctx = RejectContext {
         pipeline,
         partition,
         run_id: &ctx.run_id,
     };
-    while let Some(mut batch) = rx.recv().await {
+    loop {
+        let clock = Instant::now();
+        let Some(mut batch) = rx.recv().await else {
+            break;
+        };
+        times.recv_wait += clock.elapsed();
         // Cancellation takes effect between batches: a batch is committed whole or not begun.
         if ctx.is_cancelled() {
             return Err(WorkerError::Cancelled);
@@ -466,6 +551,8 @@ async fn load_stage(
             .collect();
 
         let mut begun: Vec<&SharedConnection> = Vec::new();
+        let clock = Instant::now();
+        let mut load_time = Duration::ZERO;
         let outcome: Result<u64, WorkerError> = async {
             for (_, conn) in &ordered {
                 lock(conn)
@@ -474,6 +561,7 @@ async fn load_stage(
                 begun.push(conn);
             }
             let mut loaded = None;
+            let load_clock = Instant::now();
             for load in plans {
                 let n = commit::execute_plan(
                     &lock(&load.conn),
@@ -492,6 +580,7 @@ async fn load_stage(
                 })?;
                 loaded.get_or_insert(n);
             }
+            load_time = load_clock.elapsed();
             commit::insert_rejects(&lock(rejects_db.1), &reject_ctx, &batch.rejects)
                 .map_err(host_err("failed to record rejects"))?;
             // Inside the commit database's open transaction: the checkpoint commits with the rows.
@@ -510,6 +599,8 @@ async fn load_stage(
             Ok(loaded.unwrap_or(view.row_count as u64))
         }
         .await;
+        times.load += load_time;
+        times.commit += clock.elapsed().saturating_sub(load_time);
         let loaded = match outcome {
             Ok(n) => n,
             Err(e) => {
