@@ -175,8 +175,14 @@ fn python_transform_normalises_payees_flags_unusual_amounts_and_rejects_nameless
         "SELECT file, line, stage, reason FROM _weir_rejects WHERE stage = 'payee-normalize'",
     );
     assert_eq!(rejects.len(), 1, "{rejects:?}");
-    assert_eq!(rejects[0][..3], ["inbox/2026-04.csv", "3", "payee-normalize"]);
-    assert_eq!(rejects[0][3], "counterparty: '---' has no letters or digits");
+    assert_eq!(
+        rejects[0][..3],
+        ["inbox/2026-04.csv", "3", "payee-normalize"]
+    );
+    assert_eq!(
+        rejects[0][3],
+        "counterparty: '---' has no letters or digits"
+    );
 
     // Incremental as ever: nothing new, nothing loaded.
     assert_eq!(fx.weir(&["run", "bank-recon"]).success().totals().1, 0);

@@ -2,6 +2,7 @@
 
 mod commands;
 mod output;
+mod scaffold;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,24 @@ enum PluginsCommand {
         /// A `.wasm` file.
         file: PathBuf,
     },
+    /// Create a plugin project (in ./NAME) that builds and passes its own tests as generated.
+    New {
+        /// What the plugin does.
+        #[arg(long, value_enum)]
+        kind: scaffold::Kind,
+        /// Its language (python and js: transformer only).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
+        /// The plugin's name, like `my-transform`.
+        name: String,
+        /// Create the project in this folder instead of ./NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The weir Rust SDK (plugins/sdk of a weir checkout); found on its own when the
+        /// project is created inside a checkout.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,6 +121,22 @@ fn main() -> ExitCode {
             Command::Plugins {
                 command: PluginsCommand::Inspect { file },
             } => commands::plugins_inspect(&cli.config, &file).await,
+            Command::Plugins {
+                command:
+                    PluginsCommand::New {
+                        kind,
+                        lang,
+                        name,
+                        dir,
+                        sdk,
+                    },
+            } => scaffold::new_plugin(&scaffold::NewPlugin {
+                kind,
+                lang,
+                name,
+                dir,
+                sdk,
+            }),
             Command::Checkpoints {
                 command: CheckpointsCommand::List { pipeline },
             } => commands::checkpoints_list(&cli.config, pipeline.as_deref()).await,
