@@ -13,6 +13,7 @@ mod instances;
 mod limits;
 mod sandbox;
 mod state;
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use instances::{
 };
 pub use limits::{EPOCH_TICK, Limits};
 pub use state::{CallSite, PluginState};
+pub use watch::{FileEvent, PluginChange, SETTLE, watch_dir};
 pub use weir_bindings::loader::exports::weir::plugin::loader::WritePlan;
 pub use weir_bindings::types;
 
