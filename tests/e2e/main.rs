@@ -9,5 +9,6 @@ mod crash;
 mod incremental;
 mod plugins;
 mod polyglot;
+mod scaffold;
 mod sandbox;
 mod upsert;
