@@ -34,6 +34,11 @@ plugins-examples:
 plugins-examples-test:
     plugins/examples/build.sh --test
 
+# Cold and cached load times, instantiation and rows/s of the Python and JS example transforms
+# against the Rust map-transform (the table in docs/plugins.md).
+bench-polyglot: plugins plugins-examples
+    cargo test --quiet -p weir --test e2e polyglot_bench -- --ignored --nocapture
+
 # Build the weir binary.
 build:
     cargo build --quiet -p weir
@@ -56,6 +61,13 @@ demo: plugins build
 test: plugins test-plugins plugins-examples-test
     cd plugins && cargo test --quiet --target x86_64-unknown-linux-gnu
     cargo test --workspace
+    just dashboard-test
+
+# The dashboard in a real headless Chromium (Debian's `chromium`) against a real `weir serve`
+# running the bank-recon example; screenshots go to target/dashboard*.png.
+dashboard-test: plugins build
+    cd tests/dashboard && npm ci --no-audit --no-fund --loglevel=error
+    cd tests/dashboard && node --test --test-reporter=spec dashboard.test.mjs
 
 # Formatting and lints for both workspaces.
 lint:
@@ -67,3 +79,11 @@ lint:
 # check: rows == source - rejects, no duplicate or missing key, integrity_check ok.
 crash-test N="20": plugins
     WEIR_CRASH_ROWS=200000 WEIR_CRASH_KILLS={{N}} cargo test --quiet -p weir --test e2e crash -- --nocapture --test-threads 1
+
+# weir (release build, bundled plugins) against a native Rust baseline and `sqlite3 .import` on
+# generated bank CSV. ARGS go to `weir-bench run`: `--levers` adds the batch-size sweep,
+# `--rows 200000 --big-rows 0` is a quick look. Data and databases stay in target/bench.
+# Benchmarks: figures and ratios, never pass/fail (docs/performance.md).
+bench *ARGS: plugins
+    cargo build --release --quiet -p weir -p weir-bench
+    target/release/weir-bench run {{ARGS}}

@@ -330,3 +330,279 @@ fn python_and_js_plugins_list_as_transformers_and_load_from_the_compile_cache() 
     // Built with `-d http fetch-event`: no wasi:http import, which weir would refuse.
     assert!(!out.contains("wasi:http"), "{out}");
 }
+
+/// Load times and throughput of the Python and JS transforms against the Rust map-transform,
+/// through the runtime weir itself uses: `just bench-polyglot` prints the table the docs quote.
+#[test]
+#[ignore]
+fn polyglot_bench() {
+    bench::run();
+}
+
+mod bench {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use weir_runtime::types::{Column, ColumnData, ColumnVector, Kind, Rows, Schema, VarWidth};
+    use weir_runtime::{CallSite, Databases, Grants, InstanceOptions, Limits, Runtime};
+
+    use super::{examples_dist, plugins_dist};
+
+    const COUNTERPARTIES: [&str; 8] = [
+        "Zürcher Kantonalbank",
+        "Bäckerei Höfli",
+        "Müller & Söhne GmbH",
+        "Jürg Weiß",
+        "Stadtwerke Köln",
+        "Ärztehaus Süd",
+        "Café \"Zum Löwen\"",
+        "Grün, Blau & Partner AG",
+    ];
+    const MEMOS: [&str; 8] = [
+        "Gebühren Kontoführung",
+        "Rechnung Nr. 4711",
+        "Lastschrift Strom; Abschlag",
+        "Miete März",
+        "Bar-Einzahlung",
+        "Gehalt\nZusatz: Prämie",
+        "Rückerstattung\nBeleg 12; Storno",
+        "Überweisung \"dringend\"",
+    ];
+
+    fn text(values: impl Iterator<Item = String>) -> ColumnVector {
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        for v in values {
+            data.extend_from_slice(v.as_bytes());
+            ends.push(data.len() as u32);
+        }
+        ColumnVector {
+            data: ColumnData::Text(VarWidth { data, ends }),
+            nulls: None,
+        }
+    }
+
+    fn column(name: &str, kind: Kind) -> Column {
+        Column {
+            name: name.into(),
+            kind,
+            nullable: true,
+        }
+    }
+
+    /// `n` statement rows as the CSV extractor hands them over: all text, German headers.
+    fn raw_rows(n: usize) -> (Schema, Rows) {
+        let names = [
+            "Transaktions-ID",
+            "Buchungstag",
+            "Valuta",
+            "Betrag",
+            "Währung",
+            "Empfänger/Auftraggeber",
+            "Verwendungszweck",
+            "Saldo",
+        ];
+        let schema = Schema {
+            columns: names.iter().map(|n| column(n, Kind::Text)).collect(),
+            primary_key: vec![],
+        };
+        let day = |i: usize| format!("{:02}.{:02}.2026", i % 28 + 1, i % 12 + 1);
+        let money = |i: usize| {
+            format!(
+                "{}{}.{:03},{:02}",
+                ["", "-"][i % 2],
+                i % 3 + 1,
+                i % 997,
+                i % 100
+            )
+        };
+        let rows = Rows {
+            row_count: n as u32,
+            columns: vec![
+                text((0..n).map(|i| (100_000 + i).to_string())),
+                text((0..n).map(day)),
+                text((0..n).map(|i| day(i + 1))),
+                text((0..n).map(money)),
+                text((0..n).map(|_| "EUR".to_owned())),
+                text((0..n).map(|i| COUNTERPARTIES[i % 8].to_owned())),
+                text((0..n).map(|i| MEMOS[(i / 8 + i) % 8].to_owned())),
+                text((0..n).map(|i| money(i * 7))),
+            ],
+        };
+        (schema, rows)
+    }
+
+    /// The same rows after map-transform: what the Python and JS transforms get in bank-recon.
+    fn typed_rows(n: usize) -> (Schema, Rows) {
+        let schema = Schema {
+            columns: vec![
+                Column {
+                    name: "txn_id".into(),
+                    kind: Kind::Integer,
+                    nullable: false,
+                },
+                column("booking_date", Kind::Date),
+                column("value_date", Kind::Date),
+                column("amount", Kind::Decimal),
+                column("currency", Kind::Text),
+                column("counterparty", Kind::Text),
+                column("memo", Kind::Text),
+                column("balance", Kind::Decimal),
+            ],
+            primary_key: vec!["txn_id".into()],
+        };
+        let date = |i: usize| format!("2026-{:02}-{:02}", i % 12 + 1, i % 28 + 1);
+        let money = |i: usize| {
+            format!(
+                "{}{}{:03}.{:02}",
+                ["", "-"][i % 2],
+                i % 3 + 1,
+                i % 997,
+                i % 100
+            )
+        };
+        let rows = Rows {
+            row_count: n as u32,
+            columns: vec![
+                ColumnVector {
+                    data: ColumnData::Integer((0..n as i64).map(|i| 100_000 + i).collect()),
+                    nulls: None,
+                },
+                text((0..n).map(date)),
+                text((0..n).map(|i| date(i + 1))),
+                text((0..n).map(money)),
+                text((0..n).map(|_| "EUR".to_owned())),
+                text((0..n).map(|i| COUNTERPARTIES[i % 8].to_owned())),
+                text((0..n).map(|i| MEMOS[(i / 8 + i) % 8].to_owned())),
+                text((0..n).map(|i| money(i * 7))),
+            ],
+        };
+        (schema, rows)
+    }
+
+    const MAP_CONFIG: &str = r#"{
+        "rename": { "Transaktions-ID": "txn_id", "Buchungstag": "booking_date", "Valuta": "value_date",
+                    "Betrag": "amount", "Währung": "currency", "Empfänger/Auftraggeber": "counterparty",
+                    "Verwendungszweck": "memo", "Saldo": "balance" },
+        "types": { "txn_id": "integer", "booking_date": "date", "value_date": "date",
+                   "amount": "decimal", "balance": "decimal" },
+        "date_format": "%d.%m.%Y", "decimal_comma": true, "thousands_separator": ".",
+        "required": ["txn_id", "booking_date", "amount"], "primary_key": ["txn_id"] }"#;
+
+    fn median(mut v: Vec<Duration>) -> Duration {
+        v.sort();
+        v[v.len() / 2]
+    }
+
+    struct Figures {
+        cold: Duration,
+        cached: Duration,
+        size: u64,
+        instantiate: Duration,
+        rows_per_s: Vec<(usize, f64)>,
+    }
+
+    fn measure(file: &Path, config: &str, input: fn(usize) -> (Schema, Rows)) -> Figures {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let cache = tempfile::tempdir().unwrap();
+            let cold = Runtime::new(Some(cache.path().to_owned()))
+                .unwrap()
+                .load_file(file)
+                .await
+                .unwrap()
+                .load_time;
+            let mut cached = Vec::new();
+            let mut runtime_plugin = None;
+            for _ in 0..5 {
+                let runtime = Runtime::new(Some(cache.path().to_owned())).unwrap();
+                let plugin = runtime.load_file(file).await.unwrap();
+                cached.push(plugin.load_time);
+                runtime_plugin = Some((runtime, plugin));
+            }
+            let (runtime, plugin) = runtime_plugin.unwrap();
+            let limits = Limits::default();
+            let grants = Grants::default();
+            let options = || InstanceOptions {
+                site: CallSite::default(),
+                limits: &limits,
+                grants: &grants,
+                databases: Databases::default(),
+            };
+            let mut instantiate = Vec::new();
+            for _ in 0..5 {
+                let started = Instant::now();
+                let mut t = runtime.transformer(&plugin, options()).await.unwrap();
+                instantiate.push(started.elapsed());
+                t.close().await;
+            }
+            let mut rows_per_s = Vec::new();
+            for n in [1024, 10_000] {
+                let (schema, rows) = input(n);
+                let mut t = runtime.transformer(&plugin, options()).await.unwrap();
+                t.open(config, &schema).await.unwrap();
+                let warm = t.apply(&rows).await.unwrap();
+                assert_eq!(
+                    warm.rows.row_count as usize,
+                    n,
+                    "{:?}",
+                    warm.rejects.first()
+                );
+                let mut times = Vec::new();
+                for _ in 0..7 {
+                    let started = Instant::now();
+                    t.apply(&rows).await.unwrap();
+                    times.push(started.elapsed());
+                }
+                rows_per_s.push((n, n as f64 / median(times).as_secs_f64()));
+            }
+            Figures {
+                cold,
+                cached: median(cached),
+                size: std::fs::metadata(file).unwrap().len(),
+                instantiate: median(instantiate),
+                rows_per_s,
+            }
+        })
+    }
+
+    pub fn run() {
+        let plugins = [
+            (
+                "Rust map-transform",
+                plugins_dist().join("map-transform.wasm"),
+                MAP_CONFIG,
+                raw_rows as fn(usize) -> (Schema, Rows),
+            ),
+            (
+                "Python payee-normalize",
+                examples_dist().join("python-transform.wasm"),
+                r#"{"threshold": 2500}"#,
+                typed_rows,
+            ),
+            (
+                "JS memo-categorize",
+                examples_dist().join("js-transform.wasm"),
+                "{}",
+                typed_rows,
+            ),
+        ];
+        println!(
+            "| transform | size | cold load | cached load | instantiate | rows/s (1024-row batch) | rows/s (10k-row batch) |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (label, file, config, input) in plugins {
+            let f = measure(&file, config, input);
+            let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+            println!(
+                "| {label} | {:.1} MB | {} | {} | {} | {:.0}k | {:.0}k |",
+                f.size as f64 / 1e6,
+                ms(f.cold),
+                ms(f.cached),
+                ms(f.instantiate),
+                f.rows_per_s[0].1 / 1e3,
+                f.rows_per_s[1].1 / 1e3,
+            );
+        }
+    }
+}

@@ -55,22 +55,27 @@ DEFAULTS = {
 }
 
 # Spelled-out forms, as German banks print names without umlauts.
-SPELLED_OUT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "AE", "Ö": "OE", "Ü": "UE", "ß": "ss"})
+SPELLED_OUT = [("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("Ä", "AE"), ("Ö", "OE"), ("Ü", "UE"), ("ß", "ss")]
 LEGAL_FORMS = {"GMBH", "AG", "KG", "OHG", "EG", "EV", "GBR", "UG", "SA", "SARL", "LTD", "INC", "LLC"}
 NOT_A_WORD = re.compile(r"[^\w&]+")
+HAS_ALNUM = re.compile(r"[^\W_]")
 
 
 def normalize(name: str) -> str:
-    """The matching form of a counterparty name ("" when nothing is left of it)."""
-    text = unicodedata.normalize("NFC", name).translate(SPELLED_OUT)
-    # Whatever accents remain (é, å) lose them: decompose, drop the combining marks.
-    text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
-    words = [w for w in NOT_A_WORD.sub(" ", text.replace("_", " ")).upper().split()]
-    while len(words) > 1 and words[-1].replace(".", "") in LEGAL_FORMS:
+    """The matching form of a counterparty name ("" when no letter or digit is left)."""
+    text = name
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+        for umlaut, spelled in SPELLED_OUT:
+            text = text.replace(umlaut, spelled)
+        if not text.isascii():
+            # Whatever accents remain (é, å) lose them: decompose, drop the combining marks.
+            text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    words = NOT_A_WORD.sub(" ", text).replace("_", " ").upper().split()
+    while len(words) > 1 and words[-1] in LEGAL_FORMS:
         words.pop()
-    if not any(ch.isalnum() for w in words for ch in w):
-        return ""
-    return " ".join(words)
+    result = " ".join(words)
+    return result if HAS_ALNUM.search(result) else ""
 
 
 def is_unusual(amount: Optional[str], threshold: Decimal) -> bool:

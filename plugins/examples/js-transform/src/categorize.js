@@ -60,16 +60,21 @@ export function parseConfig(json) {
         || !rule.keywords.every((k) => typeof k === 'string' && k.length > 0)) {
       throw invalidConfig(`rules[${i}]: expected { category = "...", keywords = ["...", ...] }`);
     }
-    return { category: rule.category, keywords: rule.keywords.map((k) => k.toLowerCase()) };
+    return compileRule(rule);
   });
   return config;
 }
 
+const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A rule with one case-insensitive regular expression for all its keywords. */
+export function compileRule({ category, keywords }) {
+  return { category, keywords, pattern: new RegExp(keywords.map(escapeRegExp).join('|'), 'iu') };
+}
+
 /** The category of one memo, or `null` when no rule matches. */
 export function categorize(memo, rules) {
-  const text = memo.toLowerCase();
-  for (const { category, keywords } of rules) {
-    for (const k of keywords) if (text.includes(k)) return category;
-  }
+  // One regular expression per rule: the regex engine is native code, the JS loop is not.
+  for (const rule of rules) if (rule.pattern.test(memo)) return rule.category;
   return null;
 }

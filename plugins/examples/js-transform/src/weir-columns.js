@@ -133,7 +133,17 @@ export function varWidth(values) {
 
 /** A text buffer of strings. */
 export function textVarWidth(strings) {
-  return varWidth(strings.map((s) => encoder.encode(s)));
+  const joined = strings.join('');
+  const data = encoder.encode(joined);
+  if (data.length !== joined.length) return varWidth(strings.map((s) => encoder.encode(s)));
+  // All ASCII: one encode, and string lengths are byte lengths.
+  const ends = new Uint32Array(strings.length);
+  let total = 0;
+  for (let i = 0; i < strings.length; i++) {
+    total += strings[i].length;
+    ends[i] = total;
+  }
+  return { data, ends };
 }
 
 /** The storage (`column-data` case) a kind uses. */
