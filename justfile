@@ -60,6 +60,11 @@ demo: plugins build
 # Every test: plugin unit tests (native), engine unit tests, end-to-end tests with the real binary and plugins.
 test: plugins test-plugins plugins-examples-test
     cd plugins && cargo test --quiet --target x86_64-unknown-linux-gnu
+    cargo test --workspace --no-run --quiet
+    @# Compile the 12-18 MB Python and JS examples into the tests' compile cache now (tens of
+    @# seconds), not beside the timing-sensitive tests; prints their cold load times.
+    printf '[engine]\nplugins_dir = "%s"\ncache_dir = "%s"\n' "$PWD/plugins/examples/dist" "$PWD/target/weir-test-cache" > target/warm-examples.toml
+    target/debug/weir -c target/warm-examples.toml plugins list
     cargo test --workspace
     just dashboard-test
 

@@ -94,14 +94,14 @@ fn rust_skeletons_of_every_kind_build_pass_their_tests_and_run_as_one_pipeline()
         let tests = run_in(
             &project,
             &cargo,
-            &["test", "--target", &triple, "--quiet"],
+            &["test", "-j1", "--target", &triple, "--quiet"],
             &env,
         );
         assert!(tests.contains("2 passed; 0 failed"), "{tests}");
         run_in(
             &project,
             &cargo,
-            &["build", "--target", "wasm32-wasip2", "--release", "--quiet"],
+            &["build", "-j1", "--target", "wasm32-wasip2", "--release", "--quiet"],
             &env,
         );
         let wasm = target_dir.join(format!(
