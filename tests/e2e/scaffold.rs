@@ -101,7 +101,14 @@ fn rust_skeletons_of_every_kind_build_pass_their_tests_and_run_as_one_pipeline()
         run_in(
             &project,
             &cargo,
-            &["build", "-j1", "--target", "wasm32-wasip2", "--release", "--quiet"],
+            &[
+                "build",
+                "-j1",
+                "--target",
+                "wasm32-wasip2",
+                "--release",
+                "--quiet",
+            ],
             &env,
         );
         let wasm = target_dir.join(format!(
