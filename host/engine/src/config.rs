@@ -39,6 +39,9 @@ struct RawEngine {
     cache_dir: Option<String>,
     listen: Option<String>,
     batch_size: Option<u32>,
+    token: Option<Spanned<String>>,
+    event_retention: Option<u64>,
+    run_retention: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +50,8 @@ struct RawPipeline {
     name: String,
     schedule: Option<String>,
     timezone: Option<String>,
+    overlap: Option<String>,
+    catch_up: Option<String>,
     concurrency: Option<usize>,
     batch_size: Option<u32>,
     max_rejects: Option<u64>,
@@ -107,6 +112,30 @@ pub struct EngineConfig {
     pub state_db: PathBuf,
     pub cache_dir: PathBuf,
     pub listen: String,
+    /// The API's bearer token (`${VAR}` interpolated); `None`: `WEIR_TOKEN` or a generated one.
+    pub token: Option<String>,
+    /// Newest events kept in the state database.
+    pub event_retention: u64,
+    /// Newest run records kept in the state database.
+    pub run_retention: u64,
+}
+
+/// What the scheduler does when a pipeline is due while its previous run is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    /// Do not start another run; emit `RunSkipped`.
+    #[default]
+    Skip,
+}
+
+/// What `weir serve` does at startup when a scheduled fire was missed while it was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CatchUp {
+    /// Start one catch-up run, however many fires were missed.
+    #[default]
+    Once,
+    /// Wait for the next fire.
+    Skip,
 }
 
 /// One plugin step of a pipeline.
@@ -126,6 +155,8 @@ pub struct PipelineConfig {
     pub name: String,
     pub schedule: Option<String>,
     pub timezone: Option<String>,
+    pub overlap: Overlap,
+    pub catch_up: CatchUp,
     pub concurrency: usize,
     pub batch_size: u32,
     pub max_rejects: Option<u64>,
@@ -205,6 +236,12 @@ impl Config {
                 .engine
                 .listen
                 .unwrap_or_else(|| "127.0.0.1:7878".to_owned()),
+            token: match &raw.engine.token {
+                Some(t) => Some(interpolate(t.get_ref(), t.span())?),
+                None => None,
+            },
+            event_retention: raw.engine.event_retention.unwrap_or(100_000).max(1),
+            run_retention: raw.engine.run_retention.unwrap_or(10_000).max(1),
         };
         let default_batch = raw.engine.batch_size.unwrap_or(1024);
 
@@ -324,6 +361,32 @@ impl Config {
                     format!("pipeline \"{}\" has no load step", p.name),
                 ));
             }
+            if let Some(expr) = &p.schedule
+                && let Err(e) = weir_schedule::Schedule::parse(expr, p.timezone.as_deref())
+            {
+                return Err(err(Some(span), format!("pipeline \"{}\": {e}", p.name)));
+            }
+            let overlap = match p.overlap.as_deref() {
+                None | Some("skip") => Overlap::Skip,
+                Some(other) => {
+                    return Err(err(
+                        Some(span),
+                        format!("overlap = \"{other}\" is not supported (expected \"skip\")"),
+                    ));
+                }
+            };
+            let catch_up = match p.catch_up.as_deref() {
+                None | Some("once") => CatchUp::Once,
+                Some("skip") => CatchUp::Skip,
+                Some(other) => {
+                    return Err(err(
+                        Some(span),
+                        format!(
+                            "catch_up = \"{other}\" is not supported (expected \"once\" or \"skip\")"
+                        ),
+                    ));
+                }
+            };
             let concurrency = p.concurrency.unwrap_or(1);
             if concurrency == 0 {
                 return Err(err(Some(span), "concurrency must be at least 1".into()));
@@ -337,6 +400,8 @@ impl Config {
                 name: p.name,
                 schedule: p.schedule,
                 timezone: p.timezone,
+                overlap,
+                catch_up,
                 concurrency,
                 batch_size,
                 max_rejects: p.max_rejects,
@@ -511,6 +576,35 @@ history = { plugin = "sqlite-history", config = { database = "ledger" } }
         let env = |n: &str| (n == "A").then(|| "x".to_owned());
         assert_eq!(interpolate("a${A}b$c$${A}", &env).unwrap(), "axb$c${A}");
         assert!(interpolate("${A", &env).is_err());
+    }
+
+    #[test]
+    fn service_keys_parse_and_bad_schedules_name_the_line() {
+        let text = MINIMAL.replace(
+            "name = \"bank\"",
+            "name = \"bank\"\nschedule = \"*/5 * * * *\"\ncatch_up = \"skip\"\noverlap = \"skip\"",
+        );
+        let text = format!("[engine]\ntoken = \"${{LEDGER}}\"\nevent_retention = 50\n{text}");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.engine.token.as_deref(), Some("books.db"));
+        assert_eq!(config.engine.event_retention, 50);
+        assert_eq!(config.pipelines[0].catch_up, CatchUp::Skip);
+        assert_eq!(config.pipelines[0].overlap, Overlap::Skip);
+
+        let bad = MINIMAL.replace(
+            "name = \"bank\"",
+            "name = \"bank\"\nschedule = \"0 25 * * *\"",
+        );
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("hour 25 is out of range"), "{e}");
+        assert!(e.starts_with("/etc/weir/weir.toml:2:"), "{e}");
+        let queue = MINIMAL.replace("name = \"bank\"", "name = \"bank\"\noverlap = \"queue\"");
+        assert!(
+            parse(&queue)
+                .unwrap_err()
+                .to_string()
+                .contains("overlap = \"queue\"")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod commit;
 pub mod config;
 pub mod events;
 pub mod run;
+pub mod service;
 pub mod supervisor;
 mod worker;
 

@@ -1,0 +1,687 @@
+//! Handler tests: the whole router through `oneshot` (no socket), on a service with a real
+//! state database and event bus but no plugins (the pipeline is therefore `invalid`; runs are
+//! simulated by publishing the events a run would). Runs of real plugins are covered by the
+//! end-to-end tests in tests/e2e/serve*.rs. One test also serves on a real socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use futures_util::StreamExt as _;
+use serde_json::Value;
+use tower::ServiceExt as _;
+use weir_engine::service::Service;
+use weir_engine::{Config, EventKind};
+use weir_runtime::Runtime;
+use weir_store::{Retention, Store};
+
+use crate::{ApiOptions, AppState, Auth, Metrics, app};
+
+const TOKEN: &str = "test-token";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    service: Arc<Service>,
+    app: Router,
+}
+
+const CONFIG: &str = r#"
+[engine]
+plugins_dir = "plugins"
+state_db = "state.db"
+
+[[pipeline]]
+name = "bank"
+schedule = "0 6 1 * *"
+timezone = "Europe/Zurich"
+grants = { databases = { ledger = "ledger.db" } }
+extract = { plugin = "csv-extract", config = { path = "inbox/*.csv" } }
+load = [{ plugin = "sqlite-load", config = { database = "ledger", table = "t" } }]
+history = { plugin = "sqlite-history", config = { database = "ledger" } }
+"#;
+
+async fn fixture_with(open_reads: bool, options: ApiOptions) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let config = Config::parse(&dir.path().join("weir.toml"), CONFIG, &|_| None).unwrap();
+    let runtime = Arc::new(Runtime::new(None).unwrap());
+    let catalog = runtime.load_dir(&config.engine.plugins_dir).await.unwrap();
+    let store = Arc::new(Store::open(&config.engine.state_db, Retention::default()).unwrap());
+    let metrics = Metrics::new(config.pipelines.iter().map(|p| p.name.as_str()));
+    let service = Service::new(config, runtime, catalog, store, vec![metrics.tap()]);
+    let auth = Auth::new(TOKEN.into(), open_reads);
+    let app = app(AppState::new(service.clone(), auth, metrics, options));
+    Fixture { dir, service, app }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(true, ApiOptions::default()).await
+}
+
+fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: Body) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    builder.body(body).unwrap()
+}
+
+fn bearer() -> (&'static str, String) {
+    ("authorization", format!("Bearer {TOKEN}"))
+}
+
+impl Fixture {
+    async fn call(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (parts.status, parts.headers, value)
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self.call(request("GET", uri, &[], Body::empty())).await;
+        (status, body)
+    }
+
+    /// Publish the events of a finished two-partition run, as the engine would.
+    async fn simulate_run(&self, run: &str) {
+        let bus = self.service.events();
+        let emit = |partition: Option<&str>, kind| bus.emit("bank", run, partition, kind);
+        emit(
+            None,
+            EventKind::RunStarted {
+                trigger: "manual".into(),
+                partitions: 2,
+            },
+        );
+        for (partition, rows) in [("a.csv", 10), ("b.csv", 4)] {
+            emit(
+                Some(partition),
+                EventKind::WorkerStarted { checkpoint: None },
+            );
+            emit(
+                Some(partition),
+                EventKind::BatchCommitted {
+                    rows_in: rows,
+                    rows_out: rows - 1,
+                    rejected: 1,
+                    checkpoint: format!("{partition}@{rows}"),
+                    done: rows,
+                    total: Some(rows),
+                },
+            );
+            emit(
+                Some(partition),
+                EventKind::WorkerCompleted {
+                    rows_read: rows,
+                    rows_loaded: rows - 1,
+                    rows_rejected: 1,
+                },
+            );
+        }
+        emit(
+            None,
+            EventKind::RunCompleted {
+                rows_read: 14,
+                rows_loaded: 12,
+                rows_rejected: 2,
+                seconds: 0.25,
+            },
+        );
+        self.service.store().flush().await;
+    }
+}
+
+#[tokio::test]
+async fn mutating_routes_need_the_token_and_reads_are_open_on_loopback() {
+    let fx = fixture().await;
+    let mutating = [
+        ("POST", "/api/pipelines/bank/runs"),
+        ("POST", "/api/runs/some-run/cancel"),
+        ("DELETE", "/api/pipelines/bank/checkpoints"),
+    ];
+    for (method, uri) in mutating {
+        let (status, _, body) = fx.call(request(method, uri, &[], Body::empty())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+        let wrong = [("authorization", "Bearer nope")];
+        let (status, _, _) = fx.call(request(method, uri, &wrong, Body::empty())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+    }
+    // With the token, the request gets past auth to the handler's own answer.
+    let (k, v) = bearer();
+    let (status, _, body) = fx
+        .call(request(
+            "POST",
+            "/api/pipelines/bank/runs",
+            &[(k, &v)],
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cannot run"),
+        "{body}"
+    );
+    let (status, _, _) = fx
+        .call(request(
+            "POST",
+            "/api/runs/nope/cancel",
+            &[(k, &v)],
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    for uri in [
+        "/api/health",
+        "/api/pipelines",
+        "/api/runs",
+        "/api/plugins",
+        "/metrics",
+    ] {
+        assert_eq!(fx.get(uri).await.0, StatusCode::OK, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn reads_need_the_token_when_not_on_loopback() {
+    let fx = fixture_with(false, ApiOptions::default()).await;
+    let (status, _) = fx.get("/api/pipelines").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(fx.get("/api/events").await.0, StatusCode::UNAUTHORIZED);
+    let (k, v) = bearer();
+    let (status, _, _) = fx
+        .call(request("GET", "/api/pipelines", &[(k, &v)], Body::empty()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn login_sets_an_httponly_strict_cookie_that_mutating_routes_accept() {
+    let fx = fixture().await;
+    let json = [("content-type", "application/json")];
+    let (status, _, _) = fx
+        .call(request(
+            "POST",
+            "/api/login",
+            &json,
+            Body::from(r#"{"token":"bad"}"#),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let body = Body::from(format!(r#"{{"token":"{TOKEN}"}}"#));
+    let (status, headers, _) = fx.call(request("POST", "/api/login", &json, body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let set_cookie = headers["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in ["weir_session=", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    let (_, _, session) = fx
+        .call(request(
+            "GET",
+            "/api/session",
+            &[("cookie", &cookie)],
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(session["authenticated"], true);
+    // Past auth (404: no such run) with the cookie alone.
+    let with_cookie = [("cookie", cookie.as_str()), ("host", "localhost:7878")];
+    let (status, _, _) = fx
+        .call(request(
+            "POST",
+            "/api/runs/x/cancel",
+            &with_cookie,
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The same cookie from another site's page is refused.
+    let cross = [
+        ("cookie", cookie.as_str()),
+        ("host", "localhost:7878"),
+        ("origin", "https://evil.example"),
+    ];
+    let (status, _, body) = fx
+        .call(request("POST", "/api/runs/x/cancel", &cross, Body::empty()))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let (_, headers, _) = fx
+        .call(request(
+            "POST",
+            "/api/logout",
+            &[("cookie", &cookie)],
+            Body::empty(),
+        ))
+        .await;
+    assert!(
+        headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, _, _) = fx
+        .call(request(
+            "POST",
+            "/api/runs/x/cancel",
+            &with_cookie,
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn pipelines_show_schedule_next_fires_and_why_they_cannot_run() {
+    let fx = fixture().await;
+    let (status, body) = fx.get("/api/pipelines").await;
+    assert_eq!(status, StatusCode::OK);
+    let bank = &body["pipelines"][0];
+    assert_eq!(bank["name"], "bank");
+    assert_eq!(bank["status"], "invalid");
+    assert!(
+        bank["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown extractor plugin \"csv-extract\""),
+        "{bank}"
+    );
+    let schedule = &bank["schedule"];
+    assert_eq!(schedule["expression"], "0 6 1 * *");
+    assert_eq!(schedule["timezone"], "Europe/Zurich");
+    assert!(
+        schedule["description"].as_str().unwrap().contains("06:00"),
+        "{schedule}"
+    );
+    let upcoming = schedule["upcoming"].as_array().unwrap();
+    assert_eq!(upcoming.len(), 3);
+    assert_eq!(bank["next_fire"], upcoming[0]);
+    // 06:00 in Zurich is 04:00 or 05:00 UTC, on the 1st.
+    let first = upcoming[0].as_str().unwrap();
+    assert!(
+        first.contains("-01T04:00:00Z") || first.contains("-01T05:00:00Z"),
+        "{first}"
+    );
+    assert!(bank["last_run"].is_null());
+
+    let (status, body) = fx.get("/api/pipelines/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "no pipeline named \"nope\"");
+}
+
+#[tokio::test]
+async fn runs_and_partition_totals_are_derived_from_the_events() {
+    let fx = fixture().await;
+    fx.simulate_run("r1").await;
+    let (status, body) = fx.get("/api/runs?pipeline=bank").await;
+    assert_eq!(status, StatusCode::OK);
+    let runs = body["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(run["id"], "r1");
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["trigger"], "manual");
+    assert_eq!(
+        (run["rows_read"].as_u64(), run["rows_loaded"].as_u64()),
+        (Some(14), Some(12))
+    );
+    assert_eq!(run["batches"], 2);
+    assert!(run["started_at"].as_str().unwrap().ends_with('Z'));
+
+    let (_, detail) = fx.get("/api/runs/r1").await;
+    let parts = detail["partition_totals"].as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0]["partition"], "a.csv");
+    assert_eq!(parts[0]["rows_read"], 10);
+    assert_eq!(parts[0]["checkpoint"], "a.csv@10");
+    assert_eq!(parts[1]["status"], "completed");
+
+    let (_, pipeline) = fx.get("/api/pipelines/bank").await;
+    assert_eq!(pipeline["last_run"]["id"], "r1");
+    assert_eq!(pipeline["recent_runs"].as_array().unwrap().len(), 1);
+
+    let (k, v) = bearer();
+    let (status, _, body) = fx
+        .call(request(
+            "POST",
+            "/api/runs/r1/cancel",
+            &[(k, &v)],
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], "run r1 is not in progress (it is completed)");
+    let (status, body) = fx.get("/api/runs/r404").await;
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (StatusCode::NOT_FOUND, Some(404))
+    );
+}
+
+#[tokio::test]
+async fn rejects_are_paged_from_the_pipeline_database() {
+    let fx = fixture().await;
+    fx.simulate_run("r1").await;
+    let db = rusqlite::Connection::open(fx.dir.path().join("ledger.db")).unwrap();
+    weir_engine::commit::ensure_rejects_table(&db).unwrap();
+    for line in [7, 3, 5] {
+        db.execute(
+            "INSERT INTO _weir_rejects (pipeline, partition, run_id, file, line, stage, reason, raw)
+             VALUES ('bank', 'a.csv', 'r1', 'inbox/a.csv', ?1, 'csv-extract', 'bad amount', '1;x')",
+            [line],
+        )
+        .unwrap();
+    }
+    let (status, page) = fx.get("/api/runs/r1/rejects?limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["total"], 3);
+    let lines: Vec<u64> = page["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![3, 5]);
+    assert_eq!(page["rejects"][0]["database"], "ledger");
+    let (_, page) = fx.get("/api/runs/r1/rejects?limit=2&offset=2").await;
+    assert_eq!(page["rejects"][0]["line"], 7);
+    let (status, _) = fx.get("/api/runs/r1/rejects?limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn metrics_count_what_the_events_say() {
+    let fx = fixture().await;
+    fx.simulate_run("r1").await;
+    let (status, headers, body) = fx
+        .call(request("GET", "/metrics", &[], Body::empty()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = body.as_str().unwrap();
+    for line in [
+        "weir_rows_read_total{pipeline=\"bank\"} 14",
+        "weir_rows_loaded_total{pipeline=\"bank\"} 12",
+        "weir_rows_rejected_total{pipeline=\"bank\"} 2",
+        "weir_batches_committed_total{pipeline=\"bank\"} 2",
+        "weir_runs_total{pipeline=\"bank\",status=\"completed\"} 1",
+        "weir_run_duration_seconds_count{pipeline=\"bank\"} 1",
+        "weir_plugin_errors_total{pipeline=\"bank\"} 0",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn errors_are_json_with_clear_messages_and_there_is_no_wildcard_cors() {
+    let fx = fixture_with(
+        true,
+        ApiOptions {
+            body_limit: 1024,
+            ..ApiOptions::default()
+        },
+    )
+    .await;
+    let (status, body) = fx.get("/api/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "no route for GET /api/nothing-here");
+
+    let (status, _, body) = fx
+        .call(request("DELETE", "/api/health", &[], Body::empty()))
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["status"], 405);
+
+    let json = [("content-type", "application/json")];
+    let big = Body::from(format!(r#"{{"token":"{}"}}"#, "x".repeat(4096)));
+    let (status, _, body) = fx.call(request("POST", "/api/login", &json, big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"], "request body too large");
+
+    let (status, _, body) = fx
+        .call(request("POST", "/api/login", &json, Body::from("{")))
+        .await;
+    assert!(status.is_client_error(), "{status}");
+    assert!(body["error"].as_str().unwrap().contains("JSON"), "{body}");
+
+    let (status, body) = fx.get("/api/runs?limit=100000").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "limit must be between 1 and 500");
+
+    let cross = [("origin", "https://evil.example")];
+    let (_, headers, _) = fx
+        .call(request("GET", "/api/health", &cross, Body::empty()))
+        .await;
+    assert!(!headers.contains_key("access-control-allow-origin"));
+    let preflight = [
+        ("origin", "https://evil.example"),
+        ("access-control-request-method", "POST"),
+    ];
+    let (status, headers, _) = fx
+        .call(request(
+            "OPTIONS",
+            "/api/pipelines/bank/runs",
+            &preflight,
+            Body::empty(),
+        ))
+        .await;
+    assert!(status.is_client_error());
+    assert!(!headers.contains_key("access-control-allow-origin"));
+}
+
+/// Reads SSE frames from a response body.
+struct SseReader {
+    body: axum::body::BodyDataStream,
+    buffer: String,
+}
+
+impl SseReader {
+    fn new(body: Body) -> Self {
+        Self {
+            body: body.into_data_stream(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next frame (`event:`/`id:`/`data:` lines or a comment), or `None` at the end.
+    async fn frame(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame = self.buffer[..end].to_owned();
+                self.buffer.drain(..end + 2);
+                return Some(frame);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("no SSE frame within 10 s")?
+                .unwrap();
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next event frame's (type, id), skipping comments.
+    async fn event(&mut self) -> Option<(String, Option<u64>)> {
+        loop {
+            let frame = self.frame().await?;
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            };
+            if let Some(kind) = field("event:") {
+                return Some((kind, field("id:").map(|id| id.parse().unwrap())));
+            }
+        }
+    }
+}
+
+async fn open_events(fx: &Fixture, uri: &str, headers: &[(&str, &str)]) -> SseReader {
+    let response = fx
+        .app
+        .clone()
+        .oneshot(request("GET", uri, headers, Body::empty()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    SseReader::new(response.into_body())
+}
+
+#[tokio::test]
+async fn events_replay_after_last_event_id_then_continue_live_without_gap_or_duplicate() {
+    let fx = fixture().await;
+    fx.simulate_run("r1").await;
+    let persisted = fx.service.store().persisted();
+    // EngineStarted is 1; r1's 8 events follow.
+    assert_eq!(persisted, 9);
+    let mut sse = open_events(&fx, "/api/events", &[("last-event-id", "4")]).await;
+    // Published after the client connected, before it read anything: must come exactly once.
+    fx.simulate_run("r2").await;
+    let mut ids = Vec::new();
+    while ids.len() < 13 {
+        let (_, id) = sse.event().await.unwrap();
+        ids.push(id.unwrap());
+    }
+    assert_eq!(ids, (5..=17).collect::<Vec<_>>());
+    // The same replay through the query parameter, filtered to one run.
+    let mut sse = open_events(&fx, "/api/events?run=r2&last_event_id=0", &[]).await;
+    let first = sse.event().await.unwrap();
+    assert_eq!(first, ("run_started".to_owned(), Some(10)));
+    let mut last = first;
+    while last.0 != "run_completed" {
+        last = sse.event().await.unwrap();
+    }
+    assert_eq!(last.1, Some(17));
+    let (status, body) = fx.get("/api/events?last_event_id=x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn live_events_are_filtered_and_keep_alives_flow() {
+    let fx = fixture_with(
+        true,
+        ApiOptions {
+            keep_alive: Duration::from_millis(50),
+            ..ApiOptions::default()
+        },
+    )
+    .await;
+    let mut sse = open_events(&fx, "/api/events?pipeline=bank", &[]).await;
+    let frame = sse.frame().await.unwrap();
+    assert_eq!(frame, ": keep-alive");
+    fx.service.events().publish(
+        Some("other"),
+        None,
+        None,
+        EventKind::RunSkipped { reason: "x".into() },
+    );
+    fx.service.events().publish(
+        Some("bank"),
+        None,
+        None,
+        EventKind::RunSkipped { reason: "y".into() },
+    );
+    let (kind, id) = sse.event().await.unwrap();
+    assert_eq!((kind.as_str(), id), ("run_skipped", Some(3)));
+}
+
+#[tokio::test]
+async fn a_client_that_falls_behind_gets_resync_and_is_disconnected() {
+    let fx = fixture().await;
+    let mut sse = open_events(&fx, "/api/events", &[]).await;
+    // More than the bus keeps (4096) before the client reads anything.
+    for _ in 0..5000 {
+        fx.service.events().publish(
+            Some("bank"),
+            None,
+            None,
+            EventKind::RunSkipped { reason: "x".into() },
+        );
+    }
+    let frame = loop {
+        let frame = sse.frame().await.unwrap();
+        if !frame.starts_with(':') {
+            break frame;
+        }
+    };
+    assert!(frame.starts_with("event: resync\n"), "{frame}");
+    assert!(frame.contains("Last-Event-ID: 0"), "{frame}");
+    assert_eq!(sse.frame().await, None, "the stream ends after resync");
+}
+
+#[tokio::test]
+async fn serves_on_a_real_socket() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let fx = fixture().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = fx.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let raw = |request: String| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    };
+    let health = raw(format!(
+        "GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    let denied = raw(format!(
+        "POST /api/pipelines/bank/runs HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+
+    // An event stream over the socket sees an event published after it connected.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        seen.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    fx.service.events().publish(
+        Some("bank"),
+        None,
+        None,
+        EventKind::RunSkipped {
+            reason: "socket".into(),
+        },
+    );
+    while !seen.contains("\"reason\":\"socket\"") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("event within 10 s")
+            .unwrap();
+        assert!(n > 0, "stream closed: {seen}");
+        seen.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+    assert!(seen.contains("event: run_skipped"), "{seen}");
+}
