@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
-use weir_runtime::{DirGrant, Grants, Limits};
+use weir_runtime::{DatabaseOptions, DirGrant, Grants, Limits};
 
 use crate::columns::SizeBounds;
 use crate::supervisor::RestartPolicy;
@@ -83,7 +83,24 @@ struct RawGrants {
     #[serde(default)]
     read_dirs: Vec<Spanned<String>>,
     #[serde(default)]
-    databases: BTreeMap<String, Spanned<String>>,
+    databases: BTreeMap<String, Spanned<RawDatabase>>,
+}
+
+/// A granted database: a path, or a table with options.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawDatabase {
+    Path(String),
+    Options(RawDatabaseOptions),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabaseOptions {
+    path: String,
+    #[serde(default)]
+    read_only: bool,
+    max_size_mb: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +178,8 @@ pub struct PipelineConfig {
     pub batch_size: u32,
     pub max_rejects: Option<u64>,
     pub grants: Grants,
+    /// Read-only flags and size caps of granted databases, by name.
+    pub database_options: BTreeMap<String, DatabaseOptions>,
     pub extract: StepConfig,
     pub transforms: Vec<StepConfig>,
     pub loads: Vec<StepConfig>,
@@ -277,8 +296,22 @@ impl Config {
                     guest_path: guest,
                 });
             }
-            for (name, path) in &p.grants.databases {
-                let value = interpolate(path.get_ref(), path.span())?;
+            let mut database_options = BTreeMap::new();
+            for (name, db) in &p.grants.databases {
+                let path = match db.get_ref() {
+                    RawDatabase::Path(path) => path,
+                    RawDatabase::Options(o) => {
+                        database_options.insert(
+                            name.clone(),
+                            DatabaseOptions {
+                                read_only: o.read_only,
+                                max_size_bytes: o.max_size_mb.map(|mb| mb << 20),
+                            },
+                        );
+                        &o.path
+                    }
+                };
+                let value = interpolate(path, db.span())?;
                 grants.databases.insert(name.clone(), resolve(&value));
             }
             let step = |s: &Spanned<RawStep>| -> Result<StepConfig, ConfigError> {
@@ -406,6 +439,7 @@ impl Config {
                 batch_size,
                 max_rejects: p.max_rejects,
                 grants,
+                database_options,
                 extract: step(&p.extract)?,
                 transforms: p.transform.iter().map(step).collect::<Result<_, _>>()?,
                 loads: p.load.iter().map(step).collect::<Result<_, _>>()?,

@@ -167,7 +167,8 @@ impl ResolvedPipeline {
                     },
                     limits: &self.config.limits,
                     grants: &grants,
-                    databases: Databases::new(self.config.grants.databases.clone()),
+                    databases: Databases::new(self.config.grants.databases.clone())
+                        .with_options(self.config.database_options.clone()),
                 },
             )
             .await?;
