@@ -11,4 +11,8 @@ mod plugins;
 mod polyglot;
 mod scaffold;
 mod sandbox;
+mod serve;
+mod serve_load;
+mod serve_schedule;
+mod serve_support;
 mod upsert;

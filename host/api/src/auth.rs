@@ -36,9 +36,11 @@ const MAX_SESSIONS: usize = 256;
 pub struct Auth {
     token: String,
     open_reads: bool,
-    /// Session id → (created, sequence number: the oldest is evicted first).
-    sessions: Mutex<(HashMap<String, (Instant, u64)>, u64)>,
+    sessions: Mutex<(Sessions, u64)>,
 }
+
+/// Session id → (created, sequence number: the oldest is evicted first); plus the next number.
+type Sessions = HashMap<String, (Instant, u64)>;
 
 /// Where the token came from, for the startup message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

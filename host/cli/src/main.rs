@@ -2,6 +2,7 @@
 
 mod commands;
 mod output;
+mod serve;
 mod scaffold;
 
 use std::path::PathBuf;
@@ -40,6 +41,16 @@ enum Command {
         /// Also write every event as a JSON line to this file.
         #[arg(long)]
         events: Option<PathBuf>,
+    },
+    /// Run the pipelines on their schedules and serve the HTTP API (and its event stream) until
+    /// SIGINT or SIGTERM, which stop runs at their next batch boundary.
+    Serve {
+        /// Only check: print each pipeline's schedule, in words, with its next 3 fire times.
+        #[arg(long)]
+        check: bool,
+        /// Listen on this address instead of engine.listen (e.g. 127.0.0.1:0 for any free port).
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// Check the config, the plugins and the grants; say what each pipeline guarantees.
     Validate,
@@ -113,6 +124,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { pipelines, events } => {
                 commands::run(&cli.config, &pipelines, events.as_deref()).await
+            }
+            Command::Serve { check: true, .. } => serve::check(&cli.config).await,
+            Command::Serve { check: false, listen } => {
+                serve::serve(&cli.config, listen.as_deref()).await
             }
             Command::Validate => commands::validate(&cli.config).await,
             Command::Plugins {
