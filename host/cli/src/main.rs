@@ -2,8 +2,8 @@
 
 mod commands;
 mod output;
-mod serve;
 mod scaffold;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,9 +126,10 @@ fn main() -> ExitCode {
                 commands::run(&cli.config, &pipelines, events.as_deref()).await
             }
             Command::Serve { check: true, .. } => serve::check(&cli.config).await,
-            Command::Serve { check: false, listen } => {
-                serve::serve(&cli.config, listen.as_deref()).await
-            }
+            Command::Serve {
+                check: false,
+                listen,
+            } => serve::serve(&cli.config, listen.as_deref()).await,
             Command::Validate => commands::validate(&cli.config).await,
             Command::Plugins {
                 command: PluginsCommand::List,
