@@ -65,7 +65,7 @@ function h(tag, props, ...children) {
     else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
     else el.setAttribute(key, value === true ? '' : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child != null && child !== false) el.append(child instanceof Node ? child : String(child));
   }
   return el;
@@ -75,7 +75,7 @@ const $ = (selector, root = document) => root.querySelector(selector);
 
 /** el.replaceChildren, skipping the null and false of `cond && child`. */
 function fill(el, ...children) {
-  el.replaceChildren(...children.flat().filter((c) => c != null && c !== false));
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c != null && c !== false));
 }
 
 /** A relative time that the minute timer keeps fresh. */
@@ -87,7 +87,9 @@ function statusBadge(status) {
 
 function toast(message, kind = 'info') {
   const el = h('div', { class: `toast toast-${kind}` }, message);
-  $('#toasts').append(el);
+  const box = $('#toasts');
+  box.append(el);
+  while (box.children.length > 3) box.firstElementChild.remove();
   setTimeout(() => el.remove(), kind === 'error' ? 8000 : 4000);
 }
 
@@ -393,8 +395,11 @@ function applyEvent(event) {
   }
   if (run && RUN_ENDS[event.type]) {
     run.status = RUN_ENDS[event.type];
+    // A cancelled run stops its workers with an error ("run cancelled"): show them as cancelled.
     for (const worker of run.workers.values()) {
-      if (worker.status === 'running' || worker.status === 'retrying') worker.status = run.status;
+      if (worker.status !== 'completed' && (worker.status !== 'failed' || run.status === 'cancelled')) {
+        worker.status = run.status;
+      }
     }
   }
   if (event.type === 'run_skipped') toast(`${event.pipeline}: run skipped — ${event.reason}`, 'info');
@@ -458,14 +463,21 @@ function updateWorkers(pipeline) {
     fill(box, h('div', { class: 'workers-head' },
       h('span', {}, 'Run '), h('a', { href: `#/runs/${encodeURIComponent(run.id)}` }, run.id)));
   }
-  const sorted = [...run.workers.values()].sort((a, b) => a.partition.localeCompare(b.partition));
-  for (const worker of sorted) {
+  let added = false;
+  for (const worker of run.workers.values()) {
     let row = box.querySelector(`.worker[data-partition="${CSS.escape(worker.partition)}"]`);
     if (!row) {
       row = workerRow(worker);
       box.append(row);
+      added = true;
     }
     paintWorker(row, worker);
+  }
+  if (added) {
+    // Partitions in name order, whichever worker started first.
+    const rows = [...box.querySelectorAll('.worker')];
+    rows.sort((a, b) => a.dataset.partition.localeCompare(b.dataset.partition));
+    box.append(...rows);
   }
 }
 
@@ -498,7 +510,7 @@ function schedulePieces(p) {
   return [
     h('code', { class: 'cron' }, p.schedule.expression),
     h('span', { class: 'cron-human' }, p.schedule.description),
-    h('span', { class: 'muted small' }, p.schedule.timezone),
+    !p.schedule.description.includes(p.schedule.timezone) && h('span', { class: 'muted small' }, p.schedule.timezone),
   ];
 }
 
@@ -776,7 +788,7 @@ const runPage = {
         h('td', { class: 'num', dataset: { col: 'line' } }, r.line == null ? '—' : fmtInt(r.line)),
         h('td', {}, r.stage),
         h('td', { class: 'reason' }, r.reason),
-        h('td', {}, h('pre', { class: 'raw' }, r.raw)))))));
+        h('td', {}, rawValues(r.raw)))))));
     const last = Math.min(page.offset + page.rejects.length, page.total);
     fill(pager,
       h('span', { class: 'muted' }, `${fmtInt(page.offset + 1)}–${fmtInt(last)} of ${fmtInt(page.total)}`),
@@ -826,6 +838,18 @@ function eventDetails(e) {
   }
 }
 
+/** A rejected row as it came: a source line as it is; the row's values (JSON, when a
+ *  transform or loader refused it) as name = value pairs. */
+function rawValues(raw) {
+  let values = null;
+  try {
+    values = JSON.parse(raw);
+  } catch { /* a raw source line */ }
+  if (!values || typeof values !== 'object' || Array.isArray(values)) return h('pre', { class: 'raw' }, raw);
+  return h('dl', { class: 'raw raw-values' }, Object.entries(values).map(([name, value]) => [
+    h('dt', {}, name), h('dd', {}, typeof value === 'string' ? value : JSON.stringify(value))]));
+}
+
 const pluginsPage = {
   async render(view) {
     this.view = view;
@@ -869,14 +893,26 @@ const pluginsPage = {
   },
 };
 
-/** A plugin's JSON Schema, folded; pretty-printed when it parses. */
-function schemaDetails(schema) {
-  if (!schema) return null;
-  let text = schema;
+/** A plugin's configuration: its JSON Schema's properties as a table, and the schema itself. */
+function schemaDetails(text) {
+  if (!text) return null;
+  let schema = null;
   try {
-    text = JSON.stringify(JSON.parse(schema), null, 2);
+    schema = JSON.parse(text);
   } catch { /* shown as the plugin wrote it */ }
-  return h('details', { class: 'schema' }, h('summary', {}, 'Configuration schema'), h('pre', {}, text));
+  const properties = Object.entries(schema?.properties ?? {});
+  const required = new Set(schema?.required ?? []);
+  const type = (p) => (p.enum ? p.enum.map((v) => JSON.stringify(v)).join(' | ')
+    : [p.type ?? ''].flat().join(' | '));
+  return h('details', { class: 'schema' },
+    h('summary', {}, properties.length ? `Configuration: ${properties.map(([name]) => name).join(', ')}` : 'Configuration schema'),
+    properties.length > 0 && h('table', { class: 'props' }, h('tbody', {}, properties.map(([name, p]) => h('tr', {},
+      h('td', { class: 'mono strong' }, name, required.has(name) && h('span', { class: 'req' }, 'required')),
+      h('td', { class: 'mono muted' }, type(p)),
+      h('td', {}, p.description ?? '',
+        p.default !== undefined && h('span', { class: 'muted' }, ` Default: ${JSON.stringify(p.default)}.`)))))),
+    h('details', { class: 'json' }, h('summary', {}, 'JSON Schema'),
+      h('pre', {}, schema ? JSON.stringify(schema, null, 2) : text)));
 }
 
 // ---------------------------------------------------------------- routing and start

@@ -324,6 +324,7 @@ pub async fn plugins(_: Reader, State(state): State<AppState>) -> Json<Value> {
                 "version": p.info.version,
                 "kind": p.kind.to_string(),
                 "description": p.info.description,
+                "config_schema": p.info.config_schema,
                 "file": p.file.display().to_string(),
                 "sha256": p.hash,
                 "cached": p.cache == CacheOutcome::Hit,

@@ -4,6 +4,7 @@
 //! [`app`] builds the whole router, so handlers are tested with `oneshot` and no socket.
 
 mod auth;
+mod dashboard;
 mod error;
 mod handlers;
 mod metrics;

@@ -36,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/logout", post(handlers::logout))
         .route("/api/session", get(handlers::session))
         .route("/metrics", get(handlers::metrics))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .with_state(state)
         // Layers run outside-in in the reverse order of these calls: `json_errors` sees every
