@@ -158,7 +158,9 @@ function renderAuth() {
     type: 'password', name: 'token', placeholder: 'API token', autocomplete: 'current-password',
     'aria-label': 'API token', required: true,
   });
+  // The hidden user name lets password managers file the token under this weir server.
   const form = h('form', { class: 'login', hidden: true },
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: 'weir', hidden: true }),
     input, h('button', { class: 'btn btn-primary', type: 'submit' }, 'Log in'), error);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -945,23 +947,23 @@ async function route() {
 }
 
 async function start() {
+  await refreshSession();
+  if (!session.reads_open && !session.authenticated) {
+    // Not on loopback: even reads need the session cookie. Start for real once logged in.
+    fill($('#view'), h('div', { class: 'empty' },
+      h('strong', {}, 'This weir server needs a login to show anything. '), 'Log in with the API token (top right).'));
+    rerenderActions = () => session.authenticated && start();
+    $('#auth button')?.click();
+    return;
+  }
   // The newest event id *before* the first snapshot: the stream replays everything after it,
   // so nothing that happens while the page loads is missed.
-  let lastId = null;
+  let lastId;
   try {
     lastId = (await api('/api/health')).last_event_id;
   } catch (err) {
     fill($('#view'), errorBox(err, () => location.reload()));
     setConnection('offline');
-    return;
-  }
-  await refreshSession();
-  if (!session.reads_open && !session.authenticated) {
-    fill($('#view'), h('div', { class: 'empty' },
-      h('strong', {}, 'This weir server needs a login to show anything. '), 'Log in with the API token (top right).'));
-    // Reads need the session cookie here; start over once it is set.
-    const form = $('#auth form');
-    form?.addEventListener('submit', () => setTimeout(() => session.authenticated && location.reload(), 500));
     return;
   }
   startEvents(lastId);
