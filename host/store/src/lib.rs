@@ -280,7 +280,8 @@ impl Store {
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
         let conn = self.read.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn).with_context(|| format!("failed to read the state database {}", self.path.display()))
+        f(&conn)
+            .with_context(|| format!("failed to read the state database {}", self.path.display()))
     }
 
     /// Up to `limit` events with id > `after` that pass `filter`, oldest first.

@@ -106,7 +106,12 @@ pub fn rejects_page(
             Ok(Some(count))
         };
         let count = read()
-            .with_context(|| format!("cannot read rejects from database \"{name}\" ({})", path.display()))?
+            .with_context(|| {
+                format!(
+                    "cannot read rejects from database \"{name}\" ({})",
+                    path.display()
+                )
+            })?
             .unwrap_or(0);
         page.total += count;
         skip = skip.saturating_sub(count);

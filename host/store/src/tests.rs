@@ -82,7 +82,12 @@ async fn run_records_are_derived_from_events() {
     assert_eq!(run.trigger.as_deref(), Some("manual"));
     assert_eq!(run.started_ms, 1_000);
     assert_eq!(
-        (run.rows_read, run.rows_loaded, run.rows_rejected, run.batches),
+        (
+            run.rows_read,
+            run.rows_loaded,
+            run.rows_rejected,
+            run.batches
+        ),
         (18, 17, 1, 3)
     );
     assert_eq!(partitions.len(), 2);
@@ -95,7 +100,10 @@ async fn run_records_are_derived_from_events() {
     assert_eq!(partitions[0].checkpoint.as_deref(), Some("c3"));
     assert_eq!(partitions[1].status, "failed");
     assert_eq!(partitions[1].error.as_deref(), Some("boom"));
-    assert_eq!(partitions[1].rows_loaded, 5, "a failure keeps what was committed");
+    assert_eq!(
+        partitions[1].rows_loaded, 5,
+        "a failure keeps what was committed"
+    );
 
     record(
         &store,
@@ -158,9 +166,7 @@ async fn events_replay_in_order_with_filters_and_ids_continue_after_reopen() {
         }
         store.flush().await;
         assert_eq!(store.persisted(), 6);
-        let all = store
-            .events_after(2, &EventFilter::default(), 100)
-            .unwrap();
+        let all = store.events_after(2, &EventFilter::default(), 100).unwrap();
         assert_eq!(
             all.iter().map(|e| e.id).collect::<Vec<_>>(),
             vec![3, 4, 5, 6]
@@ -211,7 +217,12 @@ async fn retention_keeps_the_newest_events_and_runs() {
             store.record(Record {
                 event: StoredEvent {
                     id: 100 + id,
-                    ..event(100 + id, Some(&format!("run{id:02}")), None, "run_completed")
+                    ..event(
+                        100 + id,
+                        Some(&format!("run{id:02}")),
+                        None,
+                        "run_completed",
+                    )
                 },
                 change: RunChange::Ended {
                     status: RunStatus::Completed,
@@ -300,5 +311,8 @@ fn rejects_are_paged_across_databases_that_have_the_table() {
         (second.rejects[0].database.as_str(), second.rejects[0].line),
         ("two", Some(7))
     );
-    assert!(!dir.path().join("missing.db").exists(), "read-only: no file created");
+    assert!(
+        !dir.path().join("missing.db").exists(),
+        "read-only: no file created"
+    );
 }
