@@ -206,7 +206,7 @@ fn events_and_runs_survive_a_restart_and_ids_continue() {
 fn stopping_mid_run_cancels_at_a_batch_boundary_and_loses_nothing() {
     let fx = Fixture::new();
     let mut csv = String::from("id;name\n");
-    for i in 0..60_000 {
+    for i in 0..100_000 {
         csv.push_str(&format!("{i};name {i}\n"));
     }
     fx.write("inbox/big.csv", csv);
@@ -247,9 +247,10 @@ fn stopping_mid_run_cancels_at_a_batch_boundary_and_loses_nothing() {
     // Whole batches only: what the run record says was committed is exactly what is there.
     assert_eq!(rows, loaded, "{output}");
     assert_eq!(rows % 100, 0, "whole batches of 100");
-    if rows < 60_000 {
-        assert_eq!(status, "cancelled");
-    }
+    // 1,000 batches take far longer than a signal: the run was stopped, not finished.
+    assert_eq!(status, "cancelled", "{rows} rows");
+    assert!(rows < 100_000);
+    assert_eq!(last.kind, "run_cancelled");
 }
 
 #[test]
