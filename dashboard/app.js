@@ -444,7 +444,7 @@ function paintWorker(row, worker) {
   $('.w-percent', row).textContent = percent == null ? '—' : `${Math.floor(percent)} %`;
   $('.w-rows', row).textContent = `${fmtInt(worker.read)} rows`;
   const seconds = (worker.updated - worker.started) / 1000;
-  $('.w-rate', row).textContent = seconds > 0 ? `${fmtInt(Math.round(worker.read / seconds))} rows/s` : '';
+  $('.w-rate', row).textContent = seconds > 0 && worker.read > 0 ? `${fmtInt(Math.round(worker.read / seconds))} rows/s` : '';
   const status = $('.w-status', row);
   fill(status, statusBadge(worker.status));
   status.title = worker.error || '';
@@ -589,9 +589,9 @@ const pipelinesPage = {
           h('div', { class: 'pl-name' },
             h('a', { href: `#/pipelines/${encodeURIComponent(p.name)}` }, p.name), ' ', statusBadge(p.status),
             p.error && h('div', { class: 'pl-error' }, p.error)),
-          h('div', { class: 'stack' }, schedulePieces(p)),
-          h('div', { class: 'stack' }, nextFirePieces(p)),
-          h('div', { class: 'stack last-run' }, lastRunPieces(p)),
+          h('div', { class: 'stack', dataset: { label: 'Schedule' } }, schedulePieces(p)),
+          h('div', { class: 'stack', dataset: { label: 'Next run' } }, nextFirePieces(p)),
+          h('div', { class: 'stack last-run', dataset: { label: 'Last run' } }, lastRunPieces(p)),
           pipelineActions(p)),
         workers);
     });

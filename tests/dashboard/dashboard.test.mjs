@@ -1,7 +1,8 @@
 // The dashboard in a real headless Chromium against a real `weir serve` running the bank-recon
 // example (copied to a temporary folder, as tests/e2e/bank_recon.rs does) plus a second
 // pipeline with a large generated CSV to cancel. `just dashboard-test` builds weir and the
-// plugins first, then runs this with `node --test`. Screenshots go to target/dashboard*.png.
+// plugins first, then runs this with `node --test`. Screenshots go to target/dashboard*.png,
+// the server's output to target/dashboard-serve.log.
 //
 // The steps share one server and one page and run in order: each builds on the one before.
 
@@ -150,7 +151,9 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await stopServer();
-  if (process.exitCode && serverLog) console.error(`--- weir serve output ---\n${serverLog}`);
+  // For a failure's post-mortem, next to the screenshots.
+  fs.mkdirSync(path.join(root, 'target'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'target/dashboard-serve.log'), serverLog);
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -227,6 +230,7 @@ test('the run is in the history with 78 read, 74 loaded, 4 rejected', async () =
   assert.equal(await row.locator('.badge').textContent(), 'completed');
   assert.match(await row.textContent(), /manual/);
   assert.match(await row.locator('td').nth(3).textContent(), /^\d+(\.\d)? m?s$/, 'a duration like "0.3 s"');
+  await screenshot('dashboard-history.png');
 });
 
 test('the run detail shows partitions, rejects with file and line, and the timeline', async () => {
