@@ -33,7 +33,7 @@ if ! cmp -s python-transform/requirements.txt .venv/weir-requirements.txt; then
 fi
 if ! cmp -s js-transform/package-lock.json js-transform/node_modules/.weir-package-lock.json; then
     echo "installing jco and componentize-js into plugins/examples/js-transform/node_modules"
-    (cd js-transform && npm ci --no-audit --no-fund --loglevel=error)
+    (cd js-transform && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
     cp js-transform/package-lock.json js-transform/node_modules/.weir-package-lock.json
 fi
 
