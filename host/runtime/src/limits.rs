@@ -26,10 +26,3 @@ impl Default for Limits {
         }
     }
 }
-
-impl Limits {
-    /// The CPU deadline expressed in epoch ticks (at least one).
-    pub fn cpu_ticks(&self) -> u64 {
-        (self.cpu_per_call.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
-    }
-}

@@ -6,7 +6,7 @@ use wasmtime::{Store, UpdateDeadline};
 use weir_bindings::types::Error as GuestError;
 
 use crate::error::{FaultKind, PluginError};
-use crate::limits::Limits;
+use crate::limits::{EPOCH_TICK, Limits};
 use crate::state::PluginState;
 
 /// A store plus the bookkeeping that makes calls safe: limits, deadline, poisoning.
@@ -17,6 +17,8 @@ pub struct Sandbox {
     pub(crate) label: Arc<str>,
     /// Set once a call trapped or was cancelled; the instance must not be entered again.
     poisoned: Option<String>,
+    /// When the current call began, to say how long a stopped call ran.
+    call_started: std::time::Instant,
 }
 
 impl Sandbox {
@@ -28,14 +30,18 @@ impl Sandbox {
     ) -> Self {
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
-        let cpu_ticks = limits.cpu_ticks();
+        let cpu_limit = limits.cpu_per_call;
         store.set_epoch_deadline(1);
         // Every tick, yield to tokio (so a wall-clock timeout can fire and other tasks run) and
-        // count the tick against the call's CPU budget.
+        // charge the time since the previous tick to the call's CPU budget. Real time between
+        // ticks, not a tick count, keeps the deadline right when a loaded machine delays the
+        // ticker; the cap keeps time spent descheduled after a yield from being charged.
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
-            state.ticks_in_call += 1;
-            if state.ticks_in_call > cpu_ticks {
+            let now = std::time::Instant::now();
+            state.guest_time_in_call += now.duration_since(state.last_tick).min(EPOCH_TICK * 3);
+            state.last_tick = now;
+            if state.guest_time_in_call > cpu_limit {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -46,6 +52,7 @@ impl Sandbox {
             limits,
             label,
             poisoned: None,
+            call_started: std::time::Instant::now(),
         }
     }
 
@@ -59,7 +66,10 @@ impl Sandbox {
                 message: format!("instance unusable after an earlier failure ({reason})"),
             });
         }
-        self.store.data_mut().ticks_in_call = 0;
+        let state = self.store.data_mut();
+        state.guest_time_in_call = std::time::Duration::ZERO;
+        state.last_tick = std::time::Instant::now();
+        self.call_started = std::time::Instant::now();
         Ok(())
     }
 
@@ -80,6 +90,14 @@ impl Sandbox {
                 message: format!("no answer within {:?}", self.limits.wall_per_call),
             },
         };
+        let mut result = result;
+        if matches!(result.kind, FaultKind::CpuLimit | FaultKind::Timeout) {
+            result.message = format!(
+                "stopped after {:.3} s ({})",
+                self.call_started.elapsed().as_secs_f64(),
+                result.message
+            );
+        }
         if result.kind.poisons_instance() {
             self.poisoned = Some(format!("{}: {}", call, result.message));
         }

@@ -30,8 +30,11 @@ pub struct PluginState {
     pub(crate) limits: StoreLimits,
     pub(crate) databases: Databases,
     pub(crate) site: Arc<CallSite>,
-    /// Epoch ticks the current call has spent inside the guest (the CPU deadline counts them).
-    pub(crate) ticks_in_call: u64,
+    /// Time the current call has spent running guest code, as sampled at epoch ticks (the
+    /// CPU deadline compares it with the limit).
+    pub(crate) guest_time_in_call: std::time::Duration,
+    /// When the guest last passed an epoch tick (or the call began).
+    pub(crate) last_tick: std::time::Instant,
 }
 
 impl PluginState {
@@ -68,7 +71,8 @@ impl PluginState {
             limits,
             databases,
             site,
-            ticks_in_call: 0,
+            guest_time_in_call: std::time::Duration::ZERO,
+            last_tick: std::time::Instant::now(),
         })
     }
 
