@@ -154,7 +154,8 @@ async fn attempt(
     let started = Instant::now();
     let mut times = StageTimes::default();
     let cfg = &pipeline.config;
-    let databases = Databases::new(cfg.grants.databases.clone()).with_options(cfg.database_options.clone());
+    let databases =
+        Databases::new(cfg.grants.databases.clone()).with_options(cfg.database_options.clone());
     let options = |plugin: &str| InstanceOptions {
         site: CallSite {
             plugin: plugin.to_owned(),

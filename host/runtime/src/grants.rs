@@ -123,7 +123,9 @@ pub fn open_database_with(
     }
     use rusqlite::OpenFlags;
     let flags = if options.read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
         OpenFlags::default()
     };

@@ -20,7 +20,11 @@ pub enum PluginChange {
     /// A new version of a plugin, from the same file.
     Replaced { old: Arc<Plugin>, new: Arc<Plugin> },
     /// The file is not usable; `kept` is the version that stays in service, if any.
-    Rejected { file: PathBuf, reason: String, kept: Option<Arc<Plugin>> },
+    Rejected {
+        file: PathBuf,
+        reason: String,
+        kept: Option<Arc<Plugin>>,
+    },
     /// The file is gone; runs already using the plugin finish with it.
     Removed(Arc<Plugin>),
 }
@@ -37,8 +41,15 @@ impl Catalog {
         self.rejected.retain(|r| r.file != file);
         let previous = self.by_file(file).cloned();
         let reject = |catalog: &mut Catalog, reason: String| {
-            catalog.rejected.push(RejectedPlugin { file: file.to_owned(), reason: reason.clone() });
-            PluginChange::Rejected { file: file.to_owned(), reason, kept: previous.clone() }
+            catalog.rejected.push(RejectedPlugin {
+                file: file.to_owned(),
+                reason: reason.clone(),
+            });
+            PluginChange::Rejected {
+                file: file.to_owned(),
+                reason,
+                kept: previous.clone(),
+            }
         };
         let plugin = match outcome {
             Ok(plugin) => Arc::new(plugin),
@@ -60,7 +71,8 @@ impl Catalog {
             // The file now holds a differently named plugin: the old name is gone.
             self.plugins.remove(&old.info.name);
         }
-        self.plugins.insert(plugin.info.name.clone(), plugin.clone());
+        self.plugins
+            .insert(plugin.info.name.clone(), plugin.clone());
         match previous {
             Some(old) => PluginChange::Replaced { old, new: plugin },
             None => PluginChange::Loaded(plugin),
@@ -108,7 +120,8 @@ pub fn watch_dir(dir: &Path, settle: Duration) -> anyhow::Result<mpsc::Receiver<
     tokio::spawn(async move {
         let _watcher = watcher; // dropped (and the OS watch removed) when this task ends
         // path → (last time it changed, the size and mtime seen then)
-        let mut pending: HashMap<PathBuf, (Instant, Option<(u64, std::time::SystemTime)>)> = HashMap::new();
+        let mut pending: HashMap<PathBuf, (Instant, Option<(u64, std::time::SystemTime)>)> =
+            HashMap::new();
         let mut tick = tokio::time::interval(settle / 4);
         loop {
             tokio::select! {
@@ -173,15 +186,26 @@ mod tests {
         }
         drop(file);
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
-        let first = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap();
         assert_eq!(first, Some(FileEvent::Changed(path.clone())));
-        assert!(written.elapsed() >= Duration::from_millis(400) + settle, "reported before it settled");
+        assert!(
+            written.elapsed() >= Duration::from_millis(400) + settle,
+            "reported before it settled"
+        );
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 4 * 4096);
         // Nothing else happened, so nothing else is reported.
-        assert!(tokio::time::timeout(settle * 3, events.recv()).await.is_err());
+        assert!(
+            tokio::time::timeout(settle * 3, events.recv())
+                .await
+                .is_err()
+        );
 
         std::fs::remove_file(&path).unwrap();
-        let removed = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap();
+        let removed = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap();
         assert_eq!(removed, Some(FileEvent::Removed(path)));
     }
 }
