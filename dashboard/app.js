@@ -787,7 +787,7 @@ const runPage = {
         h('th', {}, 'Reason'), h('th', {}, 'Raw values'))),
       h('tbody', {}, page.rejects.map((r) => h('tr', {},
         h('td', { class: 'mono' }, r.file ?? r.partition),
-        h('td', { class: 'num', dataset: { col: 'line' } }, r.line == null ? '—' : fmtInt(r.line)),
+        h('td', { class: 'num', dataset: { col: 'line' } }, r.line ?? '—'),
         h('td', {}, r.stage),
         h('td', { class: 'reason' }, r.reason),
         h('td', {}, rawValues(r.raw)))))));

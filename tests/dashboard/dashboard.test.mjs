@@ -57,7 +57,10 @@ function makeFixture() {
   fs.writeSync(out, 'id,name,amount\n');
   for (let start = 1; start <= BIG_ROWS; start += 10_000) {
     let chunk = '';
-    for (let i = start; i < Math.min(start + 10_000, BIG_ROWS + 1); i++) chunk += `${i},customer ${i},${i % 997}.25\n`;
+    for (let i = start; i < Math.min(start + 10_000, BIG_ROWS + 1); i++) {
+      // Every 250th record is short a field: enough rejects to need paging.
+      chunk += i % 250 === 0 ? `${i},short\n` : `${i},customer ${i},${i % 997}.25\n`;
+    }
     fs.writeSync(out, chunk);
   }
   fs.closeSync(out);
@@ -136,9 +139,12 @@ async function runEventIds(runId) {
 }
 
 before(async () => {
+  const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+  assert.ok(fs.existsSync(chromiumPath), `${chromiumPath} is missing: apt-get install chromium (or set CHROMIUM)`);
+  assert.ok(fs.existsSync(weirBin), `${weirBin} is missing: run \`just build\``);
   makeFixture();
   await startServer();
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   page = await context.newPage();
   page.setDefaultTimeout(30_000);
@@ -263,11 +269,11 @@ test('cancel stops a long run of big-import', async () => {
   await page.goto(`${base}/#/`);
   const big = pipelineRow('big-import');
   await big.getByRole('button', { name: 'Run now' }).click();
-  // Some rows are in, and the bar shows a real percentage below 100.
+  // Rows are coming in (over 20 rejects' worth), and the bar shows a real percentage below 100.
   await page.waitForFunction(() => {
     const bar = document.querySelector('.workers[data-pipeline="big-import"] .bar');
     const now = Number(bar?.getAttribute('aria-valuenow'));
-    return now > 0 && now < 100;
+    return now >= 3 && now < 100;
   });
   await big.getByRole('button', { name: 'Cancel' }).click();
   await big.locator('.last-run .badge', { hasText: 'cancelled' }).waitFor({ timeout: 60_000 });
@@ -276,6 +282,24 @@ test('cancel stops a long run of big-import', async () => {
   assert.ok(runs[0].rows_loaded > 0 && runs[0].rows_loaded < BIG_ROWS, `loaded ${runs[0].rows_loaded} of ${BIG_ROWS}`);
   assert.equal(await big.locator('.w-status .badge').textContent(), 'cancelled');
   await screenshot('dashboard.png');
+});
+
+test('the cancelled run\'s rejects come 20 to a page', async () => {
+  await pipelineRow('big-import').locator('.last-run a').click();
+  await page.locator('table.rejects tbody tr').first().waitFor();
+  const total = Number((await page.locator('#rejects-count').textContent()).replaceAll(',', ''));
+  assert.ok(total > 20, `${total} rejects`);
+  const lines = () => page.locator('table.rejects td[data-col="line"]').allTextContents();
+  // Record i is on line i + 1 (after the header); every 250th is short a field.
+  assert.deepEqual((await lines()).slice(0, 3), ['251', '501', '751']);
+  assert.equal((await lines()).length, 20);
+  assert.match(await page.locator('table.rejects tbody tr').first().textContent(), /expected 3 fields, found 2/);
+  assert.equal(await page.locator('#rejects-pager .muted').textContent(), `1–20 of ${total.toLocaleString('en-US')}`);
+  await page.getByRole('button', { name: 'Next →' }).click();
+  await page.locator('#rejects-pager .muted', { hasText: /^21–/ }).waitFor();
+  assert.equal((await lines())[0], '5251', 'line numbers as editors show them');
+  await page.getByRole('button', { name: '← Previous' }).click();
+  await page.locator('#rejects-pager .muted', { hasText: /^1–20/ }).waitFor();
 });
 
 test('the plugins page shows loaded plugins and the rejected file with its error', async () => {
