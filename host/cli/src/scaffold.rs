@@ -74,8 +74,8 @@ pub fn new_plugin(args: &NewPlugin) -> anyhow::Result<ExitCode> {
     let files = match args.lang {
         Lang::Rust => rust_files(args, &dir)?,
         Lang::Python | Lang::Js if args.kind != Kind::Transformer => bail!(
-            "--lang {} has a template for --kind transformer only; docs/plugins.md shows the \
-             other kinds' shapes in Python and JavaScript",
+            "--lang {} has a template for --kind transformer only; docs/plugins.md (\"Other \
+             kinds\") shows the shape of the other kinds in Python and JavaScript",
             lang_name(args.lang)
         ),
         Lang::Python => python_files(args),
