@@ -112,7 +112,9 @@ async function startServer(listen = '127.0.0.1:0') {
 async function stopServer() {
   if (!server || server.exitCode != null) return;
   server.kill('SIGTERM');
-  const code = await Promise.race([server.exited, new Promise((r) => setTimeout(r, 20_000, 'timeout'))]);
+  let timer;
+  const code = await Promise.race([server.exited, new Promise((r) => { timer = setTimeout(r, 20_000, 'timeout'); })]);
+  clearTimeout(timer); // a pending timer would keep node alive for its 20 s
   if (code === 'timeout') server.kill('SIGKILL');
 }
 
