@@ -533,7 +533,8 @@ function lastRunPieces(p) {
     h('span', {}, statusBadge(r.status), ' ',
       h('a', { href: `#/runs/${encodeURIComponent(r.id)}` }, relTime(r.ended_ms ?? r.started_ms)),
       r.duration_seconds != null && h('span', { class: 'muted' }, ` · ${fmtSeconds(r.duration_seconds)}`)),
-    h('span', { class: 'num small' }, counts(r.rows_read, r.rows_loaded, r.rows_rejected)),
+    h('span', { class: 'num small' }, `${fmtInt(r.rows_read)} read · ${fmtInt(r.rows_loaded)} loaded · `,
+      h('span', { class: r.rows_rejected ? 'warn' : null }, `${fmtInt(r.rows_rejected)} rejected`)),
   ];
 }
 
