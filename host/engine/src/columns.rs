@@ -9,8 +9,15 @@ pub enum ColumnView<'a> {
     Boolean(&'a [u8]),
     Integer(&'a [i64]),
     Real(&'a [f64]),
-    Text { data: &'a str, ends: &'a [u32] },
-    Blob { data: &'a [u8], ends: &'a [u32] },
+    /// Valid UTF-8, split on character boundaries (checked by [`RowsView::new`]).
+    Text {
+        data: &'a [u8],
+        ends: &'a [u32],
+    },
+    Blob {
+        data: &'a [u8],
+        ends: &'a [u32],
+    },
 }
 
 /// A validated batch of rows.
@@ -23,6 +30,17 @@ impl<'a> RowsView<'a> {
     /// Check `rows` against `schema`: column count, one value per row, monotonic offsets
     /// within the buffer, UTF-8 text split on character boundaries, bitmap length.
     pub fn new(rows: &'a Rows, schema: &Schema) -> Result<Self, String> {
+        Self::build(rows, schema, true)
+    }
+
+    /// A view of rows that already passed [`RowsView::new`] against the same schema (the
+    /// worker checks each batch once, where it comes out of a plugin): the layout is checked
+    /// again, which is cheap, but not the UTF-8 of every text byte.
+    pub fn prevalidated(rows: &'a Rows, schema: &Schema) -> Result<Self, String> {
+        Self::build(rows, schema, false)
+    }
+
+    fn build(rows: &'a Rows, schema: &Schema, check_utf8: bool) -> Result<Self, String> {
         let n = rows.row_count as usize;
         if rows.columns.len() != schema.columns.len() {
             return Err(format!(
@@ -44,16 +62,19 @@ impl<'a> RowsView<'a> {
                 ColumnData::Real(v) => check_len(name, v.len(), n).map(|_| ColumnView::Real(v))?,
                 ColumnData::Text(w) => {
                     check_offsets(name, &w.data, &w.ends, n)?;
-                    let data = std::str::from_utf8(&w.data)
-                        .map_err(|e| format!("column {name}: text is not UTF-8: {e}"))?;
-                    if let Some(end) = w.ends.iter().find(|&&e| !data.is_char_boundary(e as usize))
-                    {
-                        return Err(format!(
-                            "column {name}: offset {end} splits a UTF-8 character"
-                        ));
+                    if check_utf8 {
+                        let data = std::str::from_utf8(&w.data)
+                            .map_err(|e| format!("column {name}: text is not UTF-8: {e}"))?;
+                        if let Some(end) =
+                            w.ends.iter().find(|&&e| !data.is_char_boundary(e as usize))
+                        {
+                            return Err(format!(
+                                "column {name}: offset {end} splits a UTF-8 character"
+                            ));
+                        }
                     }
                     ColumnView::Text {
-                        data,
+                        data: &w.data,
                         ends: &w.ends,
                     }
                 }
@@ -93,7 +114,7 @@ impl<'a> RowsView<'a> {
             ColumnView::Real(v) => ValueRef::Real(v[row]),
             ColumnView::Text { data, ends } => {
                 let (s, e) = span(ends, row);
-                ValueRef::Text(&data.as_bytes()[s..e])
+                ValueRef::Text(&data[s..e])
             }
             ColumnView::Blob { data, ends } => {
                 let (s, e) = span(ends, row);
@@ -336,6 +357,35 @@ pub fn oversized_rows(rows: &Rows, schema: &Schema, bounds: &SizeBounds) -> Vec<
         }
     }
     verdict
+}
+
+/// A batch of no rows shaped by `schema`.
+pub fn empty_rows(schema: &Schema) -> Rows {
+    use weir_runtime::types::{ColumnVector, Kind, VarWidth};
+    let columns = schema
+        .columns
+        .iter()
+        .map(|c| ColumnVector {
+            data: match c.kind {
+                Kind::Integer => ColumnData::Integer(Vec::new()),
+                Kind::Real => ColumnData::Real(Vec::new()),
+                Kind::Boolean => ColumnData::Boolean(Vec::new()),
+                Kind::Blob => ColumnData::Blob(VarWidth {
+                    data: Vec::new(),
+                    ends: Vec::new(),
+                }),
+                _ => ColumnData::Text(VarWidth {
+                    data: Vec::new(),
+                    ends: Vec::new(),
+                }),
+            },
+            nulls: None,
+        })
+        .collect();
+    Rows {
+        row_count: 0,
+        columns,
+    }
 }
 
 /// Keep the rows where `keep[i]` is true, in order.

@@ -118,6 +118,9 @@ struct StagedBatch {
     checkpoint: String,
     progress: Progress,
     rows_read: u64,
+    /// The rows are the extractor's, as [`RowsView::new`] checked them (no transform ran), so
+    /// the load stage need not check their text again.
+    validated: bool,
 }
 
 /// A load step that returned a write plan. Its instance is no longer needed: the host executes
@@ -421,14 +424,23 @@ async fn extract_stage(
         }
         times.check += clock.elapsed();
         let clock = Instant::now();
+        let mut validated = true;
         for (name, transform, input_schema) in transforms.iter_mut() {
             if rows.row_count == 0 {
                 break;
             }
             let out = transform.apply(&rows).await?;
+            validated = false;
             let mut refused: Vec<bool> = vec![false; rows.row_count as usize];
-            let input_view = RowsView::new(&rows, input_schema)
-                .map_err(|e| PluginError::contract(name, "apply", e))?;
+            // Only needed for the rejects' raw rows; most batches have none.
+            let input_view = if out.rejects.is_empty() {
+                None
+            } else {
+                Some(
+                    RowsView::new(&rows, input_schema)
+                        .map_err(|e| PluginError::contract(name, "apply", e))?,
+                )
+            };
             for reject in &out.rejects {
                 let index = reject.index as usize;
                 if index >= refused.len() || refused[index] {
@@ -444,7 +456,10 @@ async fn extract_stage(
                     stage: name.clone(),
                     position: positions.get(index).copied(),
                     reason: reject.reason.clone(),
-                    raw: input_view.row_json(index, input_schema),
+                    raw: input_view
+                        .as_ref()
+                        .map(|v| v.row_json(index, input_schema))
+                        .unwrap_or_default(),
                 });
             }
             let kept = refused.len() - out.rejects.len();
@@ -478,6 +493,7 @@ async fn extract_stage(
             checkpoint,
             progress,
             rows_read,
+            validated,
         };
         let clock = Instant::now();
         if tx.send(staged).await.is_err() {
@@ -522,7 +538,17 @@ async fn load_stage(
         if ctx.is_cancelled() {
             return Err(WorkerError::Cancelled);
         }
-        let view = RowsView::new(&batch.rows, schema).map_err(WorkerError::Host)?;
+        if batch.rows.row_count == 0 {
+            // Every record of the batch was rejected before any transform ran: the rows still
+            // have the source's columns, which need not be the load schema's.
+            batch.rows = columns::empty_rows(schema);
+        }
+        let view = if batch.validated {
+            RowsView::prevalidated(&batch.rows, schema)
+        } else {
+            RowsView::new(&batch.rows, schema)
+        }
+        .map_err(WorkerError::Host)?;
 
         // Sinks are outside the transaction: at-least-once, before the commit.
         if !sinks.is_empty() {
