@@ -197,10 +197,8 @@ impl ColumnBuf {
                     v.push(0);
                     self.null_rows.push(row as u32);
                 } else {
-                    let n = std::str::from_utf8(text)
-                        .ok()
-                        .and_then(|s| s.parse::<i64>().ok())
-                        .ok_or_else(|| not_a(&self.name, field, "an integer"))?;
+                    let n =
+                        parse_i64(text).ok_or_else(|| not_a(&self.name, field, "an integer"))?;
                     v.push(n);
                 }
             }
@@ -210,9 +208,8 @@ impl ColumnBuf {
                     v.push(0.0);
                     self.null_rows.push(row as u32);
                 } else {
-                    let n = std::str::from_utf8(text)
-                        .ok()
-                        .and_then(|s| s.parse::<f64>().ok())
+                    let n = exact_real(text)
+                        .or_else(|| std::str::from_utf8(text).ok()?.parse::<f64>().ok())
                         .ok_or_else(|| not_a(&self.name, field, "a number"))?;
                     v.push(n);
                 }
@@ -220,6 +217,76 @@ impl ColumnBuf {
         }
         Ok(())
     }
+}
+
+/// `[+-]digits[.digits]` with at most 15 significant digits and 22 fraction digits, in one
+/// pass: the digits as an integer (exact in an f64) divided by a power of ten (exact too),
+/// which IEEE division rounds correctly — the value `str::parse::<f64>` gives, without its
+/// general machinery (slow in WebAssembly). `None` for anything else, which then takes
+/// `str::parse`.
+pub fn exact_real(bytes: &[u8]) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let (negative, rest) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let mut mantissa: u64 = 0;
+    let (mut digits, mut fraction, mut in_fraction, mut any_digit) = (0usize, 0usize, false, false);
+    for &b in rest {
+        if b.is_ascii_digit() {
+            any_digit = true;
+            // Leading zeros are not significant; past 15 digits the fast path is not exact.
+            if mantissa != 0 || b != b'0' {
+                digits += 1;
+                if digits > 15 {
+                    return None;
+                }
+            }
+            mantissa = mantissa * 10 + u64::from(b - b'0');
+            fraction += usize::from(in_fraction);
+        } else if b == b'.' && !in_fraction {
+            in_fraction = true;
+        } else {
+            return None;
+        }
+    }
+    if !any_digit || fraction >= POW10.len() {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[fraction];
+    // `str::parse` keeps the sign of zero.
+    Some(if negative { -v } else { v })
+}
+
+/// `str::parse::<i64>` on bytes (optional sign, then digits), without the UTF-8 check first.
+pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut acc: i64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        acc = acc.checked_mul(10)?;
+        // Accumulating towards the sign keeps i64::MIN in range.
+        acc = if negative {
+            acc.checked_sub(i64::from(d))?
+        } else {
+            acc.checked_add(i64::from(d))?
+        };
+    }
+    Some(acc)
 }
 
 /// `column "amount": "12,x" is not a number`, with the value shortened for long fields.
@@ -296,6 +363,69 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(texts(&cols[0]), ["Müller", "plain"]);
         assert_eq!(texts(&cols[1]), ["äöü", "x"]);
+    }
+
+    #[test]
+    fn fast_number_parsing_agrees_with_the_standard_library() {
+        for s in [
+            "0",
+            "-0",
+            "+7",
+            "-",
+            "+",
+            "",
+            "12a",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "00012",
+            "1 2",
+            "--1",
+            "١٢",
+        ] {
+            assert_eq!(parse_i64(s.as_bytes()), s.parse::<i64>().ok(), "{s:?}");
+        }
+        for s in [
+            "1234.56",
+            "-1234.56",
+            "+3.25",
+            "007.50",
+            ".5",
+            "-.5",
+            "5.",
+            "-0.00",
+            "0",
+            "-0",
+            "0.1",
+            "0.30000000000000004",
+            "123456789012345",
+            "1234567890123456",
+            "9007199254740993",
+            "0.0000000000000000000001",
+            "0.00000000000000000000001",
+            "99999999999999.9",
+            "4.35",
+            "2.675",
+            "1.005",
+            "-999999.99",
+            "1e3",
+            "inf",
+            "NaN",
+            ".",
+            "-",
+            "",
+            "1.2.3",
+            "1,5",
+        ] {
+            let fast = exact_real(s.as_bytes()).map(f64::to_bits);
+            let parsed = s.parse::<f64>().ok().map(f64::to_bits);
+            assert!(
+                fast.is_none() || fast == parsed,
+                "{s:?}: {fast:?} vs {parsed:?}"
+            );
+        }
+        assert_eq!(exact_real(b"-1234.56"), Some(-1234.56));
     }
 
     #[test]

@@ -177,6 +177,13 @@ impl NumberFormat {
         if int.is_empty() && frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
+        if self.separators.is_empty() {
+            // No grouping to check (the common case): digits only.
+            return int
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then_some((negative, int, frac));
+        }
         let mut groups = int.split(|c| self.separators.contains(&c));
         let first = groups.next()?;
         let grouped = int.len() != first.len();
@@ -236,12 +243,69 @@ impl NumberFormat {
 
     /// A real number, parsed from the canonical decimal (`buf` is scratch space).
     pub(crate) fn real(&self, value: &str, buf: &mut String) -> Option<f64> {
+        if self.separators.is_empty() {
+            if let Some(v) = exact_real(value, self.point) {
+                return Some(v);
+            }
+            if self.point == '.' {
+                // Already in Rust's notation once `split` accepts it: parse it as it is (the
+                // canonical decimal differs only in ways that do not change the number), and
+                // give zero no sign, as the canonical decimal does.
+                self.split(value)?;
+                if let Ok(v) = value.parse::<f64>() {
+                    return Some(if v == 0.0 { 0.0 } else { v });
+                }
+            }
+        }
         buf.clear();
         if !self.decimal(value, buf) {
             return None;
         }
         buf.parse().ok()
     }
+}
+
+/// `[+-]digits[<point>digits]` with at most 15 significant digits and 22 fraction digits, in
+/// one pass: the digits as an integer (exact in an f64) divided by a power of ten (exact too),
+/// which IEEE division rounds correctly — the same value `str::parse` gives, without its
+/// general machinery. `None` for anything else (the caller takes the general path).
+fn exact_real(value: &str, point: char) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let point = u8::try_from(point).ok()?;
+    let bytes = value.as_bytes();
+    let (negative, rest) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let mut mantissa: u64 = 0;
+    let (mut digits, mut fraction, mut in_fraction, mut any_digit) = (0usize, 0usize, false, false);
+    for &b in rest {
+        if b.is_ascii_digit() {
+            any_digit = true;
+            // Leading zeros are not significant; past 15 digits the fast path is not exact.
+            if mantissa != 0 || b != b'0' {
+                digits += 1;
+                if digits > 15 {
+                    return None;
+                }
+            }
+            mantissa = mantissa * 10 + u64::from(b - b'0');
+            fraction += usize::from(in_fraction);
+        } else if b == point && !in_fraction {
+            in_fraction = true;
+        } else {
+            return None;
+        }
+    }
+    if !any_digit || fraction >= POW10.len() {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[fraction];
+    Some(if negative && v != 0.0 { -v } else { v })
 }
 
 /// The words a boolean column accepts, compared ignoring ASCII case.
@@ -365,6 +429,59 @@ mod tests {
             decimal(&casts(false, None), "1'234").is_err(),
             "no separator unless configured"
         );
+    }
+
+    #[test]
+    fn plain_reals_parse_as_their_canonical_decimal_does() {
+        let number = NumberFormat::new(false, None).unwrap();
+        let mut buf = String::new();
+        for v in [
+            "0.1",
+            "0.30000000000000004",
+            "123456789012345",
+            "1234567890123456",
+            "9007199254740993",
+            "0.0000000000000000000001",
+            "0.00000000000000000000001",
+            "99999999999999.9",
+            "4.35",
+            "2.675",
+            "1.005",
+            "-999999.99",
+            "00000000000000000000000000001.5",
+            "1234.56",
+            "-1234.56",
+            "+3.25",
+            "007.50",
+            ".5",
+            "-.5",
+            "5.",
+            "-0.00",
+            "0",
+            "-0",
+            "12345678901234567890.123456789",
+            "1e5",
+            "",
+            "-",
+            ".",
+            "1.2.3",
+            "1,5",
+            "inf",
+            "NaN",
+            " 1",
+        ] {
+            let mut canonical = String::new();
+            let slow = number
+                .decimal(v, &mut canonical)
+                .then(|| canonical.parse::<f64>().ok())
+                .flatten();
+            let fast = number.real(v, &mut buf);
+            assert_eq!(
+                fast.map(f64::to_bits),
+                slow.map(f64::to_bits),
+                "{v:?}: {fast:?} vs {slow:?}"
+            );
+        }
     }
 
     #[test]

@@ -134,6 +134,14 @@ pub(crate) struct OutputColumn {
     required: bool,
 }
 
+impl OutputColumn {
+    /// Whether every cell comes out exactly as it went in (no trim, cast, default or required
+    /// check): such a column can be moved as a whole instead of copied cell by cell.
+    pub(crate) fn is_verbatim(&self) -> bool {
+        !self.trim && !self.typed && self.default.is_none() && !self.required
+    }
+}
+
 /// The resolved configuration: what `apply` does per column.
 #[derive(Debug)]
 pub(crate) struct Mapping {
@@ -159,7 +167,7 @@ impl Mapping {
         if let Cell::Text(s) = cell
             && (col.trim || col.typed)
         {
-            cell = Cell::Text(s.trim());
+            cell = Cell::Text(trim(s));
         }
         if matches!(cell, Cell::Null | Cell::Text("")) {
             match &col.default {
@@ -184,6 +192,17 @@ impl Mapping {
             Ok(Converted::Text) => Ok(Cell::Text(buf)),
             Err(reason) => Err(format!("{}: {reason}", col.name)),
         }
+    }
+}
+
+/// `s.trim()`, skipping the Unicode tables when the first and last bytes are visible ASCII
+/// (then there is nothing to trim: a whitespace character at either end would be one of them).
+fn trim(s: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|b| (b'!'..=b'~').contains(b));
+    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
     }
 }
 
@@ -453,5 +472,31 @@ impl Lookup<'_> {
             "unknown column `{name}` in `{key}`{hint}; available columns: {}",
             self.output.join(", ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trim_matches_str_trim() {
+        for s in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\u{a0}a",
+            "a\u{3000}",
+            "\u{b}a",
+            "a\u{b}",
+            "ab",
+            "\ta\n",
+            "Zürich",
+            "ü",
+            "x ü x",
+            "!~",
+        ] {
+            assert_eq!(super::trim(s), s.trim(), "{s:?}");
+        }
     }
 }

@@ -1,7 +1,5 @@
 //! Dates and timestamps in a strftime subset, to canonical text.
 
-use std::fmt::Write as _;
-
 /// One item of a date pattern.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Item {
@@ -72,10 +70,16 @@ impl DateFormat {
 
     /// `YYYY-MM-DD` into `out` (time fields in the pattern are parsed, then dropped).
     pub(crate) fn date(&self, value: &str, out: &mut String) -> bool {
+        if self.items == ISO_DATE && iso_date(value) {
+            // Already canonical: `YYYY-MM-DD` with every digit present.
+            out.push_str(value);
+            return true;
+        }
         let Some([y, mo, d, ..]) = self.fields(value) else {
             return false;
         };
-        write!(out, "{y:04}-{mo:02}-{d:02}").is_ok()
+        push_date(out, y, mo, d);
+        true
     }
 
     /// `YYYY-MM-DDTHH:MM:SS` into `out`.
@@ -83,7 +87,14 @@ impl DateFormat {
         let Some([y, mo, d, h, mi, s]) = self.fields(value) else {
             return false;
         };
-        write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}").is_ok()
+        push_date(out, y, mo, d);
+        out.push('T');
+        push_digits(out, h, 2);
+        out.push(':');
+        push_digits(out, mi, 2);
+        out.push(':');
+        push_digits(out, s, 2);
+        true
     }
 
     fn fields(&self, value: &str) -> Option<Fields> {
@@ -122,6 +133,54 @@ impl DateFormat {
             && second < 60;
         valid.then_some(fields)
     }
+}
+
+/// The items of `%Y-%m-%d`.
+const ISO_DATE: [Item; 5] = [
+    Item::Year,
+    Item::Literal('-'),
+    Item::Month,
+    Item::Literal('-'),
+    Item::Day,
+];
+
+/// Whether `value` is a valid date written exactly `YYYY-MM-DD`, the canonical form.
+fn iso_date(value: &str) -> bool {
+    let b = value.as_bytes();
+    let digit = |i: usize| b[i].is_ascii_digit();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    if ![0, 1, 2, 3, 5, 6, 8, 9].into_iter().all(digit) {
+        return false;
+    }
+    let num = |range: std::ops::Range<usize>| {
+        b[range]
+            .iter()
+            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
+    };
+    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
+    (1..=12).contains(&month) && (1..=days_in_month(year, month)).contains(&day)
+}
+
+/// `YYYY-MM-DD`; `write!` would do, but formatting machinery is most of a date cast's time.
+fn push_date(out: &mut String, year: u32, month: u32, day: u32) {
+    push_digits(out, year, 4);
+    out.push('-');
+    push_digits(out, month, 2);
+    out.push('-');
+    push_digits(out, day, 2);
+}
+
+/// `n` as exactly `width` decimal digits, zero-padded (`n` has at most `width` digits: the
+/// parser reads at most that many).
+fn push_digits(out: &mut String, mut n: u32, width: usize) {
+    let mut digits = [b'0'; 4];
+    for slot in digits[..width].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend(digits[..width].iter().map(|&d| char::from(d)));
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -173,6 +232,37 @@ mod tests {
         assert!(ts.timestamp("31.01.2026 7:05", &mut out));
         assert_eq!(out, "2026-01-31T07:05:00");
         assert!(!ts.timestamp("31.01.2026 24:00", &mut String::new()));
+    }
+
+    #[test]
+    fn iso_dates_take_the_short_way_to_the_same_answer() {
+        let iso = DateFormat::new("%Y-%m-%d", false).unwrap();
+        for value in [
+            "2026-01-31",
+            "2024-02-29",
+            "2025-02-29",
+            "1900-02-29",
+            "2000-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-04-31",
+            "2026-1-5",
+            "2026-01-5",
+            "0000-01-01",
+            "2026-01-31x",
+            "2026/01/31",
+            "20260131",
+            "２０２６-01-31",
+        ] {
+            let mut fast = String::new();
+            let fast_ok = iso.date(value, &mut fast);
+            let mut slow = String::new();
+            let slow_ok = iso.fields(value).is_some_and(|[y, m, d, ..]| {
+                push_date(&mut slow, y, m, d);
+                true
+            });
+            assert_eq!((fast_ok, fast), (slow_ok, slow), "{value:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,10 @@ mod config;
 mod date;
 
 use config::{MapTransformConfig, Mapping};
-use weir_sdk::{Error, PluginInfo, Rows, Schema, Transform, Transformed, Transformer, map_rows};
+use weir_sdk::{
+    ColumnData, ColumnVector, Error, PluginInfo, Rows, Schema, Transform, Transformed, Transformer,
+    VarWidth, map_rows,
+};
 
 const NAME: &str = "map-transform";
 
@@ -65,13 +68,130 @@ impl Transform for MapTransform {
             )));
         }
         let buf = &mut self.buf;
-        Ok(map_rows(&input, &mapping.schema, |row, out| {
-            for (index, column) in mapping.columns.iter().enumerate() {
+        let moved = moved_columns(mapping, &input);
+        if !moved.iter().any(|&m| m) {
+            return Ok(map_rows(&input, &mapping.schema, |row, out| {
+                for (index, column) in mapping.columns.iter().enumerate() {
+                    out.set(index, mapping.value(column, row.get(column.input), buf)?)?;
+                }
+                Ok(())
+            }));
+        }
+        // Only the columns that change go through the row loop; the others are moved over
+        // whole (minus the rejected rows), which for wide text columns is most of the batch.
+        let computed: Vec<usize> = (0..moved.len()).filter(|&o| !moved[o]).collect();
+        let schema = Schema {
+            columns: computed
+                .iter()
+                .map(|&o| mapping.schema.columns[o].clone())
+                .collect(),
+            primary_key: Vec::new(),
+        };
+        let Transformed { rows, rejects } = map_rows(&input, &schema, |row, out| {
+            for (index, &o) in computed.iter().enumerate() {
+                let column = &mapping.columns[o];
                 out.set(index, mapping.value(column, row.get(column.input), buf)?)?;
             }
             Ok(())
-        }))
+        });
+        let keep = (!rejects.is_empty()).then(|| {
+            let mut keep = vec![true; input.row_count as usize];
+            for r in &rejects {
+                keep[r.index as usize] = false;
+            }
+            keep
+        });
+        let mut inputs: Vec<Option<ColumnVector>> = input.columns.into_iter().map(Some).collect();
+        let mut computed_columns = rows.columns.into_iter();
+        let columns = mapping
+            .columns
+            .iter()
+            .zip(&moved)
+            .map(|(column, &moved)| {
+                if !moved {
+                    return computed_columns.next().expect("one per computed column");
+                }
+                let vector = inputs[column.input]
+                    .take()
+                    .expect("a moved column's input feeds only that column");
+                match &keep {
+                    Some(keep) => keep_rows(vector, keep),
+                    None => vector,
+                }
+            })
+            .collect();
+        Ok(Transformed {
+            rows: Rows {
+                row_count: rows.row_count,
+                columns,
+            },
+            rejects,
+        })
     }
+}
+
+/// Which output columns are moved from the input as they are: verbatim columns whose input
+/// feeds no other output column, and whose nulls (if any) the output allows.
+fn moved_columns(mapping: &Mapping, input: &Rows) -> Vec<bool> {
+    let mut uses = vec![0usize; input.columns.len()];
+    for column in &mapping.columns {
+        uses[column.input] += 1;
+    }
+    mapping
+        .columns
+        .iter()
+        .zip(&mapping.schema.columns)
+        .map(|(column, output)| {
+            column.is_verbatim()
+                && uses[column.input] == 1
+                && (output.nullable || input.columns[column.input].nulls.is_none())
+        })
+        .collect()
+}
+
+/// The values of the rows where `keep` is true, in order.
+fn keep_rows(vector: ColumnVector, keep: &[bool]) -> ColumnVector {
+    fn pick<T: Copy>(values: &[T], keep: &[bool]) -> Vec<T> {
+        values
+            .iter()
+            .zip(keep)
+            .filter_map(|(v, &k)| k.then_some(*v))
+            .collect()
+    }
+    fn pick_var(w: &VarWidth, keep: &[bool]) -> VarWidth {
+        let mut out = VarWidth {
+            data: Vec::with_capacity(w.data.len()),
+            ends: Vec::with_capacity(w.ends.len()),
+        };
+        let mut start = 0usize;
+        for (&end, &k) in w.ends.iter().zip(keep) {
+            if k {
+                out.data.extend_from_slice(&w.data[start..end as usize]);
+                out.ends.push(out.data.len() as u32);
+            }
+            start = end as usize;
+        }
+        out
+    }
+    let data = match &vector.data {
+        ColumnData::Boolean(v) => ColumnData::Boolean(pick(v, keep)),
+        ColumnData::Integer(v) => ColumnData::Integer(pick(v, keep)),
+        ColumnData::Real(v) => ColumnData::Real(pick(v, keep)),
+        ColumnData::Text(w) => ColumnData::Text(pick_var(w, keep)),
+        ColumnData::Blob(w) => ColumnData::Blob(pick_var(w, keep)),
+    };
+    let nulls = vector.nulls.as_ref().and_then(|bits| {
+        let is_null = |i: usize| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
+        let kept: Vec<bool> = (0..keep.len()).filter(|&i| keep[i]).map(is_null).collect();
+        kept.iter().any(|&n| n).then(|| {
+            let mut out = vec![0u8; kept.len().div_ceil(8)];
+            for (j, _) in kept.iter().enumerate().filter(|(_, n)| **n) {
+                out[j / 8] |= 1 << (j % 8);
+            }
+            out
+        })
+    });
+    ColumnVector { data, nulls }
 }
 
 weir_sdk::export_transformer!(MapTransformPlugin);
@@ -223,6 +343,99 @@ mod tests {
         let out = t.apply(rows(&[["a", "b", "c", "d", "e"]])).unwrap();
         let view = RowsView::new(&out.rows);
         assert_eq!((view.text(0, 0), view.text(0, 2)), (Some("a"), Some("d")));
+    }
+
+    #[test]
+    fn verbatim_columns_are_moved_without_the_rejected_rows() {
+        let mut t = open(r#"{"types": {"Betrag": "integer"}, "trim": ["Text"]}"#).unwrap();
+        let mut b = RowsBuilder::new(&input_schema());
+        let rows: [[Cell<'_>; 5]; 5] = [
+            [
+                Cell::Text("d1"),
+                Cell::Text("1"),
+                Cell::Text(" t1 "),
+                Cell::Null,
+                Cell::Text("a"),
+            ],
+            [
+                Cell::Text("d2"),
+                Cell::Text("x"),
+                Cell::Text("t2"),
+                Cell::Text("p2"),
+                Cell::Text("b"),
+            ],
+            [
+                Cell::Null,
+                Cell::Text("3"),
+                Cell::Text("t3"),
+                Cell::Text("Zürich"),
+                Cell::Text("c"),
+            ],
+            [
+                Cell::Text("d4"),
+                Cell::Text("y"),
+                Cell::Text("t4"),
+                Cell::Text("p4"),
+                Cell::Text("d"),
+            ],
+            [
+                Cell::Text(""),
+                Cell::Text("5"),
+                Cell::Null,
+                Cell::Text("p5"),
+                Cell::Text("e"),
+            ],
+        ];
+        for row in rows {
+            b.push_row(row).unwrap();
+        }
+        let out = t.apply(b.finish()).unwrap();
+        let rejected: Vec<u32> = out.rejects.iter().map(|r| r.index).collect();
+        assert_eq!(rejected, vec![1, 3]);
+        let view = RowsView::new(&out.rows);
+        assert_eq!(view.len(), 3);
+        let cells: Vec<Vec<Cell<'_>>> = (0..3).map(|r| view.row(r).cells().collect()).collect();
+        assert_eq!(
+            cells,
+            vec![
+                vec![
+                    Cell::Text("d1"),
+                    Cell::Integer(1),
+                    Cell::Text("t1"),
+                    Cell::Null,
+                    Cell::Text("a")
+                ],
+                vec![
+                    Cell::Null,
+                    Cell::Integer(3),
+                    Cell::Text("t3"),
+                    Cell::Text("Zürich"),
+                    Cell::Text("c")
+                ],
+                vec![
+                    Cell::Text(""),
+                    Cell::Integer(5),
+                    Cell::Null,
+                    Cell::Text("p5"),
+                    Cell::Text("e")
+                ],
+            ]
+        );
+        // Without rejects the moved columns are the input's own vectors.
+        let mut b = RowsBuilder::new(&input_schema());
+        b.push_row([
+            Cell::Text("d"),
+            Cell::Text("7"),
+            Cell::Text("t"),
+            Cell::Text("p"),
+            Cell::Text("i"),
+        ])
+        .unwrap();
+        let out = t.apply(b.finish()).unwrap();
+        assert!(out.rejects.is_empty());
+        let view = RowsView::new(&out.rows);
+        assert_eq!(view.integer(0, 1), Some(7));
+        assert_eq!(view.text(0, 4), Some("i"));
     }
 
     #[test]
