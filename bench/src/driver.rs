@@ -37,6 +37,10 @@ pub struct Options {
     /// Rows per batch (weir) and per transaction (native).
     #[arg(long, default_value_t = 1024)]
     batch: u32,
+    /// Where the databases go (default: next to each config in the work folder). A tmpfs such
+    /// as /dev/shm takes the disk's fsync latency out of the figures.
+    #[arg(long)]
+    db_dir: Option<PathBuf>,
     /// Rows appended before each incremental re-run (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     append_rows: u64,
@@ -94,6 +98,7 @@ struct Bench<'a> {
     work: PathBuf,
     me: PathBuf,
     sqlite3: Option<String>,
+    db_dir: Option<PathBuf>,
 }
 
 pub fn run(opts: &Options) -> anyhow::Result<()> {
@@ -123,7 +128,15 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             let v = String::from_utf8_lossy(&o.stdout);
             v.split_whitespace().next().unwrap_or("?").to_owned()
         });
+    let db_dir = match &opts.db_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            Some(abs(d)?)
+        }
+        None => None,
+    };
     let bench = Bench {
+        db_dir,
         opts,
         weir,
         plugins,
@@ -147,6 +160,12 @@ impl Bench<'_> {
             data.display(),
             opts.batch,
             opts.reps
+        );
+        let db_home = self.db_dir.clone().unwrap_or_else(|| self.work.clone());
+        println!(
+            "databases: {} ({})",
+            db_home.display(),
+            filesystem(&db_home)
         );
         println!();
 
@@ -257,10 +276,17 @@ impl Bench<'_> {
             self.opts.batch
         );
         let typed = r#"types = { id = "integer", amount = "real", balance = "real" }"#;
-        toml += &pipeline("direct", "direct.db", typed, "", None);
+        let db = |v: &Variant| self.db_path(dir, v).display().to_string();
+        toml += &pipeline(
+            "direct",
+            &db(&Variant::Weir("direct".into())),
+            typed,
+            "",
+            None,
+        );
         toml += &pipeline(
             "mapped",
-            "mapped.db",
+            &db(&Variant::Weir("mapped".into())),
             "",
             r#"transform = [{ plugin = "map-transform", config = { types = { id = "integer", booking_date = "date", value_date = "date", amount = "real", balance = "real" } } }]"#,
             None,
@@ -268,7 +294,7 @@ impl Bench<'_> {
         for b in sweep {
             toml += &pipeline(
                 &format!("direct_b{b}"),
-                &format!("direct_b{b}.db"),
+                &db(&Variant::Weir(format!("direct_b{b}"))),
                 typed,
                 "",
                 Some(*b),
@@ -310,7 +336,7 @@ impl Bench<'_> {
                     sample.m.rss_mib()
                 );
                 if verify && round == 0 {
-                    let digest = Digest::of(&db_path(dir, &v))?;
+                    let digest = Digest::of(&self.db_path(dir, &v))?;
                     ensure!(
                         digest.count == self.opts.rows,
                         "{}: table has {} rows, expected {}",
@@ -348,7 +374,7 @@ impl Bench<'_> {
 
     /// Run one variant on a fresh database.
     fn one(&self, dir: &Path, data: &Path, v: &Variant) -> anyhow::Result<Sample> {
-        let db = db_path(dir, v);
+        let db = self.db_path(dir, v);
         remove_db(&db)?;
         let scratch = dir.join("last");
         Ok(match v {
@@ -369,10 +395,13 @@ impl Bench<'_> {
                         }),
                     &scratch,
                 )?;
-                Sample {
-                    m,
-                    stages: BTreeMap::new(),
-                }
+                let stages = m
+                    .stdout
+                    .split_whitespace()
+                    .filter_map(|t| t.split_once("_ms="))
+                    .filter_map(|(k, v)| Some((k.to_owned(), v.parse::<f64>().ok()?)))
+                    .collect();
+                Sample { m, stages }
             }
             Variant::Sqlite3 => {
                 let m = measure::run(
@@ -520,6 +549,15 @@ impl Bench<'_> {
             }
             println!();
         }
+        let native_commit = series(rounds, &native, |s| {
+            s.stages.get("commit").copied().unwrap_or(f64::NAN)
+        });
+        println!(
+            "native for comparison: commit (checkpoint upsert + COMMIT) {:.1} ms; everything else (parse, bind, insert) {:.1} ms",
+            median(&native_commit),
+            median(&series(rounds, &native, |s| s.m.wall.as_secs_f64() * 1e3))
+                - median(&native_commit)
+        );
         println!();
     }
 
@@ -581,10 +619,10 @@ impl Bench<'_> {
         self.setup_dir(&dir, &data, &[])?;
         eprintln!("memory check: {} rows", thousands(big));
         let r = self.weir_run(&dir, "direct")?;
-        remove_db(&dir.join("direct.db"))?;
+        remove_db(&self.db_path(&dir, &Variant::Weir("direct".into())))?;
         ensure!(r.loaded == big, "weir loaded {} of {big} rows", r.loaded);
         let weir = r.m;
-        let db = dir.join("native.db");
+        let db = self.db_path(&dir, &Variant::Native(Journal::Wal));
         remove_db(&db)?;
         let native_big = measure::run(
             Command::new(&self.me)
@@ -622,7 +660,7 @@ impl Bench<'_> {
         let dir = self.work.join("incremental");
         // A real copy: appending to a hard link would change the generated file.
         self.setup_dir_with(&dir, data, &[], true)?;
-        let db = dir.join("direct.db");
+        let db = self.db_path(&dir, &Variant::Weir("direct".into()));
         remove_db(&db)?;
         let csv = dir.join("inbox/bank.csv");
         let full = self.weir_run(&dir, "direct")?;
@@ -802,13 +840,25 @@ fn pipeline(
     s
 }
 
-fn db_path(dir: &Path, v: &Variant) -> PathBuf {
-    dir.join(match v {
+impl Bench<'_> {
+    /// The database file of variant `v` for the configs in `dir`.
+    fn db_path(&self, dir: &Path, v: &Variant) -> PathBuf {
+        let base = match &self.db_dir {
+            Some(d) => d.join(dir.file_name().unwrap_or_default()),
+            None => dir.to_owned(),
+        };
+        let _ = std::fs::create_dir_all(&base);
+        base.join(db_file(v))
+    }
+}
+
+fn db_file(v: &Variant) -> String {
+    match v {
         Variant::Native(Journal::Wal) => "native.db".to_owned(),
         Variant::Native(Journal::Default) => "native-journal.db".to_owned(),
         Variant::Weir(p) => format!("{p}.db"),
         Variant::Sqlite3 => "sqlite3.db".to_owned(),
-    })
+    }
 }
 
 fn remove_db(db: &Path) -> anyhow::Result<()> {
@@ -968,4 +1018,19 @@ fn machine(sqlite3: Option<&str>) -> String {
         kernel.trim(),
         sqlite3.unwrap_or("not found")
     )
+}
+
+/// The file system type `path` is on (`ext4`, `tmpfs`), from /proc/mounts.
+fn filesystem(path: &Path) -> String {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, kind) = (f.next()?, f.next()?, f.next()?);
+            path.starts_with(point)
+                .then(|| (point.len(), kind.to_owned()))
+        })
+        .max()
+        .map_or_else(|| "unknown file system".into(), |(_, kind)| kind)
 }

@@ -59,8 +59,13 @@ fn main() -> ExitCode {
             db,
             batch,
             journal,
-        } => native::load(&csv, &db, batch.max(1), journal).map(|(loaded, rejected)| {
-            println!("loaded {loaded} rejected {rejected}");
+        } => native::load(&csv, &db, batch.max(1), journal).map(|l| {
+            println!(
+                "loaded {} rejected {} commit_ms={:.1}",
+                l.rows,
+                l.rejected,
+                l.commit.as_secs_f64() * 1e3
+            );
         }),
         Command::Generate { rows, out } => generate::write_file(&out, rows),
     };

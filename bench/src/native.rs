@@ -28,13 +28,16 @@ pub enum Journal {
     Default,
 }
 
-/// Load `csv` into `db`; returns (rows loaded, rows rejected).
-pub fn load(
-    csv_path: &Path,
-    db: &Path,
-    batch: usize,
-    journal: Journal,
-) -> anyhow::Result<(u64, u64)> {
+/// What a load did.
+pub struct Loaded {
+    pub rows: u64,
+    pub rejected: u64,
+    /// Time in the checkpoint upsert and COMMIT, summed over the transactions.
+    pub commit: std::time::Duration,
+}
+
+/// Load `csv` into `db`.
+pub fn load(csv_path: &Path, db: &Path, batch: usize, journal: Journal) -> anyhow::Result<Loaded> {
     let conn = Connection::open(db).with_context(|| format!("cannot open {}", db.display()))?;
     if journal == Journal::Wal {
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -57,6 +60,7 @@ pub fn load(
     )?;
     let (mut loaded, mut rejected) = (0u64, 0u64);
     let mut in_tx = 0usize;
+    let mut commit = std::time::Duration::ZERO;
     loop {
         let more = reader.read_record(&mut record)?;
         if more {
@@ -73,18 +77,24 @@ pub fn load(
             }
         }
         if in_tx > 0 && (in_tx == batch || !more) {
+            let clock = std::time::Instant::now();
             checkpoint.execute(rusqlite::params![
                 partition,
                 reader.position().byte() as i64
             ])?;
             conn.execute_batch("COMMIT")?;
+            commit += clock.elapsed();
             in_tx = 0;
         }
         if !more {
             break;
         }
     }
-    Ok((loaded, rejected))
+    Ok(Loaded {
+        rows: loaded,
+        rejected,
+        commit,
+    })
 }
 
 /// Bind one record; `Err` when a number does not parse or the field count is wrong.
