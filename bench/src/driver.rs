@@ -176,7 +176,9 @@ impl Bench<'_> {
                 .sweep
                 .iter()
                 .copied()
-                .filter(|&b| b != opts.batch)
+                .chain([opts.batch])
+                .collect::<std::collections::BTreeSet<u32>>()
+                .into_iter()
                 .collect();
         }
         self.setup_dir(&dir, &data, &sweep)?;
@@ -200,22 +202,8 @@ impl Bench<'_> {
                 Variant::Native(Journal::Default),
             ];
             lever_variants.extend(sweep.iter().map(|b| Variant::Weir(format!("direct_b{b}"))));
-            let mut lever_rounds = self.rounds(&dir, &data, &lever_variants, opts.reps, false)?;
-            // The default batch size's figures come from the main rounds (same data, same run).
-            for (r, main) in lever_rounds.iter_mut().zip(&rounds) {
-                if let Some(s) = main.get(&Variant::Weir("direct".into())) {
-                    r.insert(Variant::Weir(format!("direct_b{}", opts.batch)), s.clone());
-                }
-            }
-            let mut shown = vec![
-                Variant::Native(Journal::Wal),
-                Variant::Native(Journal::Default),
-            ];
-            let mut sizes: Vec<u32> = sweep.clone();
-            sizes.push(opts.batch);
-            sizes.sort_unstable();
-            shown.extend(sizes.iter().map(|b| Variant::Weir(format!("direct_b{b}"))));
-            self.print_levers(&shown, &lever_rounds);
+            let lever_rounds = self.rounds(&dir, &data, &lever_variants, opts.reps, false)?;
+            self.print_levers(&lever_variants, &lever_rounds);
         }
 
         let main_direct: Vec<&Sample> = rounds
@@ -271,8 +259,11 @@ impl Bench<'_> {
             std::fs::copy(data, &target)?;
         }
         let mut toml = format!(
-            "# Written by weir-bench.\n[engine]\nplugins_dir = \"{}\"\ncache_dir = \"cache\"\nbatch_size = {}\n",
+            "# Written by weir-bench.\n[engine]\nplugins_dir = \"{}\"\ncache_dir = \"{}\"\nbatch_size = {}\n",
             self.plugins.display(),
+            // One compile cache for every config, warm after the first warm-up run, so no
+            // timed run (nor the memory check) includes compiling the plugins.
+            self.work.join("cache").display(),
             self.opts.batch
         );
         let typed = r#"types = { id = "integer", amount = "real", balance = "real" }"#;
@@ -545,7 +536,7 @@ impl Bench<'_> {
                 let values = series(rounds, v, |s| {
                     s.stages.get(key).copied().unwrap_or(f64::NAN)
                 });
-                print!(" {:>12.1}", median(&values));
+                print!(" {:>12}", ms(median(&values)));
             }
             println!();
         }
@@ -587,7 +578,7 @@ impl Bench<'_> {
                 other => other.label(),
             };
             println!(
-                "{:<36} {:>18} {:>7.2} {:>5.0} MiB {:>11.2} {:>10.2} {:>12.1} {:>12.1}",
+                "{:<36} {:>18} {:>7.2} {:>5.0} MiB {:>11.2} {:>10.2} {:>12} {:>12}",
                 label,
                 spread(&walls),
                 median(&series(rounds, v, |s| s.m.cpu().as_secs_f64())),
@@ -596,16 +587,16 @@ impl Bench<'_> {
                     .fold(0.0, f64::max),
                 ratio(rounds, v, &native, |s| s.m.wall.as_secs_f64()),
                 ratio(rounds, v, &native, |s| s.m.cpu().as_secs_f64()),
-                median(&series(rounds, v, |s| s
+                ms(median(&series(rounds, v, |s| s
                     .stages
                     .get("extract")
                     .copied()
-                    .unwrap_or(f64::NAN))),
-                median(&series(rounds, v, |s| s
+                    .unwrap_or(f64::NAN)))),
+                ms(median(&series(rounds, v, |s| s
                     .stages
                     .get("load")
                     .copied()
-                    .unwrap_or(f64::NAN))),
+                    .unwrap_or(f64::NAN)))),
             );
         }
         println!();
@@ -618,6 +609,7 @@ impl Bench<'_> {
         let dir = self.work.join("big");
         self.setup_dir(&dir, &data, &[])?;
         eprintln!("memory check: {} rows", thousands(big));
+        remove_db(&self.db_path(&dir, &Variant::Weir("direct".into())))?;
         let r = self.weir_run(&dir, "direct")?;
         remove_db(&self.db_path(&dir, &Variant::Weir("direct".into())))?;
         ensure!(r.loaded == big, "weir loaded {} of {big} rows", r.loaded);
@@ -970,6 +962,15 @@ fn ratio(
         .filter_map(|r| Some(f(r.get(v)?) / f(r.get(base)?)))
         .collect();
     median(&ratios)
+}
+
+/// Milliseconds with one decimal, `-` when there is no figure.
+fn ms(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else {
+        format!("{v:.1}")
+    }
 }
 
 /// `1.89 (1.63–2.23)`.
