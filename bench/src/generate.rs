@@ -144,8 +144,17 @@ pub fn write_rows(out: impl Write, from: u64, to: u64, header: bool) -> anyhow::
     Ok(())
 }
 
-/// Write a file of `rows` rows at `path` (atomically: a temp file, then rename).
+/// Write a file of `rows` rows at `path` (atomically: a temp file, then rename). A path that is
+/// not a regular file (`/dev/null`, a FIFO) is written in place: renaming over a device node
+/// would replace it with a plain file for the whole machine.
 pub fn write_file(path: &Path, rows: u64) -> anyhow::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        return write_rows(file, 0, rows, true);
+    }
     let tmp = path.with_extension("tmp");
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;

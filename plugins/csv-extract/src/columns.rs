@@ -263,14 +263,16 @@ pub fn exact_real(bytes: &[u8]) -> Option<f64> {
 }
 
 /// `str::parse::<i64>` on bytes (optional sign, then digits), without the UTF-8 check first.
+/// Up to 18 digits cannot overflow, so they need no checked (in WebAssembly: 128-bit library)
+/// multiplication; longer values take `str::parse`.
 pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
     let (negative, digits) = match bytes {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
         _ => (false, bytes),
     };
-    if digits.is_empty() {
-        return None;
+    if digits.is_empty() || digits.len() > 18 {
+        return std::str::from_utf8(bytes).ok()?.parse().ok();
     }
     let mut acc: i64 = 0;
     for &b in digits {
@@ -278,15 +280,9 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
         if d > 9 {
             return None;
         }
-        acc = acc.checked_mul(10)?;
-        // Accumulating towards the sign keeps i64::MIN in range.
-        acc = if negative {
-            acc.checked_sub(i64::from(d))?
-        } else {
-            acc.checked_add(i64::from(d))?
-        };
+        acc = acc * 10 + i64::from(d);
     }
-    Some(acc)
+    Some(if negative { -acc } else { acc })
 }
 
 /// `column "amount": "12,x" is not a number`, with the value shortened for long fields.

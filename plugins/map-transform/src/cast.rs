@@ -229,9 +229,15 @@ impl NumberFormat {
         if int.is_empty() || frac.bytes().any(|b| b != b'0') {
             return None;
         }
+        let digits = int.bytes().filter(u8::is_ascii_digit);
+        if digits.clone().count() <= 18 {
+            // Cannot overflow: no checked (in WebAssembly: 128-bit library) multiplication.
+            let v = digits.fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+            return Some(if negative { -v } else { v });
+        }
         // Accumulate negatively so i64::MIN fits, then flip.
         let mut acc: i64 = 0;
-        for d in int.bytes().filter(u8::is_ascii_digit) {
+        for d in digits {
             acc = acc.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
         }
         if negative {
