@@ -85,9 +85,14 @@ function statusBadge(status) {
   return h('span', { class: `badge st-${status}` }, status);
 }
 
-function toast(message, kind = 'info') {
-  const el = h('div', { class: `toast toast-${kind}` }, message);
+/** A notice at the bottom right that goes away by itself. A `key` names what it is about: a
+ *  newer notice with the same key takes the older one's place (`replace: false` keeps the older). */
+function toast(message, kind = 'info', { key, title, replace = true } = {}) {
   const box = $('#toasts');
+  const same = key == null ? null : [...box.children].find((c) => c.dataset.key === key);
+  if (same && !replace) return;
+  same?.remove();
+  const el = h('div', { class: `toast toast-${kind}`, title, dataset: key == null ? null : { key } }, message);
   box.append(el);
   while (box.children.length > 3) box.firstElementChild.remove();
   setTimeout(() => el.remove(), kind === 'error' ? 8000 : 4000);
@@ -240,7 +245,8 @@ const latestRun = new Map();
 const eventListeners = new Set();
 
 const EVENT_TYPES = [
-  'engine_started', 'plugin_loaded', 'plugin_rejected', 'run_skipped', 'run_started',
+  'engine_started', 'plugin_loaded', 'plugin_replaced', 'plugin_rejected', 'plugin_removed',
+  'pipeline_invalid', 'pipeline_valid', 'run_skipped', 'run_started',
   'run_completed', 'run_failed', 'run_cancelled', 'worker_started', 'worker_progress',
   'batch_committed', 'worker_completed', 'worker_retrying', 'worker_failed',
 ];
@@ -405,10 +411,75 @@ function applyEvent(event) {
     }
   }
   if (event.type === 'run_skipped') toast(`${event.pipeline}: run skipped — ${event.reason}`, 'info');
-  if (event.type === 'engine_started') refreshSession();
+  if (event.type === 'engine_started') {
+    engineStartedAt = event.time;
+    refreshSession();
+  }
+  if (event.type.startsWith('plugin_') || event.type.startsWith('pipeline_')) pluginEvent(event);
   if (event.type.startsWith('run_') || event.type === 'engine_started') scheduleRefresh();
   if (run) updateWorkers(run.pipeline);
   for (const listener of eventListeners) listener(event);
+}
+
+// ---------------------------------------------------------------- plugin hot swap
+
+/** The first 12 hex digits of a sha256: enough to tell two builds apart at a glance. */
+const shortHash = (hash) => (hash ? String(hash).replace(/^sha256:/, '').slice(0, 12) : '—');
+
+/** `{name: version}` → "csv-extract 0.1.0 · map-transform 2.0.0", by name; null when empty. */
+function pluginVersions(plugins) {
+  const entries = Object.entries(plugins ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length ? entries.map(([name, version]) => `${name} ${version}`).join(' · ') : null;
+}
+
+/** A notice can be long (a reason with a path): the whole text stays in its tooltip. */
+const clip = (text, max = 180) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
+// When the engine started (event time): the plugins it loads at startup are not news.
+let engineStartedAt = null;
+const STARTUP_WINDOW_MS = 2000;
+
+/** What a plugin event says, as a notice; null for no notice. */
+function pluginNotice(e) {
+  switch (e.type) {
+    case 'plugin_loaded':
+      return { text: `Plugin ${e.plugin} ${e.version} loaded`, kind: 'ok', key: `plugin:${e.plugin}:${e.version}`, replace: false };
+    case 'plugin_replaced':
+      return {
+        text: e.old_version === e.new_version
+          ? `Plugin ${e.plugin} replaced: ${e.new_version}, new build ${shortHash(e.new_hash)}`
+          : `Plugin ${e.plugin} replaced: ${e.old_version} → ${e.new_version}`,
+        kind: 'ok', key: `plugin:${e.plugin}:${e.new_version}`,
+      };
+    case 'plugin_rejected':
+      return {
+        text: `Plugin ${e.plugin ? `${e.plugin} ` : ''}rejected: ${e.file}: ${e.reason}${e.kept_version ? ` (${e.kept_version} keeps serving)` : ''}`,
+        kind: 'error', key: `rejected:${e.file}`,
+      };
+    case 'plugin_removed': {
+      const users = e.used_by ?? [];
+      return {
+        text: `Plugin ${e.plugin}${e.version ? ` ${e.version}` : ''} removed${users.length ? ` (used by: ${users.join(', ')})` : ''}`,
+        kind: users.length ? 'error' : 'info', key: `plugin:${e.plugin}:${e.version}`,
+      };
+    }
+    // pipeline_invalid / pipeline_valid: no notice of their own (the plugin's notice names the
+    // pipelines it affects); the refreshed page shows the status and the reason.
+    default:
+      return null;
+  }
+}
+
+/** A plugin was loaded, replaced, rejected or removed while weir serve runs (or a pipeline
+ *  became invalid or valid through it): the pages that show plugins or pipeline status (a
+ *  pipeline is invalid while a plugin it needs is missing) reload, and a notice says what
+ *  happened. What the engine loads as it starts is no news: it gets no notice. */
+function pluginEvent(event) {
+  if (page === pluginsPage || page === pipelinesPage || page === historyPage) scheduleRefresh();
+  const atStartup = engineStartedAt != null && event.time - engineStartedAt >= 0 && event.time - engineStartedAt < STARTUP_WINDOW_MS;
+  if (atStartup && event.type !== 'plugin_replaced' && event.type !== 'plugin_removed') return;
+  const notice = pluginNotice(event);
+  if (notice) toast(clip(notice.text), notice.kind, { key: notice.key, title: notice.text, replace: notice.replace });
 }
 
 // ---------------------------------------------------------------- progress bars
@@ -742,6 +813,7 @@ const runPage = {
         item('Loaded', fmtInt(r.rows_loaded), 'num big'),
         item('Rejected', fmtInt(r.rows_rejected), `num big${r.rows_rejected ? ' warn' : ''}`),
         item('Batches', fmtInt(r.batches), 'num')),
+      runPlugins(r.plugins),
       r.error && r.status !== 'cancelled' && h('div', { class: 'error-box' }, h('strong', {}, 'Error: '), r.error));
     const parts = r.partition_totals || [];
     fill($('#partitions', this.view), parts.length === 0
@@ -824,9 +896,24 @@ const runPage = {
   },
 };
 
+/** The plugin versions a run used (plugins are replaced while weir serve runs, so this can
+ *  differ from what the Plugins page shows now); nothing for runs recorded before it was kept. */
+function runPlugins(plugins) {
+  const entries = Object.entries(plugins ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  if (entries.length === 0) return null;
+  return h('div', { class: 'info-line run-plugins', title: pluginVersions(plugins) },
+    h('span', { class: 'label' }, 'Plugins'),
+    entries.map(([name, version], i) => [i > 0 && h('span', { class: 'muted' }, '·'),
+      h('span', { class: 'run-plugin', dataset: { plugin: name } },
+        h('span', { class: 'mono' }, name), ' ', h('span', { class: 'mono muted' }, version))]));
+}
+
 function eventDetails(e) {
   switch (e.type) {
-    case 'run_started': return `${e.trigger} trigger · ${fmtInt(e.partitions)} partition${e.partitions === 1 ? '' : 's'}`;
+    case 'run_started': {
+      const plugins = pluginVersions(e.plugins);
+      return `${e.trigger} trigger · ${fmtInt(e.partitions)} partition${e.partitions === 1 ? '' : 's'}${plugins ? ` · plugins: ${plugins}` : ''}`;
+    }
     case 'run_completed': return `${counts(e.rows_read, e.rows_loaded, e.rows_rejected)} in ${fmtSeconds(e.seconds)}`;
     case 'run_failed': return `${e.error} (${counts(e.rows_read, e.rows_loaded, e.rows_rejected)})`;
     case 'run_cancelled': return counts(e.rows_read, e.rows_loaded, e.rows_rejected);
@@ -837,6 +924,13 @@ function eventDetails(e) {
     case 'worker_completed': return counts(e.rows_read, e.rows_loaded, e.rows_rejected);
     case 'worker_retrying': return `attempt ${e.attempt} in ${fmtSeconds(e.delay_ms / 1000)}: ${e.error}`;
     case 'worker_failed': return `${e.error} (after ${e.attempts} attempt${e.attempts === 1 ? '' : 's'}${e.retryable ? '' : ', not retryable'})`;
+    case 'engine_started': return `weir ${e.version} · ${fmtInt(e.pipelines)} pipeline${e.pipelines === 1 ? '' : 's'}`;
+    case 'plugin_loaded': return `${e.plugin} ${e.version} (${e.kind}) from ${e.file} · sha256 ${shortHash(e.hash)}`;
+    case 'plugin_replaced': return `${e.plugin} (${e.kind}): ${e.old_version} → ${e.new_version} · sha256 ${shortHash(e.old_hash)} → ${shortHash(e.new_hash)} · ${e.file}`;
+    case 'plugin_rejected': return `${e.file}: ${e.reason}${e.kept_version ? ` · ${e.kept_version} keeps serving` : ''}`;
+    case 'plugin_removed': return `${e.plugin} ${e.version} (${e.kind}) from ${e.file}${e.used_by?.length ? ` · used by ${e.used_by.join(', ')}` : ''}`;
+    case 'pipeline_invalid': return e.error;
+    case 'pipeline_valid': return 'can run again';
     default: return '';
   }
 }
@@ -871,30 +965,59 @@ const pluginsPage = {
       fill(box, errorBox(err, () => this.refresh()));
       return;
     }
+    // A refresh (a plugin was swapped, a run ended) must not fold up the schema the reader opened.
+    const open = new Set([...box.querySelectorAll('tr[data-plugin] details[open]')].map((d) =>
+      `${d.closest('tr').dataset.plugin}/${d.className}`));
     const loaded = data.plugins.length === 0
       ? h('p', { class: 'empty' }, 'No plugin is loaded: put .wasm components into the plugins folder (engine.plugins_dir).')
       : h('table', { class: 'grid plugins' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Plugin'), h('th', {}, 'Kind'), h('th', {}, 'Version'),
-          h('th', {}, 'Description and configuration'), h('th', { class: 'num' }, 'Load'))),
+          h('th', {}, 'Description and configuration'), h('th', {}, 'Used by'), h('th', {}, 'Loaded'),
+          h('th', { class: 'num' }, 'Load'))),
         h('tbody', {}, data.plugins.map((p) => h('tr', { dataset: { plugin: p.name } },
           h('td', { class: 'mono strong' }, p.name),
           h('td', {}, h('span', { class: 'badge kind' }, p.kind)),
-          h('td', { class: 'mono' }, p.version),
+          h('td', { class: 'mono' }, p.version,
+            p.sha256 && h('div', { class: 'hash muted small', title: `sha256 ${p.sha256}` }, shortHash(p.sha256))),
           h('td', {}, h('div', {}, p.description),
             h('div', { class: 'muted small mono ellipsis', title: `${p.file}\nsha256 ${p.sha256}` }, p.file),
             schemaDetails(p.config_schema)),
+          h('td', { class: 'used-by' }, usedBy(p.used_by)),
+          h('td', { class: 'loaded-at' }, loadedAt(p.loaded_at)),
           h('td', { class: 'num small' }, `${fmtSeconds(p.load_ms / 1000)}${p.cached ? ' (cached)' : ''}`)))));
     const rejected = data.rejected.length === 0
       ? h('p', { class: 'empty' }, 'Every plugin file loaded.')
       : h('table', { class: 'grid rejected' },
         h('thead', {}, h('tr', {}, h('th', {}, 'File'), h('th', {}, 'Why it was rejected'))),
         h('tbody', {}, data.rejected.map((r) => h('tr', {},
-          h('td', { class: 'mono' }, r.file), h('td', { class: 'reason error-text' }, r.reason)))));
+          h('td', { class: 'mono' }, r.file),
+          h('td', {}, h('div', { class: 'reason error-text' }, r.reason),
+            r.kept_version && h('div', { class: 'kept small', title: 'The previous version keeps serving' },
+              'kept: ', h('span', { class: 'mono' }, r.kept_version), h('span', { class: 'muted' }, ' — the previous version keeps serving')))))));
     fill(box,
       h('h2', {}, 'Loaded ', h('span', { class: 'count' }, fmtInt(data.plugins.length))), loaded,
-      h('h2', {}, 'Rejected at load ', h('span', { class: 'count' }, fmtInt(data.rejected.length))), rejected);
+      h('h2', {}, 'Rejected ', h('span', { class: 'count' }, fmtInt(data.rejected.length))), rejected);
+    for (const d of box.querySelectorAll('tr[data-plugin] details')) {
+      if (open.has(`${d.closest('tr').dataset.plugin}/${d.className}`)) d.open = true;
+    }
   },
 };
+
+/** The pipelines that use a plugin, each a link to its history. */
+function usedBy(names) {
+  if (names == null) return h('span', { class: 'muted' }, '—');
+  if (names.length === 0) return h('span', { class: 'muted' }, 'no pipeline');
+  return h('div', { class: 'stack' }, names.map((name) =>
+    h('a', { href: `#/pipelines/${encodeURIComponent(name)}` }, name)));
+}
+
+/** When a plugin (this build of it) went into service: the date, and how long ago. */
+function loadedAt(text) {
+  const ms = text ? Date.parse(text) : NaN;
+  if (!Number.isFinite(ms)) return h('span', { class: 'muted' }, '—');
+  return h('div', { class: 'stack' },
+    h('time', { datetime: text, title: text }, fmtDateTime(ms)), h('span', { class: 'muted small' }, relTime(ms)));
+}
 
 /** A plugin's configuration: its JSON Schema's properties as a table, and the schema itself. */
 function schemaDetails(text) {
