@@ -24,6 +24,9 @@ test-plugins: setup
     cd tests/plugins && cargo build --release --quiet
     mkdir -p tests/plugins/dist
     cp tests/plugins/target/wasm32-wasip2/release/*.wasm tests/plugins/dist/
+    @# The second version of `stamp`, for the drop-in replacement tests.
+    cd tests/plugins && cargo build --release --quiet -p stamp --features v2
+    cp tests/plugins/target/wasm32-wasip2/release/stamp.wasm tests/plugins/dist/stamp_v2.wasm
 
 # The Python and JavaScript example plugins (plugins/examples): installs their pinned toolchains
 # (componentize-py in a venv, jco/componentize-js with npm) and builds them into plugins/examples/dist/.

@@ -13,6 +13,7 @@ mod sandbox;
 mod scaffold;
 mod serve;
 mod serve_load;
+mod serve_plugins;
 mod serve_schedule;
 mod serve_support;
 mod upsert;

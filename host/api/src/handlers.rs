@@ -71,10 +71,13 @@ fn pipeline_view(service: &Service, entry: &PipelineEntry, last_run: Option<RunR
     let now: DateTime<Utc> = SystemTime::now().into();
     let cfg = &entry.config;
     let active = service.active_run(&cfg.name);
-    let (status, error) = match (&entry.resolved, &active) {
-        (Err(reason), _) => ("invalid", Some(reason.clone())),
-        (Ok(_), Some(_)) => ("running", None),
-        (Ok(_), None) => ("idle", None),
+    let plugins = service.plugins();
+    let (status, error) = match (plugins.resolved(&cfg.name), &active) {
+        // A run in progress keeps the plugins it started with, even if they were removed since.
+        (_, Some(_)) => ("running", None),
+        (Some(Err(reason)), None) => ("invalid", Some(reason.clone())),
+        (Some(Ok(_)), None) => ("idle", None),
+        (None, None) => ("invalid", Some("not in the configuration".to_owned())),
     };
     let upcoming: Vec<String> = entry
         .schedule
@@ -314,7 +317,9 @@ pub async fn reset_checkpoints(
 }
 
 pub async fn plugins(_: Reader, State(state): State<AppState>) -> Json<Value> {
-    let catalog = state.service().catalog();
+    let service = state.service();
+    let snapshot = service.plugins();
+    let catalog = &snapshot.catalog;
     let plugins: Vec<Value> = catalog
         .plugins
         .values()
@@ -329,13 +334,19 @@ pub async fn plugins(_: Reader, State(state): State<AppState>) -> Json<Value> {
                 "sha256": p.hash,
                 "cached": p.cache == CacheOutcome::Hit,
                 "load_ms": p.load_time.as_secs_f64() * 1e3,
+                "loaded_at": rfc3339_ms(unix_ms(p.loaded_at)),
+                "used_by": service.pipelines_using(&p.info.name),
             })
         })
         .collect();
     let rejected: Vec<Value> = catalog
         .rejected
         .iter()
-        .map(|r| json!({ "file": r.file.display().to_string(), "reason": r.reason }))
+        .map(|r| {
+            // The version loaded earlier from the same file, still in service.
+            let kept = catalog.by_file(&r.file).map(|p| &p.info.version);
+            json!({ "file": r.file.display().to_string(), "reason": r.reason, "kept_version": kept })
+        })
         .collect();
     Json(json!({ "plugins": plugins, "rejected": rejected }))
 }

@@ -320,6 +320,7 @@ mod tests {
         let started = EventKind::RunStarted {
             trigger: "manual".into(),
             partitions: 1,
+            plugins: Default::default(),
         };
         m.observe(&event(Some("bank"), "r1", started));
         assert!(m.render().contains("weir_runs_active{pipeline=\"bank\"} 1"));

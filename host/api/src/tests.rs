@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use futures_util::StreamExt as _;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use weir_engine::service::Service;
 use weir_engine::{Config, EventKind};
@@ -100,6 +100,7 @@ impl Fixture {
             EventKind::RunStarted {
                 trigger: "manual".into(),
                 partitions: 2,
+                plugins: [("csv-extract".to_owned(), "0.1.0".to_owned())].into(),
             },
         );
         for (partition, rows) in [("a.csv", 10), ("b.csv", 4)] {
@@ -339,6 +340,7 @@ async fn runs_and_partition_totals_are_derived_from_the_events() {
     );
     assert_eq!(run["batches"], 2);
     assert!(run["started_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(run["plugins"], json!({ "csv-extract": "0.1.0" }));
 
     let (_, detail) = fx.get("/api/runs/r1").await;
     let parts = detail["partition_totals"].as_array().unwrap();

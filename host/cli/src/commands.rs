@@ -349,6 +349,21 @@ pub async fn plugins_list(config_path: &Path) -> anyhow::Result<ExitCode> {
                 " (compiled)"
             }
         );
+        let users: Vec<&str> = config
+            .pipelines
+            .iter()
+            .filter(|pipeline| pipeline.uses(&p.info.name))
+            .map(|pipeline| pipeline.name.as_str())
+            .collect();
+        println!(
+            "  {:<16} used by: {}",
+            "",
+            if users.is_empty() {
+                "no pipeline".to_owned()
+            } else {
+                users.join(", ")
+            }
+        );
     }
     for r in &catalog.rejected {
         println!("  rejected {}: {}", r.file.display(), r.reason);

@@ -131,10 +131,16 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
         TokenSource::Environment => println!("API token: from WEIR_TOKEN"),
     }
     let now: DateTime<Utc> = SystemTime::now().into();
+    let plugins = service.plugins();
     for entry in service.pipelines() {
         let name = &entry.config.name;
-        match (&entry.resolved, &entry.schedule) {
-            (Err(_), _) => println!("pipeline {name}: INVALID, will not run (see the log)"),
+        match (
+            plugins.resolved(name).expect("every pipeline is resolved"),
+            &entry.schedule,
+        ) {
+            (Err(_), _) => println!(
+                "pipeline {name}: INVALID, will not run until its plugins are in the plugins folder (see the log)"
+            ),
             (Ok(_), None) => println!("pipeline {name}: no schedule, runs when triggered"),
             (Ok(_), Some(s)) => println!(
                 "pipeline {name}: {}; next run {}",
@@ -147,6 +153,11 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
     }
 
     service.start_scheduler();
+    service.watch_plugins()?;
+    println!(
+        "watching {} for plugin changes",
+        service.config().engine.plugins_dir.display()
+    );
     let stopping = {
         let service = service.clone();
         async move {

@@ -191,6 +191,22 @@ pub struct PipelineConfig {
     pub line: usize,
 }
 
+impl PipelineConfig {
+    /// The names of the plugins its steps use, in pipeline order.
+    pub fn plugin_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(&self.extract)
+            .chain(&self.transforms)
+            .chain(&self.loads)
+            .chain(std::iter::once(&self.history))
+            .map(|step| step.plugin.as_str())
+    }
+
+    /// Whether a step uses the plugin called `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        self.plugin_names().any(|p| p == name)
+    }
+}
+
 /// A parsed and validated `weir.toml`.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -1,6 +1,7 @@
 //! SyncEvents: the one way the outside world watches the engine. Every event also goes to the
 //! tracing log from here, so logs and subscribers cannot drift apart.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -23,16 +24,47 @@ pub enum EventKind {
         file: String,
         hash: String,
     },
+    /// A file in the plugins folder could not be used. `kept_version`: the version loaded
+    /// earlier from the same file, which stays in service.
     PluginRejected {
         file: String,
         reason: String,
+        kept_version: Option<String>,
     },
+    /// A plugin file changed while serving: new runs use `new_version`; runs in progress finish
+    /// with the one they started with.
+    PluginReplaced {
+        plugin: String,
+        kind: String,
+        file: String,
+        old_version: String,
+        new_version: String,
+        old_hash: String,
+        new_hash: String,
+    },
+    /// A plugin file was deleted. Runs in progress finish with it; `used_by` are the pipelines
+    /// whose configuration names it (they cannot start until it is back).
+    PluginRemoved {
+        plugin: String,
+        version: String,
+        kind: String,
+        file: String,
+        used_by: Vec<String>,
+    },
+    /// A pipeline can no longer run (a plugin it needs is gone or changed kind).
+    PipelineInvalid {
+        error: String,
+    },
+    /// A pipeline that could not run can run again.
+    PipelineValid {},
     RunSkipped {
         reason: String,
     },
     RunStarted {
         trigger: String,
         partitions: usize,
+        /// Name → version of every plugin the run uses.
+        plugins: BTreeMap<String, String>,
     },
     RunCompleted {
         rows_read: u64,
@@ -90,6 +122,10 @@ impl EventKind {
             Self::EngineStarted { .. } => "engine_started",
             Self::PluginLoaded { .. } => "plugin_loaded",
             Self::PluginRejected { .. } => "plugin_rejected",
+            Self::PluginReplaced { .. } => "plugin_replaced",
+            Self::PluginRemoved { .. } => "plugin_removed",
+            Self::PipelineInvalid { .. } => "pipeline_invalid",
+            Self::PipelineValid { .. } => "pipeline_valid",
             Self::RunSkipped { .. } => "run_skipped",
             Self::RunStarted { .. } => "run_started",
             Self::RunCompleted { .. } => "run_completed",
@@ -227,6 +263,19 @@ fn log(event: &SyncEvent) {
             )
         }
         EventKind::RunFailed { error, .. } => tracing::error!(pipeline, run, "run failed: {error}"),
+        EventKind::PluginRejected {
+            file,
+            reason,
+            kept_version,
+        } => match kept_version {
+            Some(kept) => tracing::warn!(
+                "plugin rejected: {file}: {reason} (version {kept} loaded earlier keeps serving)"
+            ),
+            None => tracing::warn!("plugin rejected: {file}: {reason}"),
+        },
+        EventKind::PipelineInvalid { error } => {
+            tracing::error!(pipeline, "pipeline cannot run: {error}")
+        }
         EventKind::BatchCommitted {
             rows_in,
             rows_out,

@@ -1,6 +1,7 @@
 //! Runs: resolve a pipeline's plugins, list partitions, start one worker per partition up to
 //! `concurrency`, and sum up.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -145,6 +146,16 @@ impl ResolvedPipeline {
             loads: loads.into_iter().map(|p| p.expect("no problems")).collect(),
             history: history.expect("no problems"),
         })
+    }
+
+    /// Every plugin it uses, name → version (what a run record notes).
+    pub fn plugin_versions(&self) -> BTreeMap<String, String> {
+        std::iter::once(&self.extract)
+            .chain(&self.transforms)
+            .chain(&self.loads)
+            .chain(std::iter::once(&self.history))
+            .map(|p| (p.info.name.clone(), p.info.version.clone()))
+            .collect()
     }
 
     /// A history-store instance for operator commands (checkpoints list/reset).
@@ -441,6 +452,7 @@ async fn execute(
         EventKind::RunStarted {
             trigger: trigger.to_owned(),
             partitions: partitions.len(),
+            plugins: pipeline.plugin_versions(),
         },
     );
 

@@ -1,19 +1,25 @@
 //! The long-running service behind `weir serve` (DESIGN §7–§8): it holds the configuration,
 //! the runtime and plugins, the resolved pipelines, the event bus and the runs in progress,
-//! and runs the scheduler. The HTTP API is a thin layer over it.
+//! runs the scheduler, and watches the plugins folder. The HTTP API is a thin layer over it.
+//!
+//! Plugins can change while serving. The catalog and the pipelines resolved against it form
+//! one [`Plugins`] snapshot, swapped whole when a file in the plugins folder changes: a run
+//! takes the resolved pipeline (and so the `Arc`s of its plugins) when it starts and keeps
+//! them to the end, so runs in progress finish on the version they started with.
 //!
 //! Every event goes through the bus's tap to the state database (and to any observers, such
 //! as metrics) before a subscriber sees it; run records are derived from those events by the
 //! store, in one place ([`to_record`]), so the event log and the run table cannot drift.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use weir_runtime::{Catalog, CheckpointEntry, Runtime};
+use weir_runtime::{Catalog, CheckpointEntry, FileEvent, PluginChange, Runtime};
 use weir_schedule::Schedule;
 use weir_store::{PartitionStatus, Record, RunChange, RunStatus, Store, StoredEvent, Totals};
 
@@ -24,11 +30,36 @@ use crate::run::{ResolvedPipeline, Run, RunContext};
 /// A pipeline as the service knows it.
 pub struct PipelineEntry {
     pub config: PipelineConfig,
-    /// Its plugins, or why they could not be resolved (the pipeline then never runs, but is
-    /// still listed, with the reason).
-    pub resolved: Result<Arc<ResolvedPipeline>, String>,
     /// Its parsed schedule, if it has one (config validation already parsed it once).
     pub schedule: Option<Schedule>,
+}
+
+/// The plugins in service and every pipeline resolved against them; replaced whole when the
+/// plugins folder changes.
+pub struct Plugins {
+    pub catalog: Catalog,
+    /// Pipeline name → its plugins, or why they could not be resolved (the pipeline then does
+    /// not run, but is still listed, with the reason).
+    pub resolved: BTreeMap<String, Result<Arc<ResolvedPipeline>, String>>,
+}
+
+impl Plugins {
+    fn resolve(config: &Config, catalog: Catalog) -> Self {
+        let resolved = config
+            .pipelines
+            .iter()
+            .map(|p| {
+                let resolved = ResolvedPipeline::resolve(config, &p.name, &catalog).map(Arc::new);
+                (p.name.clone(), resolved)
+            })
+            .collect();
+        Self { catalog, resolved }
+    }
+
+    /// The pipeline's plugins, or why it cannot run.
+    pub fn resolved(&self, pipeline: &str) -> Option<&Result<Arc<ResolvedPipeline>, String>> {
+        self.resolved.get(pipeline)
+    }
 }
 
 /// A run in progress.
@@ -64,7 +95,7 @@ pub enum ServiceError {
 pub struct Service {
     config: Config,
     runtime: Arc<Runtime>,
-    catalog: Catalog,
+    plugins: RwLock<Arc<Plugins>>,
     pipelines: Vec<PipelineEntry>,
     events: EventBus,
     store: Arc<Store>,
@@ -126,32 +157,31 @@ impl Service {
                 EventKind::PluginRejected {
                     file: rejected.file.display().to_string(),
                     reason: rejected.reason.clone(),
+                    kept_version: None,
                 },
             );
+        }
+        let plugins = Plugins::resolve(&config, catalog);
+        for (name, resolved) in &plugins.resolved {
+            if let Err(reason) = resolved {
+                tracing::error!(pipeline = name, "pipeline will not run: {reason}");
+            }
         }
         let pipelines = config
             .pipelines
             .iter()
-            .map(|p| {
-                let resolved = ResolvedPipeline::resolve(&config, &p.name, &catalog).map(Arc::new);
-                if let Err(reason) = &resolved {
-                    tracing::error!(pipeline = p.name, "pipeline will not run: {reason}");
-                }
-                let schedule = p
+            .map(|p| PipelineEntry {
+                config: p.clone(),
+                schedule: p
                     .schedule
                     .as_deref()
-                    .and_then(|expr| Schedule::parse(expr, p.timezone.as_deref()).ok());
-                PipelineEntry {
-                    config: p.clone(),
-                    resolved,
-                    schedule,
-                }
+                    .and_then(|expr| Schedule::parse(expr, p.timezone.as_deref()).ok()),
             })
             .collect();
         Arc::new(Self {
             config,
             runtime,
-            catalog,
+            plugins: RwLock::new(Arc::new(plugins)),
             pipelines,
             events,
             store,
@@ -166,8 +196,12 @@ impl Service {
         &self.config
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// The plugins in service now, and the pipelines resolved against them.
+    pub fn plugins(&self) -> Arc<Plugins> {
+        self.plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn events(&self) -> &EventBus {
@@ -211,12 +245,11 @@ impl Service {
         self.closed.subscribe()
     }
 
+    /// The pipeline resolved against the plugins in service now.
     fn runnable(&self, name: &str) -> Result<Arc<ResolvedPipeline>, ServiceError> {
-        let entry = self
-            .pipeline(name)
-            .ok_or_else(|| ServiceError::UnknownPipeline(name.to_owned()))?;
-        entry
-            .resolved
+        self.plugins()
+            .resolved(name)
+            .ok_or_else(|| ServiceError::UnknownPipeline(name.to_owned()))?
             .clone()
             .map_err(|reason| ServiceError::InvalidPipeline {
                 pipeline: name.to_owned(),
@@ -232,7 +265,22 @@ impl Service {
         pipeline: &str,
         trigger: &str,
     ) -> Result<String, ServiceError> {
-        let resolved = self.runnable(pipeline)?;
+        let resolved = match self.runnable(pipeline) {
+            Ok(resolved) => resolved,
+            Err(e @ ServiceError::InvalidPipeline { .. }) => {
+                // Said as an event too: a scheduled trigger has no caller to tell.
+                self.events.publish(
+                    Some(pipeline),
+                    None,
+                    None,
+                    EventKind::RunSkipped {
+                        reason: format!("{trigger} trigger: {e}"),
+                    },
+                );
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let mut active = self.active();
         if *self.shutdown.borrow() {
             return Err(ServiceError::ShuttingDown);
@@ -315,12 +363,14 @@ impl Service {
         Ok(history.reset(pipeline, partition).await?)
     }
 
-    /// Start one scheduler task per valid pipeline with a schedule. Each first starts a
-    /// catch-up run if a fire was missed since the pipeline's last recorded run (unless
-    /// `catch_up = "skip"`), then sleeps until each next fire time.
+    /// Start one scheduler task per pipeline with a schedule. Each first starts a catch-up
+    /// run if a fire was missed since the pipeline's last recorded run (unless
+    /// `catch_up = "skip"`), then sleeps until each next fire time. A pipeline that cannot run
+    /// when its time comes (a plugin it needs is missing) skips that fire with a `RunSkipped`
+    /// event saying why; a plugin dropped in later makes the next fire run.
     pub fn start_scheduler(self: &Arc<Self>) {
         for entry in &self.pipelines {
-            let (Some(schedule), Ok(_)) = (&entry.schedule, &entry.resolved) else {
+            let Some(schedule) = &entry.schedule else {
                 continue;
             };
             let service = self.clone();
@@ -367,9 +417,139 @@ impl Service {
 
     fn fire(self: &Arc<Self>, pipeline: &str, trigger: &str) {
         match self.trigger(pipeline, trigger) {
-            Ok(_) | Err(ServiceError::AlreadyRunning { .. } | ServiceError::ShuttingDown) => {}
+            // Each of these is already said by an event (or is shutdown).
+            Ok(_)
+            | Err(
+                ServiceError::AlreadyRunning { .. }
+                | ServiceError::InvalidPipeline { .. }
+                | ServiceError::ShuttingDown,
+            ) => {}
             Err(e) => tracing::error!(pipeline, "{trigger} run not started: {e}"),
         }
+    }
+
+    /// Watch the plugins folder (DESIGN §5: drop-in plugins): a new or changed `.wasm` file,
+    /// once written whole, is validated and compiled and becomes the version new runs use; one
+    /// that fails never replaces a working version; a deleted one is taken out of service.
+    /// Each change is an event. Ends at shutdown.
+    pub fn watch_plugins(self: &Arc<Self>) -> anyhow::Result<()> {
+        let dir = self.config.engine.plugins_dir.clone();
+        let mut files = weir_runtime::watch_dir(&dir, weir_runtime::SETTLE).map_err(|e| {
+            anyhow::anyhow!("cannot watch the plugins folder {}: {e}", dir.display())
+        })?;
+        let service = self.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    event = files.recv() => event,
+                    _ = shutdown.wait_for(|stopping| *stopping) => return,
+                };
+                match event {
+                    Some(FileEvent::Changed(path)) => service.plugin_file_changed(&path).await,
+                    Some(FileEvent::Removed(path)) => service.plugin_file_removed(&path),
+                    None => return,
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Load `file` and fold it into the plugins in service.
+    pub async fn plugin_file_changed(&self, file: &Path) {
+        let outcome = self.runtime.load_file(file).await;
+        // Only the watcher task changes the snapshot, so nothing changes it between this read
+        // and the swap below.
+        let mut catalog = self.plugins().catalog.clone();
+        let change = catalog.apply_load(file, outcome);
+        if !matches!(change, PluginChange::Unchanged(_)) {
+            self.swap_catalog(catalog, change);
+        }
+    }
+
+    /// Take the plugin loaded from `file` out of service (runs using it finish with it).
+    pub fn plugin_file_removed(&self, file: &Path) {
+        let mut catalog = self.plugins().catalog.clone();
+        match catalog.apply_removal(file) {
+            Some(change) => self.swap_catalog(catalog, change),
+            // A file that never loaded: only its rejection is forgotten.
+            None => {
+                self.swap_catalog_quietly(catalog);
+            }
+        }
+    }
+
+    fn swap_catalog_quietly(&self, catalog: Catalog) -> (Arc<Plugins>, Arc<Plugins>) {
+        let new = Arc::new(Plugins::resolve(&self.config, catalog));
+        let mut current = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        let old = std::mem::replace(&mut *current, new.clone());
+        (old, new)
+    }
+
+    /// Put `catalog` in service, then say what changed: the plugin event first, then each
+    /// pipeline that became unable (or able again) to run.
+    fn swap_catalog(&self, catalog: Catalog, change: PluginChange) {
+        let (old, new) = self.swap_catalog_quietly(catalog);
+        let path = |p: &Path| p.display().to_string();
+        let kind = match change {
+            PluginChange::Loaded(plugin) => EventKind::PluginLoaded {
+                plugin: plugin.info.name.clone(),
+                version: plugin.info.version.clone(),
+                kind: plugin.kind.to_string(),
+                file: path(&plugin.file),
+                hash: plugin.hash.clone(),
+            },
+            PluginChange::Replaced { old, new } => EventKind::PluginReplaced {
+                plugin: new.info.name.clone(),
+                kind: new.kind.to_string(),
+                file: path(&new.file),
+                old_version: old.info.version.clone(),
+                new_version: new.info.version.clone(),
+                old_hash: old.hash.clone(),
+                new_hash: new.hash.clone(),
+            },
+            PluginChange::Rejected { file, reason, kept } => EventKind::PluginRejected {
+                file: path(&file),
+                reason,
+                kept_version: kept.map(|p| p.info.version.clone()),
+            },
+            PluginChange::Removed(plugin) => EventKind::PluginRemoved {
+                used_by: self.pipelines_using(&plugin.info.name),
+                plugin: plugin.info.name.clone(),
+                version: plugin.info.version.clone(),
+                kind: plugin.kind.to_string(),
+                file: path(&plugin.file),
+            },
+            PluginChange::Unchanged(_) => return,
+        };
+        self.events.publish(None, None, None, kind);
+        for (name, now) in &new.resolved {
+            let before = old.resolved(name);
+            match (before.map(Result::is_ok), now) {
+                (Some(true), Err(error)) => self.events.publish(
+                    Some(name),
+                    None,
+                    None,
+                    EventKind::PipelineInvalid {
+                        error: error.clone(),
+                    },
+                ),
+                (Some(false), Ok(_)) => {
+                    self.events
+                        .publish(Some(name), None, None, EventKind::PipelineValid {})
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The pipelines whose configuration names the plugin.
+    pub fn pipelines_using(&self, plugin: &str) -> Vec<String> {
+        self.pipelines
+            .iter()
+            .filter(|p| p.config.uses(plugin))
+            .map(|p| p.config.name.clone())
+            .collect()
     }
 
     /// Stop: no new runs; cancel the runs in progress (they stop at a batch boundary, so a
@@ -418,9 +598,11 @@ pub fn to_record(event: &SyncEvent) -> Record {
         EventKind::RunStarted {
             trigger,
             partitions,
+            plugins,
         } => RunChange::Started {
             trigger: trigger.clone(),
             partitions: *partitions as u64,
+            plugins: plugins.clone(),
         },
         EventKind::WorkerStarted { checkpoint } => RunChange::WorkerStarted {
             checkpoint: checkpoint.clone(),

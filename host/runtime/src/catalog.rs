@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use weir_bindings::types::PluginInfo;
 use weir_bindings::{extractor, history, loader, transformer};
@@ -95,6 +95,8 @@ pub struct Plugin {
     pub cache: CacheOutcome,
     /// How long loading took (read, compile or cache hit, pre-instantiate, describe).
     pub load_time: Duration,
+    /// When it was loaded (at startup, or when its file changed while serving).
+    pub loaded_at: SystemTime,
     pub(crate) pre: PluginPre,
 }
 
@@ -302,6 +304,7 @@ impl Runtime {
             imports,
             cache: cache_outcome,
             load_time: started.elapsed(),
+            loaded_at: SystemTime::now(),
             pre,
         })
     }

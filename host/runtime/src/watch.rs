@@ -19,6 +19,8 @@ pub enum PluginChange {
     Loaded(Arc<Plugin>),
     /// A new version of a plugin, from the same file.
     Replaced { old: Arc<Plugin>, new: Arc<Plugin> },
+    /// The file was written again with the same content (a `touch`, a re-copy): nothing to do.
+    Unchanged(Arc<Plugin>),
     /// The file is not usable; `kept` is the version that stays in service, if any.
     Rejected {
         file: PathBuf,
@@ -55,6 +57,11 @@ impl Catalog {
             Ok(plugin) => Arc::new(plugin),
             Err(reason) => return reject(self, reason),
         };
+        if let Some(old) = &previous
+            && old.hash == plugin.hash
+        {
+            return PluginChange::Unchanged(old.clone());
+        }
         if let Some(other) = self.plugins.get(&plugin.info.name)
             && other.file != file
         {

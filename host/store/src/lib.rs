@@ -12,6 +12,7 @@ mod rejects;
 mod schema;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -44,8 +45,12 @@ pub struct StoredEvent {
 pub enum RunChange {
     /// The event is not about a run's progress.
     None,
-    /// A run began; its record is created.
-    Started { trigger: String, partitions: u64 },
+    /// A run began; its record is created. `plugins`: name → version of every plugin it uses.
+    Started {
+        trigger: String,
+        partitions: u64,
+        plugins: BTreeMap<String, String>,
+    },
     /// A partition's worker (re)started from `checkpoint`.
     WorkerStarted { checkpoint: Option<String> },
     /// One batch committed in a partition.
@@ -142,6 +147,8 @@ pub struct RunRecord {
     pub rows_rejected: u64,
     pub batches: u64,
     pub error: Option<String>,
+    /// The plugin versions the run used, name → version (`None` if it failed before starting).
+    pub plugins: Option<BTreeMap<String, String>>,
 }
 
 /// One partition of a run.
@@ -380,7 +387,7 @@ impl Store {
 }
 
 const RUN_COLUMNS: &str = "id, pipeline, trigger, status, started_ms, ended_ms, partitions, \
-     rows_read, rows_loaded, rows_rejected, batches, error";
+     rows_read, rows_loaded, rows_rejected, batches, error, plugins";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -396,6 +403,9 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         rows_rejected: r.get(9)?,
         batches: r.get(10)?,
         error: r.get(11)?,
+        plugins: r
+            .get::<_, Option<String>>(12)?
+            .and_then(|text| serde_json::from_str(&text).ok()),
     })
 }
 

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 1;
+/// 1: events, runs, run_partitions. 2: `runs.plugins` (the plugin versions a run used).
+const VERSION: i64 = 2;
 
 /// Open the file, create the tables if needed, and set the pragmas every connection uses.
 pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -16,7 +17,14 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version < VERSION {
+    if version == 1 {
+        conn.execute_batch(
+            "BEGIN;
+            ALTER TABLE runs ADD COLUMN plugins TEXT;
+            PRAGMA user_version = 2;
+            COMMIT;",
+        )?;
+    } else if version < VERSION {
         conn.execute_batch(
             "BEGIN;
             CREATE TABLE IF NOT EXISTS events (
@@ -42,7 +50,8 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
                 rows_loaded INTEGER NOT NULL DEFAULT 0,
                 rows_rejected INTEGER NOT NULL DEFAULT 0,
                 batches INTEGER NOT NULL DEFAULT 0,
-                error TEXT
+                error TEXT,
+                plugins TEXT
             ) STRICT;
             CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_ms);
             CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_ms);
@@ -58,7 +67,7 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
                 error TEXT,
                 PRIMARY KEY (run_id, partition)
             ) STRICT, WITHOUT ROWID;
-            PRAGMA user_version = 1;
+            PRAGMA user_version = 2;
             COMMIT;",
         )?;
     } else if version > VERSION {

@@ -52,6 +52,7 @@ async fn run_records_are_derived_from_events() {
         RunChange::Started {
             trigger: "manual".into(),
             partitions: 2,
+            plugins: [("csv-extract".to_owned(), "0.1.0".to_owned())].into(),
         },
     );
     record(
@@ -80,6 +81,10 @@ async fn run_records_are_derived_from_events() {
     let (run, partitions) = store.run("r1").unwrap().unwrap();
     assert_eq!(run.status, "running");
     assert_eq!(run.trigger.as_deref(), Some("manual"));
+    assert_eq!(
+        run.plugins,
+        Some([("csv-extract".to_owned(), "0.1.0".to_owned())].into())
+    );
     assert_eq!(run.started_ms, 1_000);
     assert_eq!(
         (
@@ -210,6 +215,7 @@ async fn retention_keeps_the_newest_events_and_runs() {
             RunChange::Started {
                 trigger: "schedule".into(),
                 partitions: 1,
+                plugins: Default::default(),
             },
         );
         // Runs that ended can be pruned; a running one never is.
@@ -252,6 +258,7 @@ async fn runs_left_running_are_marked_interrupted_on_open() {
             RunChange::Started {
                 trigger: "schedule".into(),
                 partitions: 1,
+                plugins: Default::default(),
             },
         );
         store.flush().await;
@@ -315,4 +322,46 @@ fn rejects_are_paged_across_databases_that_have_the_table() {
         !dir.path().join("missing.db").exists(),
         "read-only: no file created"
     );
+}
+
+#[tokio::test]
+async fn a_state_database_of_layout_1_gains_the_plugins_column_and_keeps_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        // Layout 1 as the first release wrote it: the current tables without `runs.plugins`.
+        let conn = schema::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE runs DROP COLUMN plugins;
+             INSERT INTO runs (id, pipeline, trigger, status, started_ms, ended_ms)
+                 VALUES ('old', 'bank', 'manual', 'completed', 1000, 2000);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, Retention::default()).unwrap();
+    let (old, _) = store.run("old").unwrap().unwrap();
+    assert_eq!((old.status.as_str(), old.plugins), ("completed", None));
+    record(
+        &store,
+        1,
+        "new",
+        None,
+        RunChange::Started {
+            trigger: "manual".into(),
+            partitions: 1,
+            plugins: [("stamp".to_owned(), "2.0.0".to_owned())].into(),
+        },
+    );
+    store.flush().await;
+    let (new, _) = store.run("new").unwrap().unwrap();
+    assert_eq!(
+        new.plugins,
+        Some([("stamp".to_owned(), "2.0.0".to_owned())].into())
+    );
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }

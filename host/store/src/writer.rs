@@ -101,13 +101,17 @@ fn apply(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
         RunChange::Started {
             trigger,
             partitions,
+            plugins,
         } => {
+            let plugins = serde_json::to_string(plugins).unwrap_or_default();
             tx.prepare_cached(
-                "INSERT INTO runs (id, pipeline, trigger, status, started_ms, partitions)
-                 VALUES (?1, ?2, ?3, 'running', ?4, ?5)
-                 ON CONFLICT (id) DO UPDATE SET trigger = ?3, partitions = ?5",
+                "INSERT INTO runs (id, pipeline, trigger, status, started_ms, partitions, plugins)
+                 VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET trigger = ?3, partitions = ?5, plugins = ?6",
             )?
-            .execute(params![run, pipeline, trigger, e.time_ms, partitions])?;
+            .execute(params![
+                run, pipeline, trigger, e.time_ms, partitions, plugins
+            ])?;
         }
         RunChange::WorkerStarted { checkpoint } => {
             if let Some(partition) = partition {
