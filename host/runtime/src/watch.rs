@@ -108,16 +108,39 @@ pub enum FileEvent {
     Removed(PathBuf),
 }
 
+/// Whether a notification can mean the file's content or existence changed. Opening and
+/// reading a file are notified too (inotify's `IN_OPEN`, `IN_CLOSE_NOWRITE`), and loading a
+/// plugin reads it: counting those would reload every plugin forever.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::EventKind::{Access, Any, Create, Modify, Other, Remove};
+    use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
+    match kind {
+        Access(AccessKind::Close(AccessMode::Write)) => true,
+        Access(_) => false,
+        Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        Create(_) | Modify(_) | Remove(_) | Any | Other => true,
+    }
+}
+
 /// Watch `dir` for `.wasm` files; settled changes arrive on the returned channel. The watcher
 /// lives as long as the receiver.
+///
+/// Paths are reported as `dir` joined with the file name, the same form [`Runtime::load_dir`]
+/// (crate::Runtime::load_dir) gives its plugins, so a path from here finds its plugin in the
+/// catalog even when `dir` is relative or not canonical (the OS reports absolute paths).
 pub fn watch_dir(dir: &Path, settle: Duration) -> anyhow::Result<mpsc::Receiver<FileEvent>> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<PathBuf>();
+    let base = dir.to_owned();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            for path in event.paths {
-                if path.extension().is_some_and(|x| x == "wasm") {
-                    let _ = raw_tx.send(path);
-                }
+        let Ok(event) = event else { return };
+        if !changes_content(&event.kind) {
+            return;
+        }
+        for path in event.paths {
+            if path.extension().is_some_and(|x| x == "wasm")
+                && let Some(name) = path.file_name()
+            {
+                let _ = raw_tx.send(base.join(name));
             }
         }
     })?;
@@ -214,5 +237,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(removed, Some(FileEvent::Removed(path)));
+    }
+
+    #[tokio::test]
+    async fn reading_a_file_is_not_a_change_and_paths_keep_the_form_of_the_watched_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        // Not canonical, as a config relative to the current folder gives it (`./plugins`).
+        let watched = dir.path().join(".").join("plugins");
+        let settle = Duration::from_millis(200);
+        let mut events = watch_dir(&watched, settle).unwrap();
+        std::fs::write(watched.join("p.wasm"), b"one").unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap();
+        let expected = watched.join("p.wasm");
+        assert_eq!(first, Some(FileEvent::Changed(expected.clone())));
+
+        // What loading a plugin does: open, read, close. No event may follow from it.
+        for _ in 0..3 {
+            assert_eq!(std::fs::read(&expected).unwrap(), b"one");
+        }
+        assert!(
+            tokio::time::timeout(settle * 4, events.recv())
+                .await
+                .is_err(),
+            "reading the file was reported as a change"
+        );
+        std::fs::write(&expected, b"two").unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap();
+        assert_eq!(second, Some(FileEvent::Changed(expected)));
     }
 }
