@@ -73,7 +73,7 @@ test: plugins test-plugins plugins-examples-test
 
 # The dashboard in a real headless Chromium (Debian's `chromium`) against a real `weir serve`
 # running the bank-recon example; screenshots go to target/dashboard*.png.
-dashboard-test: plugins build
+dashboard-test: plugins test-plugins build
     cd tests/dashboard && npm ci --no-audit --no-fund --loglevel=error
     cd tests/dashboard && node --test --test-reporter=spec dashboard.test.mjs
 

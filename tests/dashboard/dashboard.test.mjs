@@ -1,7 +1,8 @@
 // The dashboard in a real headless Chromium against a real `weir serve` running the bank-recon
 // example (copied to a temporary folder, as tests/e2e/bank_recon.rs does) plus a second
-// pipeline with a large generated CSV to cancel. `just dashboard-test` builds weir and the
-// plugins first, then runs this with `node --test`. Screenshots go to target/dashboard*.png,
+// pipeline with a large generated CSV to cancel. `just dashboard-test` builds weir, the
+// plugins and the test plugins (two versions of `stamp`, for the drop-in replacement) first,
+// then runs this with `node --test`. Screenshots go to target/dashboard*.png,
 // the server's output to target/dashboard-serve.log.
 //
 // The steps share one server and one page and run in order: each builds on the one before.
@@ -9,6 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -340,6 +342,41 @@ test('after a server restart the page reconnects and misses nothing, duplicates 
   // Sessions do not survive a restart: the page says so instead of failing on click.
   await page.locator('#auth').getByRole('button', { name: 'Log in' }).waitFor();
   assert.ok(await bank.getByRole('button', { name: 'Run now' }).isDisabled());
+});
+
+test('a plugin replaced while serving shows a notice and the new version on the plugins page', async () => {
+  // The temporary plugins folder (never the repository's plugins/dist): `stamp` 1.0.0 is dropped
+  // in while weir serve runs, then its 2.0.0 build is copied over it.
+  const [v1, v2] = ['stamp.wasm', 'stamp_v2.wasm'].map((f) => path.join(root, 'tests/plugins/dist', f));
+  for (const file of [v1, v2]) assert.ok(fs.existsSync(file), `${file} is missing: run \`just test-plugins\``);
+  const sha256 = (file) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  const dropped = path.join(dir, 'plugins/stamp.wasm');
+  // The text of the Version cell itself, without the short hash under it.
+  const stampVersion = (version) => page.waitForFunction((v) =>
+    document.querySelector('tr[data-plugin="stamp"] td:nth-child(3)')?.firstChild?.textContent === v, version);
+  const stampHash = () => page.locator('tr[data-plugin="stamp"] .hash').textContent();
+
+  await page.locator('nav a', { hasText: 'Plugins' }).click();
+  await page.locator('table.plugins > tbody > tr').first().waitFor();
+  fs.copyFileSync(v1, dropped);
+  await stampVersion('1.0.0');
+  assert.equal(await stampHash(), sha256(v1).slice(0, 12));
+  assert.equal(await page.locator('tr[data-plugin="stamp"] .badge').textContent(), 'transformer');
+
+  fs.copyFileSync(v2, dropped);
+  const notice = page.locator('#toasts .toast', { hasText: 'Plugin stamp replaced' });
+  await notice.waitFor();
+  assert.equal(await notice.textContent(), 'Plugin stamp replaced: 1.0.0 → 2.0.0');
+  await stampVersion('2.0.0');
+  assert.equal(await stampHash(), sha256(v2).slice(0, 12));
+  assert.equal(await page.locator('tr[data-plugin="stamp"]').count(), 1, 'one row: the old version is gone');
+  // The API agrees, and the new build is no rejected file.
+  const { plugins, rejected } = await apiCall('GET', '/api/plugins');
+  const stamp = plugins.find((p) => p.name === 'stamp');
+  assert.equal(stamp.version, '2.0.0');
+  assert.equal(stamp.sha256.replace(/^sha256:/, ''), sha256(v2));
+  assert.deepEqual(rejected.map((r) => path.basename(r.file)), ['broken.wasm']);
+  await screenshot('dashboard-plugin-replaced.png');
 });
 
 test('no console errors', () => {
