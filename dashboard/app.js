@@ -248,7 +248,7 @@ const EVENT_TYPES = [
   'engine_started', 'plugin_loaded', 'plugin_replaced', 'plugin_rejected', 'plugin_removed',
   'pipeline_invalid', 'pipeline_valid', 'run_skipped', 'run_started',
   'run_completed', 'run_failed', 'run_cancelled', 'worker_started', 'worker_progress',
-  'batch_committed', 'worker_completed', 'worker_retrying', 'worker_failed',
+  'batch_committed', 'worker_completed', 'worker_retrying', 'worker_failed', 'worker_cancelled',
 ];
 const RUN_ENDS = { run_completed: 'completed', run_failed: 'failed', run_cancelled: 'cancelled' };
 
@@ -397,6 +397,11 @@ function applyEvent(event) {
         break;
       case 'worker_failed':
         Object.assign(worker, { status: 'failed', error: event.error });
+        break;
+      case 'worker_cancelled':
+        Object.assign(worker, {
+          status: 'cancelled', read: event.rows_read, loaded: event.rows_loaded, rejected: event.rows_rejected,
+        });
         break;
       default:
     }
@@ -922,6 +927,7 @@ function eventDetails(e) {
     case 'worker_progress': return e.total ? `${Math.floor((100 * e.done) / e.total)} %` : fmtInt(e.done);
     case 'batch_committed': return `${counts(e.rows_in, e.rows_out, e.rejected)}${e.total ? ` · ${Math.floor((100 * e.done) / e.total)} %` : ''}`;
     case 'worker_completed': return counts(e.rows_read, e.rows_loaded, e.rows_rejected);
+    case 'worker_cancelled': return counts(e.rows_read, e.rows_loaded, e.rows_rejected);
     case 'worker_retrying': return `attempt ${e.attempt} in ${fmtSeconds(e.delay_ms / 1000)}: ${e.error}`;
     case 'worker_failed': return `${e.error} (after ${e.attempts} attempt${e.attempts === 1 ? '' : 's'}${e.retryable ? '' : ', not retryable'})`;
     case 'engine_started': return `weir ${e.version} · ${fmtInt(e.pipelines)} pipeline${e.pipelines === 1 ? '' : 's'}`;

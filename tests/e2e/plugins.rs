@@ -76,3 +76,26 @@ fn inspect_shows_kind_world_and_imports() {
         bad.stderr()
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let fx = Fixture::new();
+    fx.config("");
+    // Like `weir plugins list | head -0`: the reader is gone before the first line is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("-c")
+        .arg(fx.path("weir.toml"))
+        .args(["plugins", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    const SIGPIPE: i32 = 13; // on Linux
+    assert_eq!(output.status.signal(), Some(SIGPIPE), "{stderr}");
+}

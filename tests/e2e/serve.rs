@@ -251,6 +251,23 @@ fn stopping_mid_run_cancels_at_a_batch_boundary_and_loses_nothing() {
     assert_eq!(status, "cancelled", "{rows} rows");
     assert!(rows < 100_000);
     assert_eq!(last.kind, "run_cancelled");
+    // The worker was stopped, not broken: cancelled with what it committed, never "failed".
+    assert!(rest.iter().all(|e| e.kind != "worker_failed"), "{rest:#?}");
+    let stopped = rest
+        .iter()
+        .find(|e| e.kind == "worker_cancelled")
+        .unwrap_or_else(|| panic!("{rest:#?}"));
+    assert_eq!(stopped.data["partition"], "inbox/big.csv");
+    let (partition_status, partition_loaded): (String, i64) = state
+        .query_row(
+            "SELECT status, rows_loaded FROM run_partitions WHERE run_id = ?1",
+            [&run],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(partition_status, "cancelled");
+    assert_eq!(partition_loaded, rows);
+    assert_eq!(stopped.data["rows_loaded"], rows);
 }
 
 #[test]

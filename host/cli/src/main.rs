@@ -107,8 +107,26 @@ enum CheckpointsCommand {
     },
 }
 
+/// Let a closed stdout end the process quietly, as it does any Unix tool (`weir … | head`),
+/// instead of a panic in `println!`. Rust ignores SIGPIPE for every program; only the
+/// one-shot commands get the default back: `serve` writes to sockets, where a peer that went
+/// away must be an error to handle, not the end of the service.
+#[allow(
+    unsafe_code,
+    reason = "one libc call; no Rust API restores a signal disposition"
+)]
+fn restore_default_sigpipe() {
+    // SAFETY: called first in main, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { check: false, .. }) {
+        restore_default_sigpipe();
+    }
     output::init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -153,11 +153,14 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
     }
 
     service.start_scheduler();
-    service.watch_plugins()?;
-    println!(
-        "watching {} for plugin changes",
-        service.config().engine.plugins_dir.display()
-    );
+    // Without the watcher the service still works; only drop-in plugins need a restart.
+    match service.watch_plugins() {
+        Ok(()) => println!(
+            "watching {} for plugin changes",
+            service.config().engine.plugins_dir.display()
+        ),
+        Err(e) => tracing::warn!("{e:#}; plugin changes need a restart to take effect"),
+    }
     let stopping = {
         let service = service.clone();
         async move {

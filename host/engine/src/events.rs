@@ -108,6 +108,13 @@ pub enum EventKind {
         retryable: bool,
         attempts: u32,
     },
+    /// The run was cancelled: the worker stopped at a batch boundary; the totals are what it
+    /// committed before.
+    WorkerCancelled {
+        rows_read: u64,
+        rows_loaded: u64,
+        rows_rejected: u64,
+    },
     RunCancelled {
         rows_read: u64,
         rows_loaded: u64,
@@ -136,6 +143,7 @@ impl EventKind {
             Self::WorkerCompleted { .. } => "worker_completed",
             Self::WorkerRetrying { .. } => "worker_retrying",
             Self::WorkerFailed { .. } => "worker_failed",
+            Self::WorkerCancelled { .. } => "worker_cancelled",
             Self::RunCancelled { .. } => "run_cancelled",
         }
     }

@@ -365,7 +365,10 @@ async fn supervise(
             );
             (totals, Err(message))
         };
-        if matches!(error, WorkerError::Cancelled) || !error.is_retryable() {
+        if matches!(error, WorkerError::Cancelled) {
+            return cancelled(&ctx, &partition.id, totals);
+        }
+        if !error.is_retryable() {
             return fail(error.to_string(), false, budget.attempts());
         }
         let Some(delay) = budget.next_delay(Instant::now()) else {
@@ -388,9 +391,22 @@ async fn supervise(
         );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = ctx.cancelled() => return fail("run cancelled".into(), false, budget.attempts()),
+            _ = ctx.cancelled() => return cancelled(&ctx, &partition.id, totals),
         }
     }
+}
+
+/// The end of a worker stopped by cancelling its run (not a failure: nothing went wrong).
+fn cancelled(ctx: &RunContext, partition: &str, totals: Totals) -> (Totals, Result<(), String>) {
+    ctx.emit(
+        Some(partition),
+        EventKind::WorkerCancelled {
+            rows_read: totals.rows_read,
+            rows_loaded: totals.rows_loaded,
+            rows_rejected: totals.rows_rejected,
+        },
+    );
+    (totals, Err(WorkerError::Cancelled.to_string()))
 }
 
 async fn execute(

@@ -628,6 +628,15 @@ pub fn to_record(event: &SyncEvent) -> Record {
             error: None,
             totals: Some(totals(*rows_read, *rows_loaded, *rows_rejected)),
         },
+        EventKind::WorkerCancelled {
+            rows_read,
+            rows_loaded,
+            rows_rejected,
+        } => RunChange::WorkerEnded {
+            status: PartitionStatus::Cancelled,
+            error: None,
+            totals: Some(totals(*rows_read, *rows_loaded, *rows_rejected)),
+        },
         EventKind::WorkerFailed { error, .. } => RunChange::WorkerEnded {
             status: PartitionStatus::Failed,
             error: Some(error.clone()),

@@ -111,6 +111,8 @@ pub enum PartitionStatus {
     Running,
     Completed,
     Failed,
+    /// Stopped at a batch boundary because its run was cancelled.
+    Cancelled,
 }
 
 impl PartitionStatus {
@@ -119,6 +121,7 @@ impl PartitionStatus {
             Self::Running => "running",
             Self::Completed => "completed",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 }
