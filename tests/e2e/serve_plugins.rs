@@ -145,6 +145,24 @@ fn a_plugin_replaced_during_a_run_serves_the_next_run_and_the_running_one_finish
         .find(|p| p["name"] == "csv-extract")
         .unwrap();
     assert_eq!(csv_extract["used_by"], serde_json::json!(["stamped"]));
+
+    // The same from the command line, asking the running service.
+    let listed = fx.weir(&[
+        "plugins",
+        "list",
+        "--server",
+        &format!("http://{}", server.addr),
+    ]);
+    let out = listed.success().stdout();
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("stamp "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("2.0.0") && line.contains("transformer") && line.contains(" loaded 20"),
+        "{out}"
+    );
+    assert!(out.contains("used by: stamped"), "{out}");
 }
 
 #[test]

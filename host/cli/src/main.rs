@@ -2,6 +2,7 @@
 
 mod commands;
 mod output;
+mod remote;
 mod scaffold;
 mod serve;
 
@@ -68,8 +69,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginsCommand {
-    /// List loaded and rejected plugins.
-    List,
+    /// List the plugins in the plugins folder (loading them), or those a running `weir serve`
+    /// has in service (`--server`), with the pipelines using each, and rejected files.
+    List {
+        /// Ask the `weir serve` at this address (like http://127.0.0.1:7878) instead; also shows
+        /// when each plugin was loaded. Sends $WEIR_TOKEN if set.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
     /// Show one component file: kind, world, imports.
     Inspect {
         /// A `.wasm` file.
@@ -150,8 +157,14 @@ fn main() -> ExitCode {
             } => serve::serve(&cli.config, listen.as_deref()).await,
             Command::Validate => commands::validate(&cli.config).await,
             Command::Plugins {
-                command: PluginsCommand::List,
+                command: PluginsCommand::List { server: None },
             } => commands::plugins_list(&cli.config).await,
+            Command::Plugins {
+                command:
+                    PluginsCommand::List {
+                        server: Some(server),
+                    },
+            } => remote::plugins_list(&server).await,
             Command::Plugins {
                 command: PluginsCommand::Inspect { file },
             } => commands::plugins_inspect(&cli.config, &file).await,
