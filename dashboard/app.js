@@ -19,6 +19,15 @@ const timeFormat = new Intl.DateTimeFormat(undefined, {
 const relativeFormat = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
 
 const fmtInt = (n) => (n == null ? '—' : numberFormat.format(n));
+/** 1,234 B · 12.3 kB · 4.5 MB (decimal units, like the rows/s figures). */
+function fmtBytes(n) {
+  if (n == null) return '—';
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i += 1; }
+  return i === 0 ? `${fmtInt(v)} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
 const fmtDateTime = (ms) => (ms == null ? '—' : dateTimeFormat.format(new Date(ms)));
 const fmtClock = (ms) => timeFormat.format(new Date(ms));
 
@@ -248,7 +257,7 @@ const EVENT_TYPES = [
   'engine_started', 'plugin_loaded', 'plugin_replaced', 'plugin_rejected', 'plugin_removed',
   'pipeline_invalid', 'pipeline_valid', 'run_skipped', 'run_started',
   'run_completed', 'run_failed', 'run_cancelled', 'worker_started', 'worker_progress',
-  'batch_committed', 'worker_completed', 'worker_retrying', 'worker_failed', 'worker_cancelled',
+  'batch_committed', 'worker_completed', 'worker_retrying', 'worker_failed', 'worker_cancelled', 'plugin_log',
 ];
 const RUN_ENDS = { run_completed: 'completed', run_failed: 'failed', run_cancelled: 'cancelled' };
 
@@ -420,7 +429,8 @@ function applyEvent(event) {
     engineStartedAt = event.time;
     refreshSession();
   }
-  if (event.type.startsWith('plugin_') || event.type.startsWith('pipeline_')) pluginEvent(event);
+  // plugin_log is a run's event (shown in its timeline), not a change of the plugins.
+  if ((event.type.startsWith('plugin_') && event.type !== 'plugin_log') || event.type.startsWith('pipeline_')) pluginEvent(event);
   if (event.type.startsWith('run_') || event.type === 'engine_started') scheduleRefresh();
   if (run) updateWorkers(run.pipeline);
   for (const listener of eventListeners) listener(event);
@@ -817,7 +827,8 @@ const runPage = {
         item('Rows read', fmtInt(r.rows_read), 'num big'),
         item('Loaded', fmtInt(r.rows_loaded), 'num big'),
         item('Rejected', fmtInt(r.rows_rejected), `num big${r.rows_rejected ? ' warn' : ''}`),
-        item('Batches', fmtInt(r.batches), 'num')),
+        item('Batches', fmtInt(r.batches), 'num'),
+        item('Data read', fmtBytes(r.bytes), 'num')),
       runPlugins(r.plugins),
       r.error && r.status !== 'cancelled' && h('div', { class: 'error-box' }, h('strong', {}, 'Error: '), r.error));
     const parts = r.partition_totals || [];
@@ -937,6 +948,7 @@ function eventDetails(e) {
     case 'plugin_removed': return `${e.plugin} ${e.version} (${e.kind}) from ${e.file}${e.used_by?.length ? ` · used by ${e.used_by.join(', ')}` : ''}`;
     case 'pipeline_invalid': return e.error;
     case 'pipeline_valid': return 'can run again';
+    case 'plugin_log': return `${e.plugin} [${e.level}]: ${e.message}`;
     default: return '';
   }
 }

@@ -274,7 +274,7 @@ fn python_and_js_transforms_chain_and_their_config_errors_are_not_retried() {
     for (broken, message) in [
         (
             config.replace("threshold = 2500", "treshold = 2500"),
-            "plugin \"payee-normalize\" 0.1.0: open: invalid config: payee-normalize: \
+            "plugin \"payee-normalize\" 0.1.0: open: invalid config: \
              unknown config key 'treshold'",
         ),
         (
@@ -282,7 +282,7 @@ fn python_and_js_transforms_chain_and_their_config_errors_are_not_retried() {
                 "plugin = \"memo-categorize\"",
                 "plugin = \"memo-categorize\"\nconfig = { memo = \"verwendungszweck\" }",
             ),
-            "plugin \"memo-categorize\" 0.1.0: open: invalid config: memo-categorize: memo: \
+            "plugin \"memo-categorize\" 0.1.0: open: invalid config: memo: \
              no column \"verwendungszweck\"",
         ),
     ] {

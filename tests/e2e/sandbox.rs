@@ -179,6 +179,21 @@ fn the_supervisor_restarts_a_trapped_worker_from_its_checkpoint() {
     let (run, events) = fx.weir_with_events(&["run", "trap"]);
     run.success();
     assert_eq!(events_of(&events, "worker_retrying").len(), 1);
+    // The panic message the plugin printed on its stderr is an event of the run, labelled
+    // with the plugin and the partition, not only a line in the host log.
+    let logs = events_of(&events, "plugin_log");
+    let panic = logs
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("trap-mid-batch: panic in batch 2"))
+        })
+        .unwrap_or_else(|| panic!("{logs:#?}"));
+    assert_eq!(
+        (&panic["plugin"], &panic["level"], &panic["partition"]),
+        (&"trap-mid-batch".into(), &"warn".into(), &"p".into())
+    );
     let db = fx.db("ledger.db");
     assert_eq!(count(&db, "SELECT count(*) FROM trap"), 50);
     assert_eq!(count(&db, "SELECT count(DISTINCT id) FROM trap"), 50);
@@ -222,7 +237,7 @@ fn a_spent_budget_fails_the_run_with_the_reason_while_another_pipeline_completes
     let err = run.stderr();
     assert!(
         err.contains("partition p: gave up after 3 attempts")
-            && err.contains("flaky: attempt 3 of 100 fails on purpose"),
+            && err.contains("unavailable: attempt 3 of 100 fails on purpose"),
         "{err}"
     );
     let failed = events_of(&events, "worker_failed");
@@ -250,7 +265,7 @@ fn invalid_config_fails_at_once_without_retries() {
     run.failure();
     assert!(
         run.stderr()
-            .contains("invalid config: bad-config: key \"x\" is always wrong"),
+            .contains("open: invalid config: key \"x\" is always wrong"),
         "{}",
         run.stderr()
     );

@@ -43,6 +43,12 @@ fn a_triggered_run_streams_started_batches_completed_and_is_queryable() {
 
     let run = server.get_json(&format!("/api/runs/{run_id}"));
     assert_eq!(run["status"], "completed");
+    let bytes: u64 = batches
+        .iter()
+        .map(|e| e.data["bytes"].as_u64().unwrap())
+        .sum();
+    assert!(bytes > 2_000, "78 records of 8 fields: {bytes}");
+    assert_eq!(run["bytes"], bytes, "the record sums the batches' bytes");
     assert_eq!(run["trigger"], "manual");
     assert_eq!(run["rows_loaded"], 74);
     let partitions = run["partition_totals"].as_array().unwrap();

@@ -308,6 +308,7 @@ mod tests {
             rows_in,
             rows_out,
             rejected,
+            bytes: 0,
             checkpoint: "c".into(),
             done: 0,
             total: None,

@@ -114,6 +114,7 @@ impl Fixture {
                     rows_in: rows,
                     rows_out: rows - 1,
                     rejected: 1,
+                    bytes: rows * 10,
                     checkpoint: format!("{partition}@{rows}"),
                     done: rows,
                     total: Some(rows),
@@ -341,6 +342,7 @@ async fn runs_and_partition_totals_are_derived_from_the_events() {
     assert_eq!(run["batches"], 2);
     assert!(run["started_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(run["plugins"], json!({ "csv-extract": "0.1.0" }));
+    assert_eq!(run["bytes"], 140, "10 bytes a row, 14 rows");
 
     let (_, detail) = fx.get("/api/runs/r1").await;
     let parts = detail["partition_totals"].as_array().unwrap();

@@ -271,6 +271,7 @@ async fn delivery_guarantee(
             plugin: plugin.label(),
             pipeline: Some(cfg.name.clone()),
             partition: None,
+            logs: None,
         },
         limits: &cfg.limits,
         grants,

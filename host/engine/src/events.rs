@@ -89,6 +89,9 @@ pub enum EventKind {
         rows_in: u64,
         rows_out: u64,
         rejected: u64,
+        /// Row data read from the source for this batch: the extractor's column buffers plus
+        /// the raw text of its rejects.
+        bytes: u64,
         checkpoint: String,
         done: u64,
         total: Option<u64>,
@@ -107,6 +110,14 @@ pub enum EventKind {
         error: String,
         retryable: bool,
         attempts: u32,
+    },
+    /// A line a plugin logged (`log` at info level or above, or a line of its stdout/stderr),
+    /// at most [`crate::run::MAX_LOG_EVENTS`] per plugin instance; the host log has them all.
+    PluginLog {
+        plugin: String,
+        /// `error`, `warn` or `info`.
+        level: String,
+        message: String,
     },
     /// The run was cancelled: the worker stopped at a batch boundary; the totals are what it
     /// committed before.
@@ -144,6 +155,7 @@ impl EventKind {
             Self::WorkerRetrying { .. } => "worker_retrying",
             Self::WorkerFailed { .. } => "worker_failed",
             Self::WorkerCancelled { .. } => "worker_cancelled",
+            Self::PluginLog { .. } => "plugin_log",
             Self::RunCancelled { .. } => "run_cancelled",
         }
     }
@@ -298,7 +310,8 @@ fn log(event: &SyncEvent) {
             rejected,
             "batch committed"
         ),
-        EventKind::WorkerProgress { .. } => {}
+        // Already in the log, from the runtime, with the plugin's own level.
+        EventKind::WorkerProgress { .. } | EventKind::PluginLog { .. } => {}
         kind => tracing::info!(
             pipeline,
             run,

@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use weir_runtime::{
-    CallSite, Catalog, Databases, Grants, HistoryInstance, InstanceOptions, Plugin, PluginKind,
-    Runtime,
+    CallSite, Catalog, Databases, Grants, HistoryInstance, InstanceOptions, LogSink, Plugin,
+    PluginKind, Runtime,
 };
 
 use crate::config::{Config, PipelineConfig, StepConfig};
@@ -175,6 +175,7 @@ impl ResolvedPipeline {
                         plugin: self.history.label(),
                         pipeline: Some(self.config.name.clone()),
                         partition: None,
+                        logs: None,
                     },
                     limits: &self.config.limits,
                     grants: &grants,
@@ -198,7 +199,47 @@ pub struct RunContext {
     cancel_notify: Notify,
 }
 
+/// Plugin log lines that become events, per plugin instance; the rest only go to the host log,
+/// so a chatty plugin cannot flood the event log.
+pub const MAX_LOG_EVENTS: u32 = 100;
+
+/// Longest message of a `plugin_log` event, in bytes (the host log keeps the whole line).
+const MAX_LOG_EVENT_BYTES: usize = 2_000;
+
 impl RunContext {
+    /// Where an instance of `plugin` (its name) logs: info, warn and error lines become
+    /// `plugin_log` events of this run, up to [`MAX_LOG_EVENTS`], then one event saying the rest
+    /// are in the host log only.
+    pub fn log_sink(self: &Arc<Self>, plugin: &str, partition: Option<&str>) -> LogSink {
+        let ctx = self.clone();
+        let (plugin, partition) = (plugin.to_owned(), partition.map(str::to_owned));
+        let sent = AtomicU32::new(0);
+        LogSink(Arc::new(move |level, message| {
+            let level = match level {
+                tracing::Level::ERROR => "error",
+                tracing::Level::WARN => "warn",
+                tracing::Level::INFO => "info",
+                _ => return,
+            };
+            let n = sent.fetch_add(1, Ordering::Relaxed);
+            let message = match n.cmp(&MAX_LOG_EVENTS) {
+                std::cmp::Ordering::Less => shorten(message, MAX_LOG_EVENT_BYTES),
+                std::cmp::Ordering::Equal => format!(
+                    "more than {MAX_LOG_EVENTS} log lines from this plugin instance; the rest are in the host log only"
+                ),
+                std::cmp::Ordering::Greater => return,
+            };
+            ctx.emit(
+                partition.as_deref(),
+                EventKind::PluginLog {
+                    plugin: plugin.clone(),
+                    level: level.to_owned(),
+                    message,
+                },
+            );
+        }))
+    }
+
     /// Publish an event of this run.
     pub fn emit(&self, partition: Option<&str>, kind: EventKind) {
         self.events
@@ -396,6 +437,18 @@ async fn supervise(
     }
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary), marked when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
+
 /// The end of a worker stopped by cancelling its run (not a failure: nothing went wrong).
 fn cancelled(ctx: &RunContext, partition: &str, totals: Totals) -> (Totals, Result<(), String>) {
     ctx.emit(
@@ -435,6 +488,7 @@ async fn execute(
                         plugin: pipeline.extract.label(),
                         pipeline: Some(cfg.name.clone()),
                         partition: None,
+                        logs: Some(ctx.log_sink(&pipeline.extract.info.name, None)),
                     },
                     limits: &cfg.limits,
                     grants: &cfg.grants,
@@ -556,7 +610,58 @@ async fn execute(
 
 #[cfg(test)]
 mod tests {
-    use super::civil_from_days;
+    use super::*;
+
+    #[tokio::test]
+    async fn plugin_log_lines_become_events_up_to_the_cap_then_one_notice() {
+        let events = EventBus::new();
+        let mut rx = events.subscribe();
+        let ctx = Arc::new(RunContext {
+            runtime: Arc::new(Runtime::new(None).unwrap()),
+            run_id: "r1".into(),
+            pipeline: "p".into(),
+            events,
+            cancelled: AtomicBool::new(false),
+            cancel_notify: Notify::new(),
+        });
+        let LogSink(sink) = ctx.log_sink("chatty", Some("a.csv"));
+        sink(tracing::Level::DEBUG, "debug lines stay in the host log");
+        sink(tracing::Level::ERROR, &"x".repeat(5_000));
+        for i in 0..(MAX_LOG_EVENTS + 50) {
+            sink(tracing::Level::INFO, &format!("line {i}"));
+        }
+        let mut got = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            let EventKind::PluginLog {
+                plugin,
+                level,
+                message,
+            } = &event.kind
+            else {
+                panic!("{event:?}");
+            };
+            assert_eq!(
+                (plugin.as_str(), event.partition.as_deref()),
+                ("chatty", Some("a.csv"))
+            );
+            got.push((level.clone(), message.clone()));
+        }
+        assert_eq!(
+            got.len() as u32,
+            MAX_LOG_EVENTS + 1,
+            "the cap, then one notice"
+        );
+        assert_eq!(got[0].0, "error");
+        assert!(got[0].1.ends_with("… (5000 bytes in all)"), "{}", got[0].1);
+        assert!(got[0].1.len() < MAX_LOG_EVENT_BYTES + 40);
+        assert_eq!(got[1], ("info".to_owned(), "line 0".to_owned()));
+        assert!(
+            got.last()
+                .unwrap()
+                .1
+                .contains("the rest are in the host log only")
+        );
+    }
 
     #[test]
     fn civil_dates() {

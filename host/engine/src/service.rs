@@ -611,12 +611,14 @@ pub fn to_record(event: &SyncEvent) -> Record {
             rows_in,
             rows_out,
             rejected,
+            bytes,
             checkpoint,
             ..
         } => RunChange::Batch {
             rows_read: *rows_in,
             rows_loaded: *rows_out,
             rows_rejected: *rejected,
+            bytes: *bytes,
             checkpoint: checkpoint.clone(),
         },
         EventKind::WorkerCompleted {

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use weir_runtime::types::{Batch, Partition, Progress, Rows, Schema, SourceReject};
 use weir_runtime::{
     CallSite, Databases, ExtractorInstance, FaultKind, HistoryInstance, InstanceOptions,
-    LoadTarget, LoaderInstance, PluginError, SharedConnection, TransformerInstance, WritePlan,
-    lock,
+    LoadTarget, LoaderInstance, Plugin, PluginError, SharedConnection, TransformerInstance,
+    WritePlan, lock,
 };
 
 use crate::columns::{self, RowsView, SizeBounds};
@@ -118,6 +118,8 @@ struct StagedBatch {
     checkpoint: String,
     progress: Progress,
     rows_read: u64,
+    /// Row data the extractor handed over: its batch's buffers plus the raw text of its rejects.
+    bytes: u64,
     /// The rows are the extractor's, as [`RowsView::new`] checked them (no transform ran), so
     /// the load stage need not check their text again.
     validated: bool,
@@ -159,11 +161,12 @@ async fn attempt(
     let cfg = &pipeline.config;
     let databases =
         Databases::new(cfg.grants.databases.clone()).with_options(cfg.database_options.clone());
-    let options = |plugin: &str| InstanceOptions {
+    let options = |plugin: &Plugin| InstanceOptions {
         site: CallSite {
-            plugin: plugin.to_owned(),
+            plugin: plugin.label(),
             pipeline: Some(cfg.name.clone()),
             partition: Some(partition.id.clone()),
+            logs: Some(ctx.log_sink(&plugin.info.name, Some(&partition.id))),
         },
         limits: &cfg.limits,
         grants: &cfg.grants,
@@ -174,7 +177,7 @@ async fn attempt(
         databases: cfg.grants.databases.clone(),
     };
     // Only extractors get directories; every other step gets databases only.
-    let options_no_dirs = |plugin: &str| InstanceOptions {
+    let options_no_dirs = |plugin: &Plugin| InstanceOptions {
         grants: &no_dirs,
         ..options(plugin)
     };
@@ -182,10 +185,7 @@ async fn attempt(
     let clock = Instant::now();
     let mut history: HistoryInstance = ctx
         .runtime
-        .history_store(
-            &pipeline.history,
-            options_no_dirs(&pipeline.history.label()),
-        )
+        .history_store(&pipeline.history, options_no_dirs(&pipeline.history))
         .await?;
     times.instantiate += clock.elapsed();
     let commit_db = history.open(&cfg.history.config).await?;
@@ -200,7 +200,7 @@ async fn attempt(
     let clock = Instant::now();
     let mut extractor: ExtractorInstance = ctx
         .runtime
-        .extractor(&pipeline.extract, options(&pipeline.extract.label()))
+        .extractor(&pipeline.extract, options(&pipeline.extract))
         .await?;
     times.instantiate += clock.elapsed();
     let mut schema = extractor
@@ -213,7 +213,7 @@ async fn attempt(
         let clock = Instant::now();
         let mut instance: TransformerInstance = ctx
             .runtime
-            .transformer(plugin, options_no_dirs(&plugin.label()))
+            .transformer(plugin, options_no_dirs(plugin))
             .await?;
         times.instantiate += clock.elapsed();
         let input = schema.clone();
@@ -226,7 +226,7 @@ async fn attempt(
     for (step, plugin) in cfg.loads.iter().zip(&pipeline.loads) {
         let label = plugin.label();
         let clock = Instant::now();
-        let mut instance = ctx.runtime.loader(plugin, options_no_dirs(&label)).await?;
+        let mut instance = ctx.runtime.loader(plugin, options_no_dirs(plugin)).await?;
         times.instantiate += clock.elapsed();
         match instance.open(&step.config, &schema).await? {
             LoadTarget::Sink => sinks.push(SinkLoad { instance }),
@@ -390,6 +390,7 @@ async fn extract_stage(
         // Bounds before anything else touches the rows: a batch too large to handle fails the
         // worker; a single oversized row becomes a reject with its position.
         let size = columns::batch_bytes(&rows);
+        let bytes = (size + source_rejects.iter().map(|r| r.raw.len()).sum::<usize>()) as u64;
         if size > bounds.max_batch_bytes {
             return Err(PluginError {
                 plugin: extract_name.to_owned(),
@@ -493,6 +494,7 @@ async fn extract_stage(
             checkpoint,
             progress,
             rows_read,
+            bytes,
             validated,
         };
         let clock = Instant::now();
@@ -649,6 +651,7 @@ async fn load_stage(
                 rows_in: batch.rows_read,
                 rows_out: loaded,
                 rejected,
+                bytes: batch.bytes,
                 checkpoint: batch.checkpoint,
                 done: batch.progress.done,
                 total: batch.progress.total,

@@ -73,6 +73,20 @@ pub struct PluginError {
     pub message: String,
 }
 
+/// A plugin's message often starts with its own name (`sqlite-load: no column …`), which the
+/// error already gives in front (`plugin "sqlite-load" 0.1.0: open: invalid config: …`): drop
+/// it rather than say it twice. `label` is `"name" version`.
+fn without_own_name(label: &str, message: String) -> String {
+    let name = label.split('"').nth(1).unwrap_or(label);
+    match message
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix(": "))
+    {
+        Some(rest) if !rest.is_empty() => rest.to_owned(),
+        _ => message,
+    }
+}
+
 impl PluginError {
     pub(crate) fn from_guest(plugin: &str, call: &'static str, error: GuestError) -> Self {
         let (kind, message) = match error {
@@ -86,7 +100,7 @@ impl PluginError {
             plugin: plugin.to_owned(),
             call,
             kind,
-            message,
+            message: without_own_name(plugin, message),
         }
     }
 
@@ -114,6 +128,29 @@ impl PluginError {
             call,
             kind: FaultKind::Other,
             message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_own_name;
+
+    #[test]
+    fn a_message_that_starts_with_the_plugin_name_loses_it() {
+        let label = "\"sqlite-load\" 0.1.0";
+        assert_eq!(
+            without_own_name(label, "sqlite-load: no column `x`".into()),
+            "no column `x`"
+        );
+        // Another plugin's name, a longer name, or nothing after the name: kept as it is.
+        for kept in [
+            "csv-extract: x",
+            "sqlite-loader: x",
+            "sqlite-load: ",
+            "sqlite-load",
+        ] {
+            assert_eq!(without_own_name(label, kept.into()), kept);
         }
     }
 }

@@ -35,7 +35,7 @@ pub use instances::{
     TransformedRows, TransformerInstance,
 };
 pub use limits::{EPOCH_TICK, Limits};
-pub use state::{CallSite, PluginState};
+pub use state::{CallSite, LogSink, PluginState};
 pub use watch::{FileEvent, PluginChange, SETTLE, watch_dir};
 pub use weir_bindings::loader::exports::weir::plugin::loader::WritePlan;
 pub use weir_bindings::types;

@@ -21,6 +21,22 @@ pub struct CallSite {
     pub pipeline: Option<String>,
     /// Partition, when running one.
     pub partition: Option<String>,
+    /// Where the plugin's log lines (its `log` calls and stdout/stderr lines) go besides the
+    /// host log; the engine turns them into events.
+    pub logs: Option<LogSink>,
+}
+
+/// The function behind a [`LogSink`]: called with each line's level and text.
+pub type LogFn = dyn Fn(tracing::Level, &str) + Send + Sync;
+
+/// Receives a plugin's log lines with their level (see [`CallSite::logs`]).
+#[derive(Clone)]
+pub struct LogSink(pub Arc<LogFn>);
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogSink")
+    }
 }
 
 /// Store data of a plugin instance.
@@ -112,6 +128,9 @@ pub(crate) fn emit_plugin_log(site: &CallSite, level: tracing::Level, message: &
         tracing::Level::TRACE => {
             tracing::trace!(target: "weir::plugin", plugin, pipeline, partition, "{message}")
         }
+    }
+    if let Some(LogSink(sink)) = &site.logs {
+        sink(level, message);
     }
 }
 

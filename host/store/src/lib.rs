@@ -58,6 +58,8 @@ pub enum RunChange {
         rows_read: u64,
         rows_loaded: u64,
         rows_rejected: u64,
+        /// Row data read from the source.
+        bytes: u64,
         checkpoint: String,
     },
     /// A partition finished; `totals` when the worker reports them.
@@ -149,6 +151,8 @@ pub struct RunRecord {
     pub rows_loaded: u64,
     pub rows_rejected: u64,
     pub batches: u64,
+    /// Row data read from the source by the committed batches.
+    pub bytes: u64,
     pub error: Option<String>,
     /// The plugin versions the run used, name → version (`None` if it failed before starting).
     pub plugins: Option<BTreeMap<String, String>>,
@@ -163,6 +167,8 @@ pub struct PartitionRecord {
     pub rows_loaded: u64,
     pub rows_rejected: u64,
     pub batches: u64,
+    /// Row data read from the source by the committed batches.
+    pub bytes: u64,
     /// The last committed checkpoint (or the one the worker started from).
     pub checkpoint: Option<String>,
     pub error: Option<String>,
@@ -367,7 +373,7 @@ impl Store {
             };
             let mut stmt = c.prepare_cached(
                 "SELECT partition, status, rows_read, rows_loaded, rows_rejected, batches,
-                        checkpoint, error
+                        checkpoint, error, bytes
                  FROM run_partitions WHERE run_id = ?1 ORDER BY partition",
             )?;
             let partitions = stmt
@@ -381,6 +387,7 @@ impl Store {
                         batches: r.get(5)?,
                         checkpoint: r.get(6)?,
                         error: r.get(7)?,
+                        bytes: r.get(8)?,
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
@@ -390,7 +397,7 @@ impl Store {
 }
 
 const RUN_COLUMNS: &str = "id, pipeline, trigger, status, started_ms, ended_ms, partitions, \
-     rows_read, rows_loaded, rows_rejected, batches, error, plugins";
+     rows_read, rows_loaded, rows_rejected, batches, error, plugins, bytes";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -409,6 +416,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         plugins: r
             .get::<_, Option<String>>(12)?
             .and_then(|text| serde_json::from_str(&text).ok()),
+        bytes: r.get(13)?,
     })
 }
 

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-/// 1: events, runs, run_partitions. 2: `runs.plugins` (the plugin versions a run used).
+/// 1: events, runs, run_partitions. 2: `runs.plugins` (the plugin versions a run used),
+/// `runs.bytes` and `run_partitions.bytes` (row data read).
 const VERSION: i64 = 2;
 
 /// Open the file, create the tables if needed, and set the pragmas every connection uses.
@@ -21,6 +22,8 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
         conn.execute_batch(
             "BEGIN;
             ALTER TABLE runs ADD COLUMN plugins TEXT;
+            ALTER TABLE runs ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE run_partitions ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
             PRAGMA user_version = 2;
             COMMIT;",
         )?;
@@ -51,7 +54,8 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
                 rows_rejected INTEGER NOT NULL DEFAULT 0,
                 batches INTEGER NOT NULL DEFAULT 0,
                 error TEXT,
-                plugins TEXT
+                plugins TEXT,
+                bytes INTEGER NOT NULL DEFAULT 0
             ) STRICT;
             CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_ms);
             CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_ms);
@@ -63,6 +67,7 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
                 rows_loaded INTEGER NOT NULL DEFAULT 0,
                 rows_rejected INTEGER NOT NULL DEFAULT 0,
                 batches INTEGER NOT NULL DEFAULT 0,
+                bytes INTEGER NOT NULL DEFAULT 0,
                 checkpoint TEXT,
                 error TEXT,
                 PRIMARY KEY (run_id, partition)

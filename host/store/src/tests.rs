@@ -32,6 +32,8 @@ fn batch(read: u64, loaded: u64, rejected: u64, checkpoint: &str) -> RunChange {
         rows_read: read,
         rows_loaded: loaded,
         rows_rejected: rejected,
+        // 100 bytes a row read, so totals are easy to check.
+        bytes: read * 100,
         checkpoint: checkpoint.into(),
     }
 }
@@ -95,6 +97,7 @@ async fn run_records_are_derived_from_events() {
         ),
         (18, 17, 1, 3)
     );
+    assert_eq!(run.bytes, 1_800);
     assert_eq!(partitions.len(), 2);
     assert_eq!(partitions[0].partition, "a.csv");
     assert_eq!(
@@ -103,6 +106,7 @@ async fn run_records_are_derived_from_events() {
         "{partitions:?}"
     );
     assert_eq!(partitions[0].checkpoint.as_deref(), Some("c3"));
+    assert_eq!(partitions[0].bytes, 1_300);
     assert_eq!(partitions[1].status, "failed");
     assert_eq!(partitions[1].error.as_deref(), Some("boom"));
     assert_eq!(
@@ -325,14 +329,16 @@ fn rejects_are_paged_across_databases_that_have_the_table() {
 }
 
 #[tokio::test]
-async fn a_state_database_of_layout_1_gains_the_plugins_column_and_keeps_its_runs() {
+async fn a_state_database_of_layout_1_gains_the_plugins_and_bytes_columns_and_keeps_its_runs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     {
-        // Layout 1 as the first release wrote it: the current tables without `runs.plugins`.
+        // Layout 1 as the first release wrote it: the current tables without the new columns.
         let conn = schema::open(&path).unwrap();
         conn.execute_batch(
             "ALTER TABLE runs DROP COLUMN plugins;
+             ALTER TABLE runs DROP COLUMN bytes;
+             ALTER TABLE run_partitions DROP COLUMN bytes;
              INSERT INTO runs (id, pipeline, trigger, status, started_ms, ended_ms)
                  VALUES ('old', 'bank', 'manual', 'completed', 1000, 2000);
              PRAGMA user_version = 1;",
@@ -341,7 +347,10 @@ async fn a_state_database_of_layout_1_gains_the_plugins_column_and_keeps_its_run
     }
     let store = Store::open(&path, Retention::default()).unwrap();
     let (old, _) = store.run("old").unwrap().unwrap();
-    assert_eq!((old.status.as_str(), old.plugins), ("completed", None));
+    assert_eq!(
+        (old.status.as_str(), old.plugins, old.bytes),
+        ("completed", None, 0)
+    );
     record(
         &store,
         1,

@@ -127,22 +127,24 @@ fn apply(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
             rows_read,
             rows_loaded,
             rows_rejected,
+            bytes,
             checkpoint,
         } => {
             tx.prepare_cached(
                 "UPDATE runs SET rows_read = rows_read + ?2, rows_loaded = rows_loaded + ?3,
-                 rows_rejected = rows_rejected + ?4, batches = batches + 1 WHERE id = ?1",
+                 rows_rejected = rows_rejected + ?4, batches = batches + 1,
+                 bytes = bytes + ?5 WHERE id = ?1",
             )?
-            .execute(params![run, rows_read, rows_loaded, rows_rejected])?;
+            .execute(params![run, rows_read, rows_loaded, rows_rejected, bytes])?;
             if let Some(partition) = partition {
                 tx.prepare_cached(
                     "INSERT INTO run_partitions (run_id, partition, status, rows_read,
-                         rows_loaded, rows_rejected, batches, checkpoint)
-                     VALUES (?1, ?2, 'running', ?3, ?4, ?5, 1, ?6)
+                         rows_loaded, rows_rejected, batches, bytes, checkpoint)
+                     VALUES (?1, ?2, 'running', ?3, ?4, ?5, 1, ?6, ?7)
                      ON CONFLICT (run_id, partition) DO UPDATE SET
                          rows_read = rows_read + ?3, rows_loaded = rows_loaded + ?4,
                          rows_rejected = rows_rejected + ?5, batches = batches + 1,
-                         checkpoint = ?6",
+                         bytes = bytes + ?6, checkpoint = ?7",
                 )?
                 .execute(params![
                     run,
@@ -150,6 +152,7 @@ fn apply(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
                     rows_read,
                     rows_loaded,
                     rows_rejected,
+                    bytes,
                     checkpoint
                 ])?;
             }
