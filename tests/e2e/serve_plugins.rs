@@ -102,6 +102,17 @@ fn a_plugin_replaced_during_a_run_serves_the_next_run_and_the_running_one_finish
 
     let end = sse.until(|e| ends_run(e, Some(&first)));
     assert_eq!(end.last().unwrap().kind, "run_completed", "{end:#?}");
+    // A 4-second run reports how far reading has got, about once a second.
+    let progress: Vec<u64> = events
+        .iter()
+        .chain(&end)
+        .filter(|e| e.kind == "worker_progress" && e.run() == Some(first.as_str()))
+        .map(|e| e.data["done"].as_u64().unwrap())
+        .collect();
+    assert!(
+        progress.len() >= 2 && progress.windows(2).all(|w| w[0] < w[1]),
+        "{progress:?}"
+    );
     assert_eq!(
         stamps(&fx, 0..1000),
         [("1.0.0".to_owned(), 1000)],

@@ -282,8 +282,10 @@ async fn attempt(
     let extract_name = pipeline.extract.info.name.clone();
     let batch_size = cfg.batch_size;
     let bounds = cfg.bounds;
+    let (progress_ctx, progress_partition) = (ctx.clone(), partition.id.clone());
     let extract_stage = tokio::spawn(async move {
         let mut times = StageTimes::default();
+        let mut progress = ProgressReport::new(&progress_ctx, &progress_partition);
         let result = extract_stage(
             &mut extractor,
             &mut transforms,
@@ -293,6 +295,7 @@ async fn attempt(
             &bounds,
             tx,
             &mut times,
+            &mut progress,
         )
         .await;
         extractor.close().await;
@@ -348,6 +351,7 @@ async fn extract_stage(
     bounds: &SizeBounds,
     tx: mpsc::Sender<StagedBatch>,
     times: &mut StageTimes,
+    report: &mut ProgressReport<'_>,
 ) -> Result<(), WorkerError> {
     loop {
         let clock = Instant::now();
@@ -355,6 +359,7 @@ async fn extract_stage(
             break;
         };
         times.extract += clock.elapsed();
+        report.read(&batch.progress);
         let clock = Instant::now();
         let Batch {
             mut rows,
@@ -504,6 +509,42 @@ async fn extract_stage(
         times.send_wait += clock.elapsed();
     }
     Ok(())
+}
+
+/// `worker_progress` events from the extract side: how far reading has got, ahead of what is
+/// committed (`batch_committed` says that). At most one a second per worker, so a fast source
+/// does not double the event log; a slow load still shows reading moving.
+struct ProgressReport<'a> {
+    ctx: &'a RunContext,
+    partition: &'a str,
+    last: Instant,
+}
+
+impl<'a> ProgressReport<'a> {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new(ctx: &'a RunContext, partition: &'a str) -> Self {
+        // The first batch is reported only after a second: quick partitions need no progress.
+        Self {
+            ctx,
+            partition,
+            last: Instant::now(),
+        }
+    }
+
+    fn read(&mut self, progress: &Progress) {
+        if self.last.elapsed() < Self::EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        self.ctx.emit(
+            Some(self.partition),
+            EventKind::WorkerProgress {
+                done: progress.done,
+                total: progress.total,
+            },
+        );
+    }
 }
 
 /// Commit each staged batch: rows, rejects and checkpoint in one transaction.
