@@ -15,6 +15,7 @@ fn non_components_and_wrong_worlds_are_rejected_while_the_rest_load() {
     // A core module (magic + version 1) is not a component.
     std::fs::write(dir.join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::copy(test_plugin("wrong-world"), dir.join("greeter.wasm")).unwrap();
+    std::fs::copy(test_plugin("future-contract"), dir.join("future.wasm")).unwrap();
     std::fs::write(fx.path("weir.toml"), Fixture::engine_section(&dir)).unwrap();
 
     let run = fx.weir(&["plugins", "list"]);
@@ -39,6 +40,12 @@ fn non_components_and_wrong_worlds_are_rejected_while_the_rest_load() {
     assert!(
         out.contains("greeter.wasm: exports no weir plugin interface")
             && out.contains("acme:greeter/greet@1.0.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "future.wasm: exports weir:plugin/transformer@0.2.0, but this weir supports weir:plugin@0.1.0"
+        ),
         "{out}"
     );
 }

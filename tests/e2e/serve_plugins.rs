@@ -169,8 +169,12 @@ fn a_plugin_replaced_during_a_run_serves_the_next_run_and_the_running_one_finish
         .lines()
         .find(|l| l.trim_start().starts_with("stamp "))
         .unwrap_or_else(|| panic!("{out}"));
+    let short_hash = &stamp["sha256"].as_str().unwrap()[..12];
     assert!(
-        line.contains("2.0.0") && line.contains("transformer") && line.contains(" loaded 20"),
+        line.contains("2.0.0")
+            && line.contains("transformer")
+            && line.contains(&format!("sha256:{short_hash}"))
+            && line.contains(" loaded 20"),
         "{out}"
     );
     assert!(out.contains("used by: stamped"), "{out}");
@@ -227,6 +231,18 @@ fn a_broken_plugin_file_is_rejected_and_the_version_before_it_keeps_serving() {
             .contains("is not WebAssembly"),
         "{rejected:#?}"
     );
+
+    // A plugin built against a contract version this weir does not support.
+    std::fs::copy(test_plugin("future-contract"), stamp_file(&fx)).unwrap();
+    let rejected = sse.until(is_plugin_event).pop().unwrap();
+    assert_eq!(rejected.kind, "plugin_rejected", "{rejected:#?}");
+    assert!(
+        rejected.data["reason"].as_str().unwrap().contains(
+            "exports weir:plugin/transformer@0.2.0, but this weir supports weir:plugin@0.1.0"
+        ),
+        "{rejected:#?}"
+    );
+    assert_eq!(rejected.data["kept_version"], "1.0.0");
 
     // The pipeline still runs, on the version loaded before.
     let pipelines = server.get_json("/api/pipelines");
@@ -360,4 +376,28 @@ fn a_plugin_file_written_in_chunks_is_loaded_once_whole() {
     assert!(events.iter().all(|e| !is_plugin_event(e)), "{events:#?}");
     assert_eq!(events.last().unwrap().kind, "run_completed", "{events:#?}");
     assert_eq!(stamps(&fx, 0..10), [("2.0.0".to_owned(), 10)]);
+}
+
+#[test]
+fn a_plugin_removed_during_a_run_serves_that_run_to_the_end() {
+    // 10 batches of 50, 200 ms each: the file is deleted after the first.
+    let fx = stamp_fixture(true, 200);
+    fx.write("inbox/a.csv", csv(0..500));
+    let server = Server::start(&fx);
+    let mut sse = server.events("", None);
+    let run = server.trigger("stamped");
+    sse.until(|e| e.kind == "batch_committed" && e.run() == Some(run.as_str()));
+
+    std::fs::remove_file(stamp_file(&fx)).unwrap();
+    let events = sse.until(|e| ends_run(e, Some(&run)));
+    assert_eq!(events.last().unwrap().kind, "run_completed", "{events:#?}");
+    let removed = events.iter().position(|e| e.kind == "plugin_removed");
+    assert!(
+        removed.is_some_and(|at| at < events.len() - 1),
+        "the removal must land while the run is going: {events:#?}"
+    );
+    assert_eq!(stamps(&fx, 0..500), [("1.0.0".to_owned(), 500)]);
+    // Only the next trigger fails.
+    let refused = server.request("POST", "/api/pipelines/stamped/runs", true);
+    assert_eq!(refused.status, 409, "{}", refused.body);
 }
