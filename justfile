@@ -50,10 +50,10 @@ build:
 demo: plugins build
     rm -f examples/bank-recon/ledger.db*
     @echo "== first run: every statement file is new"
-    -target/debug/weir -c examples/bank-recon/weir.toml run bank-recon
+    target/debug/weir -c examples/bank-recon/weir.toml run bank-recon
     @echo
     @echo "== second run: nothing new, so nothing is loaded twice"
-    -target/debug/weir -c examples/bank-recon/weir.toml run bank-recon
+    target/debug/weir -c examples/bank-recon/weir.toml run bank-recon
     @echo
     @echo "== the ledger"
     sqlite3 -header -column examples/bank-recon/ledger.db "SELECT count(*) AS transactions, printf('%.2f', sum(amount)) AS net_amount, min(booking_date) AS first, max(booking_date) AS last FROM transactions"

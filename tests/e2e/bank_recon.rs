@@ -112,3 +112,22 @@ fn validate_reports_exactly_once_for_the_demo() {
         run.stdout()
     );
 }
+
+#[test]
+fn workers_opening_the_same_database_at_once_do_not_collide() {
+    // bank-recon runs 2 workers at once, each opening ledger.db (and switching it to WAL):
+    // none may fail with "database is locked" and need a restart, first run or later.
+    let fx = bank_recon_fixture();
+    for round in 0..10 {
+        let _ = std::fs::remove_file(fx.path("ledger.db"));
+        for attempt in ["first", "second"] {
+            let run = fx.weir(&["run", "bank-recon"]);
+            run.success();
+            assert!(
+                !run.stderr().contains("restarting") && !run.stderr().contains("locked"),
+                "round {round}, {attempt} run:\n{}",
+                run.stderr()
+            );
+        }
+    }
+}

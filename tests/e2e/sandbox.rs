@@ -54,6 +54,40 @@ fn an_infinite_loop_is_stopped_at_the_cpu_deadline() {
 }
 
 #[test]
+fn a_timed_out_instance_is_discarded_and_the_restart_runs_on_a_fresh_one() {
+    let fx = Fixture::new();
+    let extra = "limits = { timeout_seconds = 1 }\n\
+                 restart = { max_restarts = 1, backoff_min_ms = 50, backoff_max_ms = 50 }";
+    fx.config_with_test_plugins(
+        &["spin-forever"],
+        &test_pipeline("sleepy", "spin-forever", r#"mode = "sleep""#, extra),
+    );
+    let (run, events) = fx.weir_with_events(&["run", "sleepy"]);
+    run.failure();
+    // Each attempt starts a new instance and ends in the same timeout: a re-used instance
+    // would fail differently (wasmtime refuses to re-enter a cancelled one), or not at all.
+    assert_eq!(events_of(&events, "worker_started").len(), 2, "{events:#?}");
+    let retrying = events_of(&events, "worker_retrying");
+    assert_eq!(retrying.len(), 1, "{events:#?}");
+    assert!(
+        retrying[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("next-batch: timed out: stopped after"),
+        "{retrying:#?}"
+    );
+    let failed = events_of(&events, "worker_failed");
+    assert_eq!(failed[0]["attempts"], 2, "{failed:#?}");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("next-batch: timed out: stopped after"),
+        "{failed:#?}"
+    );
+}
+
+#[test]
 fn a_call_blocked_in_the_host_is_stopped_at_the_wall_clock_timeout() {
     let fx = Fixture::new();
     let extra = format!("limits = {{ timeout_seconds = 1 }}\n{NO_RESTART}");
@@ -85,7 +119,7 @@ fn a_memory_bomb_traps_at_the_cap_and_host_memory_stays_bounded() {
         &["alloc-bomb"],
         &test_pipeline("bomb", "alloc-bomb", "chunk_mib = 8", &extra),
     );
-    let run = fx.weir(&["run", "bomb"]);
+    let (run, events) = fx.weir_with_events(&["run", "bomb"]);
     run.failure();
     assert!(
         run.stderr()
@@ -93,6 +127,12 @@ fn a_memory_bomb_traps_at_the_cap_and_host_memory_stays_bounded() {
         "{}",
         run.stderr()
     );
+    let stopped =
+        ms(events_of(&events, "worker_failed")[0]) - ms(events_of(&events, "worker_started")[0]);
+    println!(
+        "alloc-bomb: stopped {stopped} ms after the worker started (8 MiB chunks toward a 64 MiB cap)"
+    );
+    assert!(stopped < 10_000, "the cap stopped it late: {stopped} ms");
     let peak: u64 = run
         .stdout()
         .lines()
@@ -117,8 +157,18 @@ fn every_sandbox_escape_is_denied() {
             "",
         ),
     );
-    let run = fx.weir(&["run", "escape"]);
+    let (run, events) = fx.weir_with_events(&["run", "escape"]);
     run.failure();
+    // access-denied is not retried, even with the default restart budget.
+    let failed = events_of(&events, "worker_failed");
+    assert_eq!(failed.len(), 5, "{failed:#?}");
+    assert!(
+        failed
+            .iter()
+            .all(|e| e["attempts"] == 1 && e["retryable"] == false),
+        "{failed:#?}"
+    );
+    assert!(events_of(&events, "worker_retrying").is_empty());
     let err = run.stderr();
     for attempt in ["etc-passwd", "dotdot", "symlink", "write", "database"] {
         let line = err

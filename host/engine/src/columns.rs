@@ -251,6 +251,19 @@ mod tests {
                 .contains("column name is 7 bytes")
         );
         assert_eq!(batch_bytes(&r), 3 * 8 + 9 + 3 * 4 + 1);
+
+        // Each value fits, but the whole row (8 bytes of id + 7 of name) does not.
+        let rows_only = SizeBounds {
+            max_value_bytes: 100,
+            max_row_bytes: 12,
+            max_batch_bytes: 1000,
+        };
+        let verdict = oversized_rows(&r, &schema(), &rows_only);
+        assert_eq!(&verdict[..2], &[None, None]);
+        assert_eq!(
+            verdict[2].as_deref(),
+            Some("row is 15 bytes, more than max_row_bytes (12)")
+        );
     }
 
     #[test]

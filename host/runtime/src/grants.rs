@@ -133,8 +133,7 @@ pub fn open_database_with(
         .with_context(|| format!("failed to open database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     if !options.read_only {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(|| format!("failed to enable WAL on {}", path.display()))?;
+        enable_wal(&conn).with_context(|| format!("failed to enable WAL on {}", path.display()))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
     }
     if let Some(max) = options.max_size_bytes {
@@ -142,6 +141,35 @@ pub fn open_database_with(
         conn.pragma_update(None, "max_page_count", (max / page_size).max(1))?;
     }
     Ok(conn)
+}
+
+/// Switch the file to WAL unless it already is. Changing the journal mode does not wait on the
+/// busy handler: while another connection (another worker of the same run) has the file open,
+/// it fails with "database is locked" at once, even when the mode is WAL already. So ask first,
+/// and retry a switch that collides with another opener for up to the busy timeout.
+fn enable_wal(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mode = |conn: &rusqlite::Connection| -> rusqlite::Result<String> {
+        conn.pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+    };
+    if mode(conn)?.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                if mode(conn).is_ok_and(|m| m.eq_ignore_ascii_case("wal")) {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Lock a shared connection; a poisoned lock only means another call panicked mid-statement,
