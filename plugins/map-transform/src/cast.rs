@@ -250,8 +250,12 @@ impl NumberFormat {
     /// A real number, parsed from the canonical decimal (`buf` is scratch space).
     pub(crate) fn real(&self, value: &str, buf: &mut String) -> Option<f64> {
         if self.separators.is_empty() {
-            if let Some(v) = exact_real(value, self.point) {
-                return Some(v);
+            if let Some(v) = u8::try_from(self.point)
+                .ok()
+                .and_then(|point| weir_sdk::exact_decimal(value.as_bytes(), point))
+            {
+                // The canonical decimal has no negative zero.
+                return Some(if v == 0.0 { 0.0 } else { v });
             }
             if self.point == '.' {
                 // Already in Rust's notation once `split` accepts it: parse it as it is (the
@@ -269,49 +273,6 @@ impl NumberFormat {
         }
         buf.parse().ok()
     }
-}
-
-/// `[+-]digits[<point>digits]` with at most 15 significant digits and 22 fraction digits, in
-/// one pass: the digits as an integer (exact in an f64) divided by a power of ten (exact too),
-/// which IEEE division rounds correctly — the same value `str::parse` gives, without its
-/// general machinery. `None` for anything else (the caller takes the general path).
-fn exact_real(value: &str, point: char) -> Option<f64> {
-    const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-    ];
-    let point = u8::try_from(point).ok()?;
-    let bytes = value.as_bytes();
-    let (negative, rest) = match bytes.first()? {
-        b'-' => (true, &bytes[1..]),
-        b'+' => (false, &bytes[1..]),
-        _ => (false, bytes),
-    };
-    let mut mantissa: u64 = 0;
-    let (mut digits, mut fraction, mut in_fraction, mut any_digit) = (0usize, 0usize, false, false);
-    for &b in rest {
-        if b.is_ascii_digit() {
-            any_digit = true;
-            // Leading zeros are not significant; past 15 digits the fast path is not exact.
-            if mantissa != 0 || b != b'0' {
-                digits += 1;
-                if digits > 15 {
-                    return None;
-                }
-            }
-            mantissa = mantissa * 10 + u64::from(b - b'0');
-            fraction += usize::from(in_fraction);
-        } else if b == point && !in_fraction {
-            in_fraction = true;
-        } else {
-            return None;
-        }
-    }
-    if !any_digit || fraction >= POW10.len() {
-        return None;
-    }
-    let v = mantissa as f64 / POW10[fraction];
-    Some(if negative && v != 0.0 { -v } else { v })
 }
 
 /// The words a boolean column accepts, compared ignoring ASCII case.
