@@ -60,6 +60,15 @@ fn stamps(fx: &Fixture, ids: std::ops::Range<u32>) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// The entry of `GET /api/plugins` for the plugin called `name`, if it is listed.
+fn listed<'a>(plugins: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+}
+
 fn is_plugin_event(event: &SseEvent) -> bool {
     event.kind.starts_with("plugin_")
 }
@@ -139,22 +148,12 @@ fn a_plugin_replaced_during_a_run_serves_the_next_run_and_the_running_one_finish
     assert_eq!(record["plugins"]["stamp"], "2.0.0", "{record}");
 
     let plugins = server.get_json("/api/plugins");
-    let stamp = plugins["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "stamp")
-        .expect("stamp listed");
+    let stamp = listed(&plugins, "stamp").expect("stamp listed");
     assert_eq!(stamp["version"], "2.0.0");
     assert_eq!(stamp["sha256"], replaced.data["new_hash"]);
     assert_eq!(stamp["used_by"], serde_json::json!(["stamped"]));
     assert!(stamp["loaded_at"].as_str().is_some(), "{stamp}");
-    let csv_extract = plugins["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "csv-extract")
-        .unwrap();
+    let csv_extract = listed(&plugins, "csv-extract").unwrap();
     assert_eq!(csv_extract["used_by"], serde_json::json!(["stamped"]));
 
     // The same from the command line, asking the running service.
@@ -209,12 +208,7 @@ fn a_broken_plugin_file_is_rejected_and_the_version_before_it_keeps_serving() {
     assert_eq!(rejected.data["kept_version"], "1.0.0");
 
     let plugins = server.get_json("/api/plugins");
-    let stamp = plugins["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "stamp")
-        .expect("the old version is still listed");
+    let stamp = listed(&plugins, "stamp").expect("the old version is still listed");
     assert_eq!(stamp["version"], "1.0.0");
     let listed = &plugins["rejected"].as_array().unwrap()[0];
     assert!(listed["file"].as_str().unwrap().ends_with("stamp.wasm"));
@@ -318,13 +312,7 @@ fn a_removed_plugin_makes_its_pipeline_invalid_and_the_next_trigger_fail_clearly
             .starts_with("manual trigger: pipeline \"stamped\" cannot run"),
         "{skipped:#?}"
     );
-    assert!(
-        server.get_json("/api/plugins")["plugins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["name"] != "stamp")
-    );
+    assert!(listed(&server.get_json("/api/plugins"), "stamp").is_none());
 
     // Dropping a plugin of that name back in makes the pipeline valid again.
     std::fs::copy(test_plugin("stamp_v2"), fx.path("plugins/stamp-2.wasm")).unwrap();

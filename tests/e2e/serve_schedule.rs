@@ -125,20 +125,7 @@ fn a_per_second_schedule_runs_repeatedly_and_never_overlaps_itself() {
 #[test]
 fn a_missed_fire_gets_one_catch_up_run_after_a_restart() {
     let fx = every_second("");
-    let server = Server::start(&fx);
-    let mut sse = server.events("pipeline=bank-recon", None);
-    sse.until(|e| ends_run(e, None));
-    let (status, output) = server.stop();
-    assert!(status.success(), "{output}");
-    // Let at least one fire time pass while the engine is down. This waits for the clock,
-    // not for an event, so there is nothing to await instead.
-    std::thread::sleep(std::time::Duration::from_millis(1_100));
-
-    // The catch-up run starts as soon as the scheduler does, maybe before a new stream could
-    // connect: replay from the last event of the first server instead.
-    let last = last_event_id(&fx);
-    let server = Server::start(&fx);
-    let mut sse = server.events("pipeline=bank-recon", Some(last));
+    let (_server, mut sse) = restart_after_a_missed_fire(&fx);
     let mut ended = 0;
     let events = sse.until(|e| {
         ended += usize::from(ends_run(e, None));
@@ -156,18 +143,26 @@ fn a_missed_fire_gets_one_catch_up_run_after_a_restart() {
 #[test]
 fn catch_up_skip_waits_for_the_next_fire() {
     let fx = every_second("catch_up = \"skip\"");
-    let server = Server::start(&fx);
+    let (_server, mut sse) = restart_after_a_missed_fire(&fx);
+    let first = sse.until(|e| e.kind == "run_started");
+    assert_eq!(first.last().unwrap().data["trigger"], "schedule");
+}
+
+/// Serve until one run has ended, stop, let at least one fire time pass while the engine is
+/// down, and serve again. The stream replays from the first server's last event: the catch-up
+/// run starts as soon as the scheduler does, maybe before a new stream could connect.
+fn restart_after_a_missed_fire(fx: &Fixture) -> (Server, SseClient) {
+    let server = Server::start(fx);
     let mut sse = server.events("pipeline=bank-recon", None);
     sse.until(|e| ends_run(e, None));
     let (status, output) = server.stop();
     assert!(status.success(), "{output}");
+    // This waits for the clock, not for an event, so there is nothing to await instead.
     std::thread::sleep(std::time::Duration::from_millis(1_100));
-
-    let last = last_event_id(&fx);
-    let server = Server::start(&fx);
-    let mut sse = server.events("pipeline=bank-recon", Some(last));
-    let first = sse.until(|e| e.kind == "run_started");
-    assert_eq!(first.last().unwrap().data["trigger"], "schedule");
+    let last = last_event_id(fx);
+    let server = Server::start(fx);
+    let sse = server.events("pipeline=bank-recon", Some(last));
+    (server, sse)
 }
 
 /// The id of the newest event a stopped server left in its state database.

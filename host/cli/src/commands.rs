@@ -9,7 +9,7 @@ use weir_engine::run::Run;
 use weir_engine::{Config, EventBus, ResolvedPipeline, RunSummary};
 use weir_runtime::{CacheOutcome, Catalog, LoadTarget, Runtime};
 
-use crate::output::{Progress, thousands};
+use crate::output::{Progress, print_used_by, thousands};
 
 /// Config + runtime + plugins: what every command starts from.
 struct Setup {
@@ -350,21 +350,7 @@ pub async fn plugins_list(config_path: &Path) -> anyhow::Result<ExitCode> {
                 " (compiled)"
             }
         );
-        let users: Vec<&str> = config
-            .pipelines
-            .iter()
-            .filter(|pipeline| pipeline.uses(&p.info.name))
-            .map(|pipeline| pipeline.name.as_str())
-            .collect();
-        println!(
-            "  {:<16} used by: {}",
-            "",
-            if users.is_empty() {
-                "no pipeline".to_owned()
-            } else {
-                users.join(", ")
-            }
-        );
+        print_used_by(&config.pipelines_using(&p.info.name));
     }
     for r in &catalog.rejected {
         println!("  rejected {}: {}", r.file.display(), r.reason);

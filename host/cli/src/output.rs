@@ -24,6 +24,16 @@ pub fn init_tracing(verbose: u8) {
         .init();
 }
 
+/// The second line of a plugin in `weir plugins list`: the pipelines that use it.
+pub fn print_used_by(pipelines: &[String]) {
+    let users = if pipelines.is_empty() {
+        "no pipeline".to_owned()
+    } else {
+        pipelines.join(", ")
+    };
+    println!("  {:<16} used by: {users}", "");
+}
+
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();

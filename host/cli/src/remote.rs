@@ -8,6 +8,8 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use crate::output::print_used_by;
+
 /// `GET path` on the server at `base` (`http://127.0.0.1:7878`), as JSON. Sends `WEIR_TOKEN`
 /// as the bearer token when it is set (reads need it when the server listens beyond loopback).
 async fn get_json(base: &str, path: &str) -> anyhow::Result<Value> {
@@ -65,15 +67,7 @@ pub async fn plugins_list(base: &str) -> anyhow::Result<ExitCode> {
             text(&p["sha256"]).get(..12).unwrap_or("-"),
             text(&p["loaded_at"]),
         );
-        println!(
-            "  {:<16} used by: {}",
-            "",
-            if users.is_empty() {
-                "no pipeline".to_owned()
-            } else {
-                users.join(", ")
-            }
-        );
+        print_used_by(&users);
     }
     for r in data["rejected"].as_array().into_iter().flatten() {
         let kept = match r["kept_version"].as_str() {

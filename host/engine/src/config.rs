@@ -221,6 +221,15 @@ impl Config {
         self.pipelines.iter().find(|p| p.name == name)
     }
 
+    /// The names of the pipelines whose steps use the plugin called `plugin`.
+    pub fn pipelines_using(&self, plugin: &str) -> Vec<String> {
+        self.pipelines
+            .iter()
+            .filter(|p| p.uses(plugin))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     /// Read and validate a config file, interpolating `${VAR}` from the process environment.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|e| ConfigError {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use weir_runtime::{Catalog, CheckpointEntry, FileEvent, PluginChange, Runtime};
+use weir_runtime::{Catalog, CheckpointEntry, FileEvent, Plugin, PluginChange, Runtime};
 use weir_schedule::Schedule;
 use weir_store::{PartitionStatus, Record, RunChange, RunStatus, Store, StoredEvent, Totals};
 
@@ -136,18 +136,7 @@ impl Service {
             },
         );
         for plugin in catalog.plugins.values() {
-            events.publish(
-                None,
-                None,
-                None,
-                EventKind::PluginLoaded {
-                    plugin: plugin.info.name.clone(),
-                    version: plugin.info.version.clone(),
-                    kind: plugin.kind.to_string(),
-                    file: plugin.file.display().to_string(),
-                    hash: plugin.hash.clone(),
-                },
-            );
+            events.publish(None, None, None, loaded_event(plugin));
         }
         for rejected in &catalog.rejected {
             events.publish(
@@ -462,9 +451,7 @@ impl Service {
         // and the swap below.
         let mut catalog = self.plugins().catalog.clone();
         let change = catalog.apply_load(file, outcome);
-        if !matches!(change, PluginChange::Unchanged(_)) {
-            self.swap_catalog(catalog, change);
-        }
+        self.swap_catalog(catalog, change);
     }
 
     /// Take the plugin loaded from `file` out of service (runs using it finish with it).
@@ -489,16 +476,9 @@ impl Service {
     /// Put `catalog` in service, then say what changed: the plugin event first, then each
     /// pipeline that became unable (or able again) to run.
     fn swap_catalog(&self, catalog: Catalog, change: PluginChange) {
-        let (old, new) = self.swap_catalog_quietly(catalog);
         let path = |p: &Path| p.display().to_string();
         let kind = match change {
-            PluginChange::Loaded(plugin) => EventKind::PluginLoaded {
-                plugin: plugin.info.name.clone(),
-                version: plugin.info.version.clone(),
-                kind: plugin.kind.to_string(),
-                file: path(&plugin.file),
-                hash: plugin.hash.clone(),
-            },
+            PluginChange::Loaded(plugin) => loaded_event(&plugin),
             PluginChange::Replaced { old, new } => EventKind::PluginReplaced {
                 plugin: new.info.name.clone(),
                 kind: new.kind.to_string(),
@@ -520,8 +500,10 @@ impl Service {
                 kind: plugin.kind.to_string(),
                 file: path(&plugin.file),
             },
+            // The same content again: nothing to swap, nothing to say.
             PluginChange::Unchanged(_) => return,
         };
+        let (old, new) = self.swap_catalog_quietly(catalog);
         self.events.publish(None, None, None, kind);
         for (name, now) in &new.resolved {
             let before = old.resolved(name);
@@ -545,11 +527,7 @@ impl Service {
 
     /// The pipelines whose configuration names the plugin.
     pub fn pipelines_using(&self, plugin: &str) -> Vec<String> {
-        self.pipelines
-            .iter()
-            .filter(|p| p.config.uses(plugin))
-            .map(|p| p.config.name.clone())
-            .collect()
+        self.config.pipelines_using(plugin)
     }
 
     /// Stop: no new runs; cancel the runs in progress (they stop at a batch boundary, so a
@@ -571,6 +549,17 @@ impl Service {
         }
         self.store.flush().await;
         self.closed.send_replace(true);
+    }
+}
+
+/// `plugin_loaded` for a plugin put in service (at startup or when its file appeared).
+fn loaded_event(plugin: &Plugin) -> EventKind {
+    EventKind::PluginLoaded {
+        plugin: plugin.info.name.clone(),
+        version: plugin.info.version.clone(),
+        kind: plugin.kind.to_string(),
+        file: plugin.file.display().to_string(),
+        hash: plugin.hash.clone(),
     }
 }
 
