@@ -24,22 +24,30 @@
 //!
 //! # Time zones and daylight saving
 //!
-//! An expression names *local wall-clock times* in its IANA zone (default UTC). Each matching
-//! wall-clock time fires exactly once:
+//! An expression names *local wall-clock times* in its IANA zone (default UTC). Around
+//! daylight-saving changes it behaves as Vixie and Debian cron do (cron(8): only jobs "that run
+//! at a particular time (not specified as @hourly, nor with '*' in the hour or minute
+//! specifier)" get the special handling; "jobs which are specified with wildcards are run based
+//! on the new time immediately"), which is also what cronsim simulates. So there are two kinds
+//! of job, told apart by the *first character* of the minute and hour fields:
 //!
-//! - **Skipped (clocks go forward).** A local time inside the gap fires once, at the instant the
-//!   gap ends. Several skipped times fire together, once. Example, Europe/Zurich on 2024-03-31
-//!   (02:00 jumps to 03:00): `30 2 * * *` fires at 03:00 CEST (01:00Z); `0 * * * *` fires at
-//!   01:00 CET then 03:00 CEST; `*/15 * * * *` fires at 01:45 CET then 03:00 CEST. This is how
-//!   Vixie cron treats fixed-time jobs ("run soon after the change", cron(8)); unlike Vixie we
-//!   apply it to interval jobs too, which at most adds the one run at the end of the gap.
-//! - **Repeated (clocks go back).** A local time that occurs twice fires at its first
-//!   occurrence only, never twice. Example, Europe/Zurich on 2024-10-27 (03:00 CEST goes back
-//!   to 02:00 CET): `30 2 * * *` fires at 02:30 CEST (00:30Z) only; `0 * * * *` fires at 02:00
-//!   CEST then 03:00 CET, two real hours later; `*/15 * * * *` fires up to 02:45 CEST, then
-//!   03:00 CET, 75 real minutes later. Vixie cron also runs interval jobs in the repeated hour;
-//!   we do not, because DESIGN §7 asks that a repeated hour fire once, and a pause of one hour
-//!   a year is harmless for a sync while a duplicated run is not.
+//! - **Fixed-time jobs**: neither field starts with `*` (`30 2 * * *`, `0 9,17 * * 1-5`,
+//!   `0-59/15 2 * * *`, `@daily`, `@weekly`). Each matching reading fires exactly once. One the
+//!   clocks skip fires at the instant the gap ends (several skipped ones fire together, once);
+//!   one the clocks repeat fires at its first occurrence only. America/New_York, 2026-03-08
+//!   (02:00 EST jumps to 03:00 EDT): `30 2 * * *` fires at 03:00 EDT. 2026-11-01 (02:00 EDT
+//!   goes back to 01:00 EST): `30 1 * * *` fires at 01:30 EDT and not at 01:30 EST.
+//! - **Wall-clock jobs**: the minute or the hour field starts with `*` (`*/15 * * * *`,
+//!   `0 * * * *`, `@hourly`, `5 */2 * * *`, `*/10 2 * * *`). They fire at every instant whose
+//!   local reading matches: nothing for skipped readings (no catch-up run at the end of the
+//!   gap), both passes of repeated ones. New York again: on 2026-03-08 `30 * * * *` fires at
+//!   01:30 EST then 03:30 EDT and `*/10 2 * * *` not at all; on 2026-11-01 `@hourly` fires at
+//!   01:00 EDT, 01:00 EST, 02:00 EST (25 runs that day) and `*/15 * * * *` at 01:45 EDT then
+//!   01:00 EST, keeping its 15-minute rhythm.
+//!
+//! The same rule applies to 6-field expressions (cronsim applies Debian's rule to 5-field ones
+//! only and treats every 6-field job as a wall-clock job; we do not, so that adding a seconds
+//! field never makes a daily job skip a spring-forward day or run twice on a fall-back day).
 //!
 //! # Why not the `cron` crate (or `croner`)
 //!
@@ -53,14 +61,14 @@
 //!   parse error, `7` is Saturday). Across DST it drops a daily 02:30 run on the spring-forward
 //!   day and runs it twice on the fall-back day (Europe/Zurich, 2024).
 //! - `croner` parses 5 fields and ORs the day fields, but treats `*/2` as restricted
-//!   (`0 16 */2 * sat` fires on 2023-05-03, a Wednesday) and, on purpose (OCPS), runs interval
-//!   jobs in both copies of a repeated hour (`*/15` in America/New_York on 2024-11-03:
-//!   01:45 EDT, then 01:00 EST). Its errors do not name the field and token.
+//!   (`0 16 */2 * sat` fires on 2023-05-03, a Wednesday). Its errors do not name the field and
+//!   token.
 //!
 //! Wrapping either would mean re-filtering its output, so this crate has its own matcher: each
 //! field is a bit set, the search advances field by field from the largest unit (skipping whole
 //! months, days, hours, minutes that cannot match), and `zone.rs` maps each local match to an
-//! instant with the rules above. The reference table in `tests/reference.rs` is the evidence.
+//! instant with the rules above. The evidence: the hand-transcribed table in
+//! `tests/reference.rs` and the cases generated from cronsim in `tests/reference/`.
 
 mod describe;
 mod error;
@@ -115,17 +123,11 @@ impl Schedule {
     /// years (only possible near the end of chrono's calendar, since never-firing expressions
     /// are rejected by [`Schedule::parse`]).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        // Local matches map to instants in non-decreasing order (see `zone::fire_instant`), and
-        // no local time at or before `t`'s own wall-clock reading can fire after `t`. So walk
-        // the local matches from there and take the first whose instant is late enough; more
-        // than one step happens only when `t` lies in a repeated hour.
-        let mut local = t.with_timezone(&self.tz).naive_local();
-        loop {
-            local = self.spec.next_local(local)?;
-            let at = zone::fire_instant(self.tz, local)?;
-            if at > t {
-                return Some(at);
-            }
+        let next_local = |after| self.spec.next_local(after);
+        if self.spec.follows_wall_clock() {
+            zone::next_on_wall_clock(self.tz, t, next_local)
+        } else {
+            zone::next_at_fixed_time(self.tz, t, next_local)
         }
     }
 

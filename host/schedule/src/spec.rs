@@ -65,6 +65,15 @@ impl Spec {
         !self.day_of_month.star && !self.day_of_week.star
     }
 
+    /// Whether the job follows the wall clock across daylight-saving changes (runs in both
+    /// passes of a repeated hour, never for a skipped one) rather than naming fixed clock times.
+    /// Vixie cron's test, which cronsim copies: the minute or the hour field starts with `*`
+    /// (its `MIN_STAR`/`HR_STAR` flags), so `*/15 * * * *` and `@hourly` follow the wall clock
+    /// while `0,15,30,45 2 * * *` and `0-59/15 2 * * *` name fixed times.
+    pub(crate) fn follows_wall_clock(&self) -> bool {
+        self.minute.star || self.hour.star
+    }
+
     fn day_matches(&self, date: NaiveDate) -> bool {
         let dom = self.day_of_month.bits.contains(date.day());
         let dow = self
@@ -310,6 +319,28 @@ mod tests {
             next("0 0 29 2 */7", "2004-03-01 00:00:00"),
             "2032-02-29 00:00:00"
         );
+    }
+
+    #[test]
+    fn wall_clock_jobs_are_told_by_the_first_character() {
+        for (expr, wall_clock) in [
+            ("*/15 * * * *", true),
+            ("0 * * * *", true),
+            ("@hourly", true),
+            ("*/10 2 * * *", true),
+            ("5 */2 * * *", true),
+            ("* * * * * *", true),
+            ("30 2 * * *", false),
+            ("0,15,30,45 2 * * *", false),
+            ("0-59/15 1-3 * * *", false),
+            ("@daily", false),
+            ("@weekly", false),
+            // Seconds do not count: Vixie has none, and this still names the time 02:30.
+            ("*/10 30 2 * * *", false),
+        ] {
+            let spec = Spec::parse(expr).unwrap();
+            assert_eq!(spec.follows_wall_clock(), wall_clock, "{expr}");
+        }
     }
 
     #[test]

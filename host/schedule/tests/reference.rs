@@ -11,8 +11,8 @@
 //!   timestamps; loops are written out; naive datetimes are UTC. Where croniter starts from a
 //!   pytz-localised time its offset is written explicitly.
 //!
-//! Cases whose published answer differs from ours on purpose (Vixie day semantics, our DST
-//! rules) are not silently edited: they are in `DIVERGENT` below with both answers.
+//! Cases whose published answer differs from ours on purpose (Vixie day semantics, Vixie's
+//! fixed-time DST rule, which robfig and croniter do not have) are not silently edited: they are in `DIVERGENT` below with both answers.
 //! Unsatisfiable cases (`0 0 0 30 Feb ?`) are parse errors here; see `parse_errors.rs`.
 
 use chrono::{DateTime, Utc};
@@ -60,6 +60,8 @@ const NEXT: &[Case] = &[
     ("robfig DST spring 1am", "0 0 1 * * *", NY, "2012-03-11T01:00:00-05:00", &["2012-03-12T01:00:00-04:00"]),
     ("robfig DST fall 02:30", "0 30 2 04 Nov *", NY, "2012-11-04T00:00:00-04:00", &["2012-11-04T02:30:00-05:00"]),
     ("robfig DST fall hourly", "0 0 * * * *", NY, "2012-11-04T00:00:00-04:00", &["2012-11-04T01:00:00-04:00"]),
+    // A wall-clock job (`*` hour): both passes of the repeated hour fire, as in Vixie cron.
+    ("robfig DST fall hourly", "0 0 * * * *", NY, "2012-11-04T01:00:00-04:00", &["2012-11-04T01:00:00-05:00"]),
     ("robfig DST fall hourly", "0 0 * * * *", NY, "2012-11-04T01:00:00-05:00", &["2012-11-04T02:00:00-05:00"]),
     ("robfig DST fall 1am", "0 0 1 * * *", NY, "2012-11-04T00:00:00-04:00", &["2012-11-04T01:00:00-04:00"]),
     ("robfig DST fall 1am", "0 0 1 * * *", NY, "2012-11-04T01:00:00-05:00", &["2012-11-05T01:00:00-05:00"]),
@@ -142,6 +144,8 @@ const NEXT: &[Case] = &[
     ("croniter testTimezoneSummerTime", "*/30 * * * *", Some("Europe/Athens"), "2013-03-31T01:00:00+02:00",
         &["2013-03-31T01:30:00+02:00", "2013-03-31T02:00:00+02:00", "2013-03-31T02:30:00+02:00",
           "2013-03-31T04:00:00+03:00", "2013-03-31T04:30:00+03:00"]),
+    ("croniter testTimezoneWinterTime", "*/30 * * * *", Some("Europe/Athens"), "2013-10-27T03:30:00+03:00",
+        &["2013-10-27T03:00:00+02:00", "2013-10-27T03:30:00+02:00", "2013-10-27T04:00:00+02:00"]),
     ("croniter test_std_dst", "0 0 * * *", WARSAW, "2017-03-26T00:00:00+01:00", &["2017-03-27T00:00:00+02:00"]),
     ("croniter test_std_dst", "0 * * * *", WARSAW, "2017-03-26T01:00:00+01:00", &["2017-03-26T03:00:00+02:00"]),
     ("croniter test_std_dst", "0 0 * * *", WARSAW, "2017-10-29T00:00:00+02:00", &["2017-10-30T00:00:00+01:00"]),
@@ -272,22 +276,16 @@ const DIVERGENT: &[Divergent] = &[
         "`*/5` starts with `*`, so Vixie ANDs it with Monday; robfig ORs"),
     ("robfig DST spring 02:30", "0 30 2 11 Mar *", NY, "2012-03-11T00:00:00-05:00",
         "2013-03-11T02:30:00-04:00", "2012-03-11T03:00:00-04:00",
-        "a skipped time fires when the gap ends; robfig skips the run"),
+        "a fixed-time job's skipped time fires when the gap ends (Vixie); robfig skips the run"),
     ("robfig DST spring 2am", "0 0 2 * * *", NY, "2012-03-11T00:00:00-05:00",
         "2012-03-12T02:00:00-04:00", "2012-03-11T03:00:00-04:00",
-        "a skipped time fires when the gap ends; robfig skips the run"),
+        "a fixed-time job's skipped time fires when the gap ends (Vixie); robfig skips the run"),
     ("robfig DST fall 01:30", "0 30 1 04 Nov *", NY, "2012-11-04T01:45:00-04:00",
         "2012-11-04T01:30:00-05:00", "2013-11-04T01:30:00-05:00",
-        "a repeated time fires at its first occurrence only; robfig fires again"),
-    ("robfig DST fall hourly", "0 0 * * * *", NY, "2012-11-04T01:00:00-04:00",
-        "2012-11-04T01:00:00-05:00", "2012-11-04T02:00:00-05:00",
-        "a repeated time fires at its first occurrence only; robfig fires again"),
+        "a fixed-time job's repeated time fires at its first occurrence only (Vixie); robfig fires again"),
     ("robfig DST fall 1am", "0 0 1 * * *", NY, "2012-11-04T01:00:00-04:00",
         "2012-11-04T01:00:00-05:00", "2012-11-05T01:00:00-05:00",
-        "a repeated time fires at its first occurrence only; robfig fires again"),
-    ("croniter testTimezoneWinterTime", "*/30 * * * *", Some("Europe/Athens"), "2013-10-27T03:30:00+03:00",
-        "2013-10-27T03:00:00+02:00", "2013-10-27T04:00:00+02:00",
-        "a repeated time fires at its first occurrence only; croniter fires again"),
+        "a fixed-time job's repeated time fires at its first occurrence only (Vixie); robfig fires again"),
     ("croniter testDomDowVixieCronBug (default)", "0 16 */2 * sat", None, "2023-05-02T00:00:00Z",
         "2023-05-03T16:00:00Z", "2023-05-13T16:00:00Z",
         "`*/2` starts with `*`, so Vixie ANDs it with Saturday; croniter ORs by default"),
