@@ -29,6 +29,9 @@ const WEEKDAY_NAMES: [&str; 7] = [
     "Saturday",
 ];
 
+/// `d#n` in words, for n = 1 to 5.
+const NTH_NAMES: [&str; 5] = ["first", "second", "third", "fourth", "fifth"];
+
 /// Beyond this many clock times (`at 09:00, 09:30, ...`) the fields are described one by one.
 const MAX_LISTED_TIMES: usize = 6;
 
@@ -114,6 +117,11 @@ fn day_phrase(spec: &Spec, fixed_times: bool) -> String {
         (false, false) if month_all && fixed_times => " every day".to_owned(),
         (false, false) if month_all => String::new(),
         (false, false) => format!(" every day in {months}"),
+        // "of the month" for the extensions: "the last day of every month" would suggest one
+        // last day shared by all months.
+        (true, false) if month_all && has_extension(&spec.day_of_month) => {
+            format!(" on {} of the month", days_of_month(spec))
+        }
         (true, false) if month_all => format!(" on {} of every month", days_of_month(spec)),
         (true, false) => format!(" on {} of {months}", days_of_month(spec)),
         (false, true) => format!(" on {}{}", weekdays(spec), in_months(spec)),
@@ -152,15 +160,40 @@ fn days_of_month(spec: &Spec) -> String {
     match field.parts[..] {
         [Part::Every { step }] => format!("every {} day", ordinal(step)),
         [Part::Value(d)] => format!("day {d}"),
-        _ => format!("days {}", list(field)),
+        _ => {
+            // Numbered days first, so "days 1, 15 and the last day" reads whatever the order
+            // the items were written in.
+            let (extensions, plain): (Vec<Part>, Vec<Part>) =
+                field.parts.iter().partition(|p| p.is_extension());
+            let words = |parts: &[Part]| {
+                parts
+                    .iter()
+                    .map(|&p| item_words(field.kind, p))
+                    .collect::<Vec<_>>()
+            };
+            let all = [words(&plain), words(&extensions)].concat();
+            match plain[..] {
+                [] => join(&all),
+                [Part::Value(_)] => format!("day {}", join(&all)),
+                _ => format!("days {}", join(&all)),
+            }
+        }
     }
 }
 
 fn weekdays(spec: &Spec) -> String {
     match spec.day_of_week.parts[..] {
         [Part::Every { step }] => format!("every {} day of the week", ordinal(step)),
+        // "the second Monday" alone could be read as the second Monday from now.
+        _ if has_extension(&spec.day_of_week) && spec.month.is_all() => {
+            format!("{} of the month", list(&spec.day_of_week))
+        }
         _ => list(&spec.day_of_week),
     }
+}
+
+fn has_extension(field: &Field) -> bool {
+    field.parts.iter().any(|p| p.is_extension())
 }
 
 /// The field's values if it is a plain list of single values (`6`, `9,12,18`).
@@ -174,26 +207,41 @@ fn singles(field: &Field) -> Option<Vec<u32>> {
 
 /// Each list item in words: `1`, `1 through 5`, `every 2nd from 1 through 9`.
 fn list(field: &Field) -> String {
-    let name = |v: u32| value_name(field.kind, v);
     let items: Vec<String> = field
         .parts
         .iter()
-        .map(|part| match *part {
-            Part::Every { step: 1 } => "every value".to_owned(),
-            Part::Every { step } => format!("every {}", ordinal(step)),
-            Part::Value(v) => name(v),
-            Part::Range { lo, hi, step: 1 } => format!("{} through {}", name(lo), name(hi)),
-            Part::Range { lo, hi, step } => {
-                format!(
-                    "every {} from {} through {}",
-                    ordinal(step),
-                    name(lo),
-                    name(hi)
-                )
-            }
-        })
+        .map(|&part| item_words(field.kind, part))
         .collect();
     join(&items)
+}
+
+/// One list item in words: `1`, `every 2nd from 1 through 9`, `the last day`, `the second
+/// Monday`, `the weekday nearest the 15th`.
+fn item_words(kind: FieldKind, part: Part) -> String {
+    let name = |v: u32| value_name(kind, v);
+    match part {
+        Part::Every { step: 1 } => "every value".to_owned(),
+        Part::Every { step } => format!("every {}", ordinal(step)),
+        Part::Value(v) => name(v),
+        Part::Range { lo, hi, step: 1 } => format!("{} through {}", name(lo), name(hi)),
+        Part::Range { lo, hi, step } => {
+            format!(
+                "every {} from {} through {}",
+                ordinal(step),
+                name(lo),
+                name(hi)
+            )
+        }
+        Part::LastDay => "the last day".to_owned(),
+        Part::LastWeekday => "the last weekday".to_owned(),
+        Part::NearestWeekday(day) => format!("the weekday nearest the {}", ordinal(day)),
+        Part::Nth { weekday, nth } => format!(
+            "the {} {}",
+            NTH_NAMES[nth as usize - 1],
+            WEEKDAY_NAMES[weekday as usize % 7]
+        ),
+        Part::LastOf(weekday) => format!("the last {}", WEEKDAY_NAMES[weekday as usize % 7]),
+    }
 }
 
 fn value_name(kind: FieldKind, v: u32) -> String {

@@ -106,10 +106,34 @@ pub enum ScheduleErrorKind {
         /// The item as written, e.g. `*/0`.
         token: String,
     },
+    /// `L`, `W` or `#` in a field or a form that does not take it, e.g. `L` in the minute field,
+    /// `5L` in day-of-month, `1-5W`.
+    #[error("{field} \"{token}\" is not allowed here: {hint}")]
+    MisplacedExtension {
+        /// The field's name.
+        field: &'static str,
+        /// The item as written.
+        token: String,
+        /// Where the marker belongs or how it is written, e.g. `W belongs in day-of-month`.
+        hint: &'static str,
+    },
+    /// A day-of-week `d#n` whose `n` is not 1-5, e.g. `MON#6`.
+    #[error(
+        "day-of-week \"{token}\": the number after # must be 1-5 (the first to the fifth such \
+         weekday of the month)"
+    )]
+    BadNth {
+        /// The item as written.
+        token: String,
+    },
     /// The day-of-month and month fields name no date that exists (e.g. `0 0 30 2 *`), and the
     /// day-of-week field cannot rescue it, so the schedule would silently never run.
     #[error("never fires: no chosen day of the month exists in any chosen month")]
     NeverFires,
+    /// Both day fields must match (one starts with `*`), and no chosen day of the month ever
+    /// falls on a chosen weekday, e.g. `0 0 LW * */6` (the last weekday is never a weekend day).
+    #[error("never fires: no chosen day of the month ever falls on a chosen day of the week")]
+    NoMatchingDay,
     /// A time zone that is not in the IANA database.
     #[error("unknown time zone \"{zone}\" (expected an IANA name such as \"Europe/Zurich\")")]
     UnknownTimeZone {

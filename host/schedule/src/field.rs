@@ -1,5 +1,8 @@
 //! One cron field: its syntax (lists, ranges, steps, names) and the set of values it accepts.
 
+use chrono::{Datelike, NaiveDate};
+
+use crate::days::{self, DayRules};
 use crate::error::ScheduleErrorKind;
 
 /// Which of the six fields a piece of text belongs to; decides range, names and error wording.
@@ -94,7 +97,7 @@ impl Bits {
         (0..64).filter(move |&v| self.contains(v))
     }
 
-    fn insert(&mut self, v: u32) {
+    pub(crate) fn insert(&mut self, v: u32) {
         self.0 |= 1 << v;
     }
 }
@@ -108,6 +111,26 @@ pub(crate) enum Part {
     Value(u32),
     /// `lo-hi`, `lo-hi/step` or `lo/step` (which runs to the end of the field).
     Range { lo: u32, hi: u32, step: u32 },
+    /// Day-of-month `L`: the last day of the month.
+    LastDay,
+    /// Day-of-month `LW`: the last Monday-to-Friday day of the month.
+    LastWeekday,
+    /// Day-of-month `nW`: the weekday nearest day `n` of the month.
+    NearestWeekday(u32),
+    /// Day-of-week `d#n`: the `nth` (1-5) `weekday` (0 = Sunday) of the month.
+    Nth { weekday: u32, nth: u32 },
+    /// Day-of-week `dL`: the last `weekday` (0 = Sunday) of the month.
+    LastOf(u32),
+}
+
+impl Part {
+    /// One of the day extensions (`L`, `LW`, `nW`, `d#n`, `dL`), which no bit set can hold.
+    pub(crate) fn is_extension(self) -> bool {
+        !matches!(
+            self,
+            Self::Every { .. } | Self::Value(_) | Self::Range { .. }
+        )
+    }
 }
 
 /// A parsed field.
@@ -115,6 +138,8 @@ pub(crate) enum Part {
 pub(crate) struct Field {
     pub(crate) kind: FieldKind,
     pub(crate) bits: Bits,
+    /// The extension items (day fields only), which depend on the month and year.
+    pub(crate) rules: DayRules,
     /// The text starts with `*`. Vixie cron uses exactly this test to decide whether the day
     /// fields are "restricted" (`*/2` is not), and so whether they combine with OR or AND.
     pub(crate) star: bool,
@@ -125,6 +150,7 @@ impl Field {
     /// Parses one whitespace-free field.
     pub(crate) fn parse(kind: FieldKind, text: &str) -> Result<Self, ScheduleErrorKind> {
         let mut bits = Bits::default();
+        let mut rules = DayRules::default();
         let mut parts = Vec::new();
         for item in text.split(',') {
             if item.is_empty() {
@@ -133,16 +159,45 @@ impl Field {
                     token: text.to_owned(),
                 });
             }
-            let part = parse_item(kind, item)?;
-            add_part(kind, part, &mut bits);
+            let part = match days::parse_item(kind, item) {
+                Some(extension) => extension?,
+                None => {
+                    parse_item(kind, item).map_err(|e| days::explain_misplaced(kind, item, e))?
+                }
+            };
+            if part.is_extension() {
+                rules.add(part);
+            } else {
+                add_part(kind, part, &mut bits);
+            }
             parts.push(part);
         }
         Ok(Self {
             kind,
             bits,
+            rules,
             star: text.starts_with('*'),
             parts,
         })
+    }
+
+    /// Whether `date` is one of the days this day-of-month or day-of-week field names.
+    pub(crate) fn matches_date(&self, date: NaiveDate) -> bool {
+        match self.kind {
+            FieldKind::DayOfWeek => {
+                self.bits.contains(date.weekday().num_days_from_sunday())
+                    || self.rules.match_day_of_week(date)
+            }
+            _ => self.bits.contains(date.day()) || self.rules.match_day_of_month(date),
+        }
+    }
+
+    /// Whether a day this day-of-month field names exists in `month` in some year.
+    pub(crate) fn some_day_exists_in(&self, month: u32) -> bool {
+        self.bits
+            .first()
+            .is_some_and(|day| day <= days::days_in_month(2000, month))
+            || self.rules.exist_in(month)
     }
 
     /// The field written as a single `*`.
@@ -176,6 +231,8 @@ fn add_part(kind: FieldKind, part: Part, bits: &mut Bits) {
         }
         Part::Value(v) => (v, v, 1),
         Part::Range { lo, hi, step } => (lo, hi, step),
+        // Kept in `DayRules` instead.
+        _ => return,
     };
     (lo..=hi)
         .step_by(step as usize)
@@ -239,7 +296,7 @@ fn parse_step(kind: FieldKind, item: &str, step: &str) -> Result<u32, ScheduleEr
     }
 }
 
-fn parse_value(kind: FieldKind, token: &str) -> Result<u32, ScheduleErrorKind> {
+pub(crate) fn parse_value(kind: FieldKind, token: &str) -> Result<u32, ScheduleErrorKind> {
     let (min, max) = kind.bounds();
     if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
         // Digits that overflow u32 are simply out of range too.

@@ -12,7 +12,13 @@
 //! the end of the field, as in robfig/cron and croniter). Month and day-of-week also take
 //! three-letter English names in any case (`jan`, `Mon-Fri`). Day-of-week 0 and 7 are both
 //! Sunday, and a range may end on Sunday (`fri-sun`); otherwise ranges never wrap around
-//! (`fri-mon` is an error, as in Vixie cron). `?`, `L`, `W` and `#` are not supported.
+//! (`fri-mon` is an error, as in Vixie cron). `?` is not supported.
+//!
+//! The day fields also take the extensions of Quartz, Cronos and croner, one per list item:
+//! day-of-month `L` (the last day of the month), `LW` (its last weekday) and `15W` (the weekday
+//! nearest the 15th, never crossing into another month); day-of-week `MON#2` or `1#2` (the
+//! second Monday of the month) and `5L` or `FRIL` (its last Friday). See `days.rs` for the
+//! exact rules.
 //!
 //! # Day-of-month and day-of-week
 //!
@@ -70,6 +76,7 @@
 //! instant with the rules above. The evidence: the hand-transcribed table in
 //! `tests/reference.rs` and the cases generated from cronsim in `tests/reference/`.
 
+mod days;
 mod describe;
 mod error;
 mod field;

@@ -3,6 +3,7 @@
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta, Timelike};
 
+use crate::days::days_in_month;
 use crate::error::ScheduleErrorKind;
 use crate::field::{Field, FieldKind};
 
@@ -53,9 +54,7 @@ impl Spec {
             month: Field::parse(FieldKind::Month, rest[3])?,
             day_of_week: Field::parse(FieldKind::DayOfWeek, rest[4])?,
         };
-        if !spec.can_fire() {
-            return Err(ScheduleErrorKind::NeverFires);
-        }
+        spec.check_can_fire()?;
         Ok(spec)
     }
 
@@ -75,11 +74,8 @@ impl Spec {
     }
 
     fn day_matches(&self, date: NaiveDate) -> bool {
-        let dom = self.day_of_month.bits.contains(date.day());
-        let dow = self
-            .day_of_week
-            .bits
-            .contains(date.weekday().num_days_from_sunday());
+        let dom = self.day_of_month.matches_date(date);
+        let dow = self.day_of_week.matches_date(date);
         if self.days_are_ored() {
             dom || dow
         } else {
@@ -87,17 +83,31 @@ impl Spec {
         }
     }
 
-    /// Whether any date can match. With OR every week has a matching weekday; with AND some
-    /// chosen day of the month must exist in some chosen month (any such date falls on every
-    /// weekday in some year, Feb 29 included).
-    fn can_fire(&self) -> bool {
-        self.days_are_ored()
-            || self.month.bits.values().any(|m| {
-                self.day_of_month
-                    .bits
-                    .first()
-                    .is_some_and(|d| d <= max_days_in_month(m))
-            })
+    /// Refuses a pattern no date can match. With OR the day-of-week items always match some
+    /// day (a plain weekday every week; `d#n` and `dL` in some month of some year). With AND
+    /// some chosen day of the month must exist in some chosen month; for plain days that is
+    /// enough (any date falls on every weekday in some year, Feb 29 included), but the
+    /// extensions tie days to weekdays (`LW` is never a Saturday, `*/20` is never the second
+    /// Monday), so then we search: the calendar repeats every 400 years, as far as
+    /// `next_local` looks.
+    fn check_can_fire(&self) -> Result<(), ScheduleErrorKind> {
+        if self.days_are_ored() {
+            return Ok(());
+        }
+        if !self
+            .month
+            .bits
+            .values()
+            .any(|m| self.day_of_month.some_day_exists_in(m))
+        {
+            return Err(ScheduleErrorKind::NeverFires);
+        }
+        let extensions = !self.day_of_month.rules.is_empty() || !self.day_of_week.rules.is_empty();
+        let start = NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
+        if extensions && start.and_then(|t| self.next_local(t)).is_none() {
+            return Err(ScheduleErrorKind::NoMatchingDay);
+        }
+        Ok(())
     }
 
     /// The first matching wall-clock time strictly after `after` (whole seconds; any fraction
@@ -244,20 +254,6 @@ impl Cursor {
     }
 }
 
-fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        2 if NaiveDate::from_ymd_opt(year, 2, 29).is_some() => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days in the month in its longest year (February: 29).
-fn max_days_in_month(month: u32) -> u32 {
-    days_in_month(2000, month)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,5 +354,65 @@ mod tests {
             "weekday rescues it (OR)"
         );
         assert!(Spec::parse("0 0 29 2 *").is_ok());
+        assert_eq!(
+            Spec::parse("0 0 31W 4,6 *"),
+            Err(ScheduleErrorKind::NeverFires)
+        );
+        // The last weekday is never on a weekend; the 1st and 21st are never a second Monday.
+        assert_eq!(
+            Spec::parse("0 0 LW * */6"),
+            Err(ScheduleErrorKind::NoMatchingDay)
+        );
+        assert_eq!(
+            Spec::parse("0 0 */20 * MON#2"),
+            Err(ScheduleErrorKind::NoMatchingDay)
+        );
+        assert!(
+            Spec::parse("0 0 L * */6").is_ok(),
+            "a month can end on Sunday"
+        );
+        // Feb has a fifth Monday only when Feb 29 is one (2016, 2044): rare, not never.
+        assert!(Spec::parse("0 0 * 2 MON#5").is_ok());
+    }
+
+    #[test]
+    fn extensions_find_their_days() {
+        // 2024-05-31 is a Friday, 2024-06-30 a Sunday (last weekday: Friday 28th).
+        assert_eq!(
+            next("0 0 L * *", "2024-05-31 00:00:00"),
+            "2024-06-30 00:00:00"
+        );
+        assert_eq!(
+            next("0 0 LW * *", "2024-05-31 00:00:00"),
+            "2024-06-28 00:00:00"
+        );
+        assert_eq!(
+            next("0 0 1W * *", "2024-05-02 00:00:00"),
+            "2024-06-03 00:00:00"
+        );
+        assert_eq!(
+            next("0 0 * * MON#2", "2024-06-01 00:00:00"),
+            "2024-06-10 00:00:00"
+        );
+        assert_eq!(
+            next("0 0 * * 5L", "2024-06-01 00:00:00"),
+            "2024-06-28 00:00:00"
+        );
+        // Both day fields restricted: OR, so the 1st or the last Friday, whichever is first.
+        assert_eq!(
+            next("0 0 1 * 5L", "2024-06-01 00:00:00"),
+            "2024-06-28 00:00:00"
+        );
+        // `*/2` ANDs: the last Friday that is an odd day. June 28, July 26 and August 30 are
+        // even; September 27 is odd.
+        assert_eq!(
+            next("0 0 */2 * 5L", "2024-06-01 00:00:00"),
+            "2024-09-27 00:00:00"
+        );
+        // The fifth Monday of February: 2016-02-29, then 2044-02-29.
+        assert_eq!(
+            next("0 0 * 2 MON#5", "2016-03-01 00:00:00"),
+            "2044-02-29 00:00:00"
+        );
     }
 }

@@ -59,6 +59,36 @@ fn describes_common_forms() {
 }
 
 #[test]
+fn describes_the_day_extensions() {
+    #[rustfmt::skip]
+    let cases = [
+        ("0 6 L * *", None, "at 06:00 on the last day of the month (UTC)"),
+        ("0 6 LW * *", None, "at 06:00 on the last weekday of the month (UTC)"),
+        ("0 6 15W * *", None, "at 06:00 on the weekday nearest the 15th of the month (UTC)"),
+        ("0 6 1w * *", None, "at 06:00 on the weekday nearest the 1st of the month (UTC)"),
+        ("0 6 1,15,L * *", None, "at 06:00 on days 1, 15 and the last day of the month (UTC)"),
+        ("0 6 L,1 * *", None, "at 06:00 on day 1 and the last day of the month (UTC)"),
+        ("0 6 L 2 *", None, "at 06:00 on the last day of February (UTC)"),
+        ("0 6 LW */3 *", None, "at 06:00 on the last weekday of every 3rd month (UTC)"),
+        ("0 9 * * MON#2", None, "at 09:00 on the second Monday of the month (UTC)"),
+        ("0 9 * * 1#1", None, "at 09:00 on the first Monday of the month (UTC)"),
+        ("0 9 * * 0#5,7#4", None, "at 09:00 on the fifth Sunday and the fourth Sunday of the month (UTC)"),
+        ("0 9 * * 5L", None, "at 09:00 on the last Friday of the month (UTC)"),
+        ("0 9 * * FRIL", None, "at 09:00 on the last Friday of the month (UTC)"),
+        ("0 9 * * sat,5L", None, "at 09:00 on Saturday and the last Friday of the month (UTC)"),
+        ("0 9 * mar MON#2", None, "at 09:00 on the second Monday in March (UTC)"),
+        ("*/30 9-17 * * 5L", None, "every 30 minutes between 09:00 and 17:59 on the last Friday of the month (UTC)"),
+        ("0 0 L * 5L", Some("Europe/Zurich"),
+            "at 00:00 on the last day of the month or on the last Friday of the month (Europe/Zurich)"),
+        ("0 0 */2 * 5L", None,
+            "at 00:00 on every 2nd day of the month, but only on the last Friday of the month (UTC)"),
+    ];
+    for (expr, zone, want) in cases {
+        assert_eq!(describe(expr, zone), want, "{expr:?}");
+    }
+}
+
+#[test]
 fn display_is_the_original_text() {
     for expr in ["0 6 1 * *", "@daily", "*/15  9-17 * * MON-FRI", "0 0 * * 7"] {
         let schedule = Schedule::parse(expr, Some("Europe/Zurich")).unwrap();

@@ -56,10 +56,59 @@ fn bad_tokens_are_quoted() {
             "0 0 1 * ?",
             r#"day-of-week "?" is not a number or a name (sun-sat)"#,
         ),
-        ("0 0 L * *", r#"day-of-month "L" is not a number"#),
     ];
     for (expr, want) in cases {
         assert_eq!(error(expr), format!("schedule \"{expr}\": {want}"));
+    }
+}
+
+#[test]
+fn malformed_day_extensions_name_the_field_and_item() {
+    #[rustfmt::skip]
+    let cases = [
+        // Out of range, as for a plain value.
+        ("0 0 32W * *", "day-of-month 32 is out of range 1-31"),
+        ("0 0 0W * *", "day-of-month 0 is out of range 1-31"),
+        ("0 0 * * 8L", "day-of-week 8 is out of range 0-7"),
+        ("0 0 * * 9#1", "day-of-week 9 is out of range 0-7"),
+        ("0 0 * * MON#6", r#"day-of-week "MON#6": the number after # must be 1-5 (the first to the fifth such weekday of the month)"#),
+        ("0 0 * * MON#0", r#"day-of-week "MON#0": the number after # must be 1-5 (the first to the fifth such weekday of the month)"#),
+        ("0 0 * * MON#", r#"day-of-week "MON#": the number after # must be 1-5 (the first to the fifth such weekday of the month)"#),
+        ("0 0 * * MON#+2", r#"day-of-week "MON#+2": the number after # must be 1-5 (the first to the fifth such weekday of the month)"#),
+        ("0 0 * * FUN#2", r#"day-of-week "FUN" is not a number or a name (sun-sat)"#),
+        // In a field that takes none.
+        ("L * * * *", r#"minute "L" is not allowed here: L, W and # are only allowed in day-of-month and day-of-week"#),
+        ("0 L * * *", r#"hour "L" is not allowed here: L, W and # are only allowed in day-of-month and day-of-week"#),
+        ("0 0 1 L *", r#"month "L" is not allowed here: L, W and # are only allowed in day-of-month and day-of-week"#),
+        ("0 0 1 1#2 *", r#"month "1#2" is not allowed here: L, W and # are only allowed in day-of-month and day-of-week"#),
+        ("15W 0 1 * * *", r#"second "15W" is not allowed here: L, W and # are only allowed in day-of-month and day-of-week"#),
+        // In the other day field, or in a form neither takes.
+        ("0 0 5L * *", r#"day-of-month "5L" is not allowed here: in day-of-month L stands alone (L, LW); the last Friday of the month is 5L in day-of-week"#),
+        ("0 0 MON#2 * *", r##"day-of-month "MON#2" is not allowed here: # belongs in day-of-week, e.g. MON#2 for the second Monday"##),
+        ("0 0 W * *", r#"day-of-month "W" is not allowed here: W needs a day before it, e.g. 15W for the weekday nearest the 15th"#),
+        ("0 0 * * 15W", r#"day-of-week "15W" is not allowed here: W belongs in day-of-month, e.g. 15W or LW"#),
+        ("0 0 * * L", r#"day-of-week "L" is not allowed here: L in day-of-week needs a weekday before it, e.g. 5L or FRIL for the last Friday"#),
+        ("0 0 L-3 * *", r#"day-of-month "L-3" is not allowed here: L, W and # apply to a single day, not to a range or a step"#),
+        ("0 0 1-5W * *", r#"day-of-month "1-5W" is not allowed here: L, W and # apply to a single day, not to a range or a step"#),
+        ("0 0 * * MON-FRI#2", r##"day-of-week "MON-FRI#2" is not allowed here: L, W and # apply to a single day, not to a range or a step"##),
+        ("0 0 * * */2L", r#"day-of-week "*/2L" is not allowed here: L, W and # apply to a single day, not to a range or a step"#),
+        // A list reports the bad item, not the whole field.
+        ("0 0 1,L,40W * *", "day-of-month 40 is out of range 1-31"),
+        // Never fires: both fields must match (one starts with `*`) and they never agree.
+        ("0 0 LW * */6", "never fires: no chosen day of the month ever falls on a chosen day of the week"),
+        ("0 0 31W 2 *", "never fires: no chosen day of the month exists in any chosen month"),
+    ];
+    for (expr, want) in cases {
+        assert_eq!(error(expr), format!("schedule \"{expr}\": {want}"));
+    }
+    // Names that contain a marker letter are plain names.
+    for expr in [
+        "0 0 1 jul *",
+        "0 0 * * wed",
+        "0 0 * * WED#3",
+        "0 0 * * wedl",
+    ] {
+        assert!(Schedule::parse(expr, None).is_ok(), "{expr}");
     }
 }
 
