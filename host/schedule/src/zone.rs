@@ -50,10 +50,12 @@ pub(crate) fn next_on_wall_clock(
     if let MappedLocalTime::Ambiguous(a, b) = tz.from_local_datetime(&local) {
         let (first, second) = (a.min(b).to_utc(), a.max(b).to_utc());
         if t < second {
+            // The next match, if it is still in this first pass (its first instant comes before
+            // `t`'s second pass; a match in next year's repeated stretch does not).
             if let Some(m) = next_local(local)
                 && let MappedLocalTime::Ambiguous(a, b) = tz.from_local_datetime(&m)
+                && a.min(b).to_utc() < second
             {
-                // Still inside the stretch (a later, separate stretch cannot be this close).
                 return Some(a.min(b).to_utc());
             }
             // Nothing more in the first pass: walk again from a reading just before the
@@ -141,7 +143,7 @@ fn gap_end(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Timelike;
+    use chrono::{Datelike, Timelike, Weekday};
 
     use super::*;
 
@@ -209,6 +211,23 @@ mod tests {
             fires(wall, "2024-11-03T05:10:00Z", 3),
             ["05:30", "06:00", "06:30"]
         );
+    }
+
+    #[test]
+    fn wall_clock_walk_does_not_jump_to_next_years_repeated_hour() {
+        // 01:00 and 01:30 on the first Sunday of November only, a reading repeated every year:
+        // from 01:40 EDT on 2024-11-03 the next fire is 01:00 EST that night, not 2025's.
+        let new_york = chrono_tz::America::New_York;
+        let first_sunday_of_november_at_one = |after: NaiveDateTime| {
+            let mut t = every_minutes(30, 0)(after)?;
+            while !(t.hour() == 1 && t.month() == 11 && t.day() <= 7 && t.weekday() == Weekday::Sun)
+            {
+                t = every_minutes(30, 0)(t)?;
+            }
+            Some(t)
+        };
+        let wall = |t| next_on_wall_clock(new_york, t, first_sunday_of_november_at_one);
+        assert_eq!(fires(wall, "2024-11-03T05:40:00Z", 2), ["06:00", "06:30"]);
     }
 
     #[test]
