@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeDelta, Utc};
 use chrono_tz::Tz;
 use weir_schedule::Schedule;
 
@@ -387,4 +387,81 @@ fn fires_per_local_day(expr: &str, zone: &str, year: i32) -> BTreeMap<NaiveDate,
         *per_day.entry(day).or_default() += 1;
         t = next;
     }
+}
+
+/// A wall-clock job fires exactly at the instants whose local reading matches, checked minute
+/// by minute over two days around every 2026 clock change in five zones (Santiago's at
+/// midnight, Lord Howe's by 30 minutes). Whether a reading matches is asked of the same
+/// expression in UTC, where readings and instants are one and the same.
+#[test]
+fn wall_clock_jobs_fire_exactly_when_the_clock_shows_a_match() {
+    let zones = [
+        NEW_YORK,
+        ZURICH,
+        "Australia/Sydney",
+        "America/Santiago",
+        "Australia/Lord_Howe",
+    ];
+    let exprs = [
+        "*/15 * * * *",
+        "20 * * * *",
+        "*/10 1,2 * * *",
+        "0 */2 * * *",
+        "*/30 23,0 * * *",
+        "5 * * * 0",
+        "*/20 * 1-3 * * *",
+    ];
+    for zone in zones {
+        let tz: Tz = zone.parse().unwrap();
+        for change in clock_changes(tz, 2026) {
+            let (from, to) = (change - TimeDelta::days(1), change + TimeDelta::days(1));
+            for expr in exprs {
+                let local = Schedule::parse(expr, Some(zone)).unwrap();
+                let reading = Schedule::parse(expr, None).unwrap();
+                let step = if expr.split_whitespace().count() == 6 {
+                    TimeDelta::seconds(20)
+                } else {
+                    TimeDelta::minutes(1)
+                };
+                let shows_a_match = |u: DateTime<Utc>| {
+                    let r = u.with_timezone(&tz).naive_local().and_utc();
+                    reading.next_after(r - TimeDelta::seconds(1)) == Some(r)
+                };
+                let mut want = Vec::new();
+                let mut u = from + step;
+                while u <= to {
+                    if shows_a_match(u) {
+                        want.push(u);
+                    }
+                    u += step;
+                }
+                let mut got = Vec::new();
+                let mut t = from;
+                while let Some(next) = local.next_after(t).filter(|n| *n <= to) {
+                    got.push(next);
+                    t = next;
+                }
+                assert_eq!(got, want, "{expr:?} in {zone} around {change}");
+            }
+        }
+    }
+}
+
+/// The instants in `year` at which `tz` changes its offset (to the minute).
+fn clock_changes(tz: Tz, year: i32) -> Vec<DateTime<Utc>> {
+    let offset = |u: DateTime<Utc>| u.with_timezone(&tz).offset().fix();
+    let mut changes = Vec::new();
+    let mut u = NaiveDate::from_ymd_opt(year, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    while u.year() == year {
+        let next = u + TimeDelta::minutes(30);
+        if offset(next) != offset(u) {
+            changes.push(next);
+        }
+        u = next;
+    }
+    changes
 }
