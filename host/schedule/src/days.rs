@@ -61,7 +61,8 @@ impl DayRules {
         *self == Self::default()
     }
 
-    /// Whether some item can name a day of month `month` in some year (February: a leap year).
+    /// Whether some item can name a day of month `month` in some year (2000 below is a leap
+    /// year, so February has its 29th).
     pub(crate) fn exist_in(&self, month: u32) -> bool {
         self.last_day
             || self.last_weekday
@@ -203,6 +204,7 @@ pub(crate) fn days_in_month(year: i32, month: u32) -> u32 {
     }
 }
 
+/// The weekday of a date the callers know exists (the fallback is never used).
 fn weekday(year: i32, month: u32, day: u32) -> Weekday {
     NaiveDate::from_ymd_opt(year, month, day).map_or(Weekday::Mon, |d| d.weekday())
 }

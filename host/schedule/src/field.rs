@@ -192,7 +192,8 @@ impl Field {
         }
     }
 
-    /// Whether a day this day-of-month field names exists in `month` in some year.
+    /// Whether a day this day-of-month field names exists in `month` in some year (2000 below
+    /// is a leap year, so February has its 29th).
     pub(crate) fn some_day_exists_in(&self, month: u32) -> bool {
         self.bits
             .first()
