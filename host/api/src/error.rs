@@ -46,9 +46,12 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::UnknownPipeline(_) => Self::NotFound(e.to_string()),
-            ServiceError::InvalidPipeline { .. } | ServiceError::AlreadyRunning { .. } => {
+            ServiceError::InvalidPipeline { .. }
+            | ServiceError::AlreadyRunning { .. }
+            | ServiceError::Locked(weir_engine::lock::LockError::Held { .. }) => {
                 Self::Conflict(e.to_string())
             }
+            ServiceError::Locked(e) => Self::Internal(anyhow::Error::new(e)),
             ServiceError::ShuttingDown => Self::Unavailable(e.to_string()),
             ServiceError::Plugin(e) => Self::Internal(anyhow::Error::new(e)),
         }

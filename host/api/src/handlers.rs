@@ -13,7 +13,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use weir_engine::config::CatchUp;
-use weir_engine::service::{PipelineEntry, Service, unix_ms};
+use weir_engine::events::unix_ms;
+use weir_engine::service::{PipelineEntry, Service};
 use weir_runtime::CacheOutcome;
 use weir_store::{RunRecord, Store};
 

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use weir_engine::events::EventTap;
-use weir_engine::{EventKind, SyncEvent};
+use weir_engine::SyncEvent;
+use weir_engine::events::{EventTap, MetricEffect, RunOutcome};
 
 /// Upper bounds (seconds) of the run-duration histogram buckets: sub-second test runs up to
 /// hour-long monthly loads.
@@ -76,10 +76,11 @@ impl Metrics {
         }
     }
 
-    /// Count one event.
+    /// Count one event, by the effect the engine maps it to.
     pub fn observe(&self, event: &SyncEvent) {
         let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if let EventKind::PluginRejected { .. } = event.kind {
+        let effect = event.kind.metric();
+        if effect == MetricEffect::PluginRejected {
             c.plugins_rejected += 1;
             return;
         }
@@ -88,36 +89,22 @@ impl Metrics {
         };
         let label = self.label(Some(pipeline));
         let run = event.run.clone().unwrap_or_default();
-        let ended = |c: &mut Counters| c.open_runs.remove(&run);
-        let duration = |start: Option<(String, SystemTime)>| {
-            start.and_then(|(_, t)| event.time.duration_since(t).ok().map(|d| d.as_secs_f64()))
-        };
-        let (outcome, seconds) = match &event.kind {
-            EventKind::RunStarted { .. } => {
+        match effect {
+            MetricEffect::RunStarted => {
                 c.open_runs.insert(run, (label, event.time));
-                return;
             }
-            EventKind::RunCompleted { seconds, .. } => {
-                ended(&mut c);
-                (Some(Outcome::Completed), Some(*seconds))
-            }
-            EventKind::RunFailed { .. } => {
-                let start = ended(&mut c);
-                (Some(Outcome::Failed), duration(start))
-            }
-            EventKind::RunCancelled { .. } => {
-                let start = ended(&mut c);
-                (Some(Outcome::Cancelled), duration(start))
-            }
-            _ => (None, None),
-        };
-        let p = c.pipelines.entry(label).or_default();
-        match (&event.kind, outcome) {
-            (_, Some(outcome)) => {
+            MetricEffect::RunEnded { outcome, seconds } => {
+                let start = c.open_runs.remove(&run);
+                let seconds = seconds.or_else(|| {
+                    start
+                        .and_then(|(_, t)| event.time.duration_since(t).ok())
+                        .map(|d| d.as_secs_f64())
+                });
+                let p = c.pipelines.entry(label).or_default();
                 match outcome {
-                    Outcome::Completed => p.runs_completed += 1,
-                    Outcome::Failed => p.runs_failed += 1,
-                    Outcome::Cancelled => p.runs_cancelled += 1,
+                    RunOutcome::Completed => p.runs_completed += 1,
+                    RunOutcome::Failed => p.runs_failed += 1,
+                    RunOutcome::Cancelled => p.runs_cancelled += 1,
                 }
                 if let Some(s) = seconds {
                     let bucket = DURATION_BUCKETS.iter().position(|&b| s <= b);
@@ -128,27 +115,20 @@ impl Metrics {
                     p.duration_sum += s;
                 }
             }
-            (
-                EventKind::BatchCommitted {
-                    rows_in,
-                    rows_out,
-                    rejected,
-                    ..
-                },
-                None,
-            ) => {
-                p.rows_read += rows_in;
-                p.rows_loaded += rows_out;
-                p.rows_rejected += rejected;
+            MetricEffect::Batch {
+                rows_read,
+                rows_loaded,
+                rows_rejected,
+            } => {
+                let p = c.pipelines.entry(label).or_default();
+                p.rows_read += rows_read;
+                p.rows_loaded += rows_loaded;
+                p.rows_rejected += rows_rejected;
                 p.batches += 1;
             }
-            (EventKind::WorkerRetrying { .. }, None) => p.plugin_errors += 1,
-            // A worker stopped by a cancel is not a plugin error.
-            (EventKind::WorkerFailed { error, .. }, None) if error != "run cancelled" => {
-                p.plugin_errors += 1
-            }
-            (EventKind::RunSkipped { .. }, None) => p.runs_skipped += 1,
-            _ => {}
+            MetricEffect::WorkerError => c.pipelines.entry(label).or_default().plugin_errors += 1,
+            MetricEffect::RunSkipped => c.pipelines.entry(label).or_default().runs_skipped += 1,
+            MetricEffect::None | MetricEffect::PluginRejected => {}
         }
     }
 
@@ -273,13 +253,6 @@ impl Metrics {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Outcome {
-    Completed,
-    Failed,
-    Cancelled,
-}
-
 /// Label values escape `\`, `"` and newlines.
 fn escape(value: &str) -> String {
     value
@@ -291,6 +264,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_engine::EventKind;
 
     fn event(pipeline: Option<&str>, run: &str, kind: EventKind) -> SyncEvent {
         SyncEvent {

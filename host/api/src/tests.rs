@@ -379,7 +379,7 @@ async fn rejects_are_paged_from_the_pipeline_database() {
     let fx = fixture().await;
     fx.simulate_run("r1").await;
     let db = rusqlite::Connection::open(fx.dir.path().join("ledger.db")).unwrap();
-    weir_engine::commit::ensure_rejects_table(&db).unwrap();
+    weir_store::rejects::ensure_table(&db).unwrap();
     for line in [7, 3, 5] {
         db.execute(
             "INSERT INTO _weir_rejects (pipeline, partition, run_id, file, line, stage, reason, raw)

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use weir_engine::run::Run;
-use weir_engine::{Config, EventBus, ResolvedPipeline, RunSummary};
-use weir_runtime::{CacheOutcome, Catalog, LoadTarget, Runtime};
+use weir_engine::lock::{LockError, RunLocks};
+use weir_engine::{Config, DatabaseAccess, EventBus, ResolvedPipeline, Run, RunSummary};
+use weir_runtime::{CacheOutcome, Catalog, Runtime};
 
 use crate::output::{Progress, print_used_by, thousands};
 
@@ -41,6 +41,7 @@ pub async fn run(
     config_path: &Path,
     pipelines: &[String],
     events_file: Option<&Path>,
+    wait: bool,
 ) -> anyhow::Result<ExitCode> {
     let Setup {
         config,
@@ -52,6 +53,25 @@ pub async fn run(
         resolved.push(Arc::new(
             ResolvedPipeline::resolve(&config, name, &catalog).map_err(anyhow::Error::msg)?,
         ));
+    }
+    // One run of a pipeline at a time, across processes (`weir serve` included).
+    let locks = RunLocks::new(&config.engine.lock_dir);
+    let mut held = Vec::new();
+    for name in pipelines {
+        let lock = if wait {
+            locks
+                .lock_waiting(name, |holder| eprintln!("waiting: {holder}"))
+                .await
+        } else {
+            locks.try_lock(name)
+        };
+        match lock {
+            Ok(lock) => held.push(lock),
+            Err(e @ LockError::Held { .. }) => {
+                bail!("{e}; wait for it with `weir run --wait {name}`")
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 
     let events = EventBus::new();
@@ -79,7 +99,8 @@ pub async fn run(
 
     let runs: Vec<Run> = resolved
         .iter()
-        .map(|p| Run::new(runtime.clone(), p.clone(), events.clone()))
+        .zip(held)
+        .map(|(p, lock)| Run::new(runtime.clone(), p.clone(), events.clone(), lock))
         .collect();
     // Weak: the event stream ends (and the observer with it) once the runs are dropped.
     let contexts: Vec<_> = runs.iter().map(|r| Arc::downgrade(&r.ctx)).collect();
@@ -237,7 +258,13 @@ pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
                     println!("  {line}");
                 }
             }
-            Ok(resolved) => match delivery_guarantee(&runtime, &resolved).await {
+            Ok(resolved) => match weir_engine::guarantee::delivery_guarantee(
+                &runtime,
+                &resolved,
+                DatabaseAccess::Run,
+            )
+            .await
+            {
                 Ok(guarantee) => println!("pipeline {}: ok, {guarantee}", pipeline.name),
                 Err(e) => {
                     failed = true;
@@ -250,80 +277,6 @@ pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
-}
-
-/// Open the pipeline's steps on its first partition (nothing is written) and compare where
-/// the loads write with where the checkpoint is saved.
-async fn delivery_guarantee(
-    runtime: &Runtime,
-    pipeline: &ResolvedPipeline,
-) -> anyhow::Result<String> {
-    use weir_runtime::{CallSite, Databases, Grants, InstanceOptions};
-    let cfg = &pipeline.config;
-    let databases = Databases::new(cfg.grants.databases.clone());
-    let db_only = Grants {
-        read_dirs: Vec::new(),
-        databases: cfg.grants.databases.clone(),
-    };
-    let options = |plugin: &weir_runtime::Plugin, grants| InstanceOptions {
-        site: CallSite {
-            plugin: plugin.label(),
-            pipeline: Some(cfg.name.clone()),
-            partition: None,
-            logs: None,
-        },
-        limits: &cfg.limits,
-        grants,
-        databases: databases.clone(),
-    };
-    let mut history = runtime
-        .history_store(&pipeline.history, options(&pipeline.history, &db_only))
-        .await?;
-    let commit_db = history.open(&cfg.history.config).await?;
-    let mut extractor = runtime
-        .extractor(&pipeline.extract, options(&pipeline.extract, &cfg.grants))
-        .await?;
-    let partitions = extractor.partitions(&cfg.extract.config).await?;
-    let Some(first) = partitions.first() else {
-        return Ok(format!(
-            "no partitions yet; checkpoints are saved in database {}",
-            commit_db.as_deref().unwrap_or("(none)")
-        ));
-    };
-    let mut schema = extractor.open(&cfg.extract.config, first, None).await?;
-    for (step, plugin) in cfg.transforms.iter().zip(&pipeline.transforms) {
-        let mut t = runtime
-            .transformer(plugin, options(plugin, &db_only))
-            .await?;
-        schema = t.open(&step.config, &schema).await?;
-    }
-    let mut outside = Vec::new();
-    for (step, plugin) in cfg.loads.iter().zip(&pipeline.loads) {
-        let mut l = runtime.loader(plugin, options(plugin, &db_only)).await?;
-        match l.open(&step.config, &schema).await? {
-            LoadTarget::Plan(plan) if Some(&plan.database) == commit_db.as_ref() => {}
-            LoadTarget::Plan(plan) => outside.push(format!(
-                "{} writes to database {}",
-                plugin.info.name, plan.database
-            )),
-            LoadTarget::Sink => outside.push(format!("{} is a sink", plugin.info.name)),
-        }
-    }
-    Ok(match (&commit_db, outside.is_empty()) {
-        (Some(db), true) => format!(
-            "exactly-once: rows, rejects and checkpoints commit together in database {db} ({} partitions)",
-            partitions.len()
-        ),
-        (_, _) => format!(
-            "at-least-once: {} outside the checkpoint's transaction; make those loads idempotent (upsert by key)",
-            if commit_db.is_none() {
-                vec!["the history store has no commit database".to_owned()]
-            } else {
-                outside
-            }
-            .join(", ")
-        ),
     })
 }
 
@@ -406,7 +359,7 @@ pub async fn checkpoints_list(config_path: &Path, only: Option<&str>) -> anyhow:
     {
         let resolved = ResolvedPipeline::resolve(&config, &pipeline.name, &catalog)
             .map_err(anyhow::Error::msg)?;
-        let mut history = resolved.open_history(&runtime).await?;
+        let mut history = resolved.open_history(&runtime, DatabaseAccess::Run).await?;
         let entries = history.entries(Some(&pipeline.name)).await?;
         println!("pipeline {}: {} checkpoints", pipeline.name, entries.len());
         for e in entries {
@@ -428,7 +381,10 @@ pub async fn checkpoints_reset(
     } = setup(config_path).await?;
     let resolved =
         ResolvedPipeline::resolve(&config, pipeline, &catalog).map_err(anyhow::Error::msg)?;
-    let mut history = resolved.open_history(&runtime).await?;
+    // Not while the pipeline runs anywhere: the run would save its next checkpoint over the
+    // reset (its compare-and-set would fail it, but refusing here says why up front).
+    let _lock = RunLocks::new(&config.engine.lock_dir).try_lock(pipeline)?;
+    let mut history = resolved.open_history(&runtime, DatabaseAccess::Run).await?;
     let removed = history.reset(pipeline, partition).await?;
     println!(
         "pipeline {pipeline}: removed {removed} checkpoint{}{}; the next run reads {} from the start",

@@ -42,6 +42,10 @@ enum Command {
         /// Also write every event as a JSON line to this file.
         #[arg(long)]
         events: Option<PathBuf>,
+        /// If another process is running one of the pipelines, wait for it to finish instead
+        /// of refusing.
+        #[arg(long)]
+        wait: bool,
     },
     /// Run the pipelines on their schedules and serve the HTTP API (and its event stream) until
     /// SIGINT or SIGTERM, which stop runs at their next batch boundary.
@@ -147,9 +151,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { pipelines, events } => {
-                commands::run(&cli.config, &pipelines, events.as_deref()).await
-            }
+            Command::Run {
+                pipelines,
+                events,
+                wait,
+            } => commands::run(&cli.config, &pipelines, events.as_deref(), wait).await,
             Command::Serve { check: true, .. } => serve::check(&cli.config).await,
             Command::Serve {
                 check: false,

@@ -1,154 +1,229 @@
-//! The commit protocol (DESIGN §4): per batch, the loads' rows, the rejects and the checkpoint
-//! go into the commit database in ONE transaction. A crash at any instant leaves either the
-//! whole batch with its checkpoint or neither.
+//! The commit protocol (docs/design.md, "The commit protocol"): per batch, the loads' rows,
+//! the rejects and the checkpoint go into the commit database in ONE transaction. A crash at
+//! any instant leaves either the whole batch with its checkpoint or neither.
+//!
+//! For one batch, in order:
+//! 1. sinks (destinations outside every transaction) get the batch first: at-least-once;
+//! 2. `BEGIN IMMEDIATE` on every database the batch touches, the commit database last (the
+//!    write lock makes what follows atomic with respect to other writers);
+//! 3. the write plans' rows, each refused row a reject — a refusal that ended the
+//!    transaction fails the batch instead;
+//! 4. the rejects into `_weir_rejects`;
+//! 5. the checkpoint compare-and-set: the partition's stored checkpoint must still be the one
+//!    this batch started from (another run, or an operator's reset, may have moved it);
+//! 6. the history store's `save`, inside the commit database's transaction;
+//! 7. `COMMIT` everywhere — or `ROLLBACK` everywhere the batch began, on any failure.
 
-use rusqlite::Connection;
-use rusqlite::types::ToSqlOutput;
-use weir_runtime::types::Schema;
-use weir_runtime::{SharedConnection, WritePlan, lock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir_runtime::types::{Batch, Progress, Rows, Schema, SourceReject};
+use weir_runtime::{HistoryInstance, LoaderInstance, SharedConnection, lock};
+use weir_store::rejects::{self, RejectContext, RejectRecord};
 
 use crate::columns::RowsView;
+use crate::error::WorkerError;
+use crate::plan::{self, PlanError, PlanLoad};
 
-/// The rejects table every commit database gets.
-pub const REJECTS_TABLE: &str = "_weir_rejects";
-
-/// A row that did not make it, with where it came from.
-#[derive(Debug, Clone)]
-pub struct RejectRecord {
-    /// Which step refused it: `csv-extract`, `map-transform`, `sqlite-load`.
-    pub stage: String,
-    /// Source position (line), when known.
-    pub position: Option<u64>,
-    pub reason: String,
-    /// The raw record, or the row's values as JSON.
-    pub raw: String,
+/// A load step that returned a sink; the instance stays alive to receive batches.
+pub struct SinkLoad {
+    pub instance: LoaderInstance,
 }
 
-/// Create the rejects table if needed. Idempotent.
-pub fn ensure_rejects_table(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
-            id INTEGER PRIMARY KEY,
-            pipeline TEXT NOT NULL,
-            partition TEXT NOT NULL,
-            run_id TEXT NOT NULL,
-            file TEXT,
-            line INTEGER,
-            stage TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            raw TEXT NOT NULL,
-            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-        ) STRICT;
-        CREATE INDEX IF NOT EXISTS {REJECTS_TABLE}_by_run ON {REJECTS_TABLE} (pipeline, run_id);"
-    ))
-}
-
-/// Run a plan's setup statements (DDL) in their own transaction, before the first batch.
-pub fn run_setup(conn: &SharedConnection, plan: &WritePlan) -> rusqlite::Result<()> {
-    let mut db = lock(conn);
-    let tx = db.transaction()?;
-    for statement in &plan.setup {
-        tx.execute_batch(statement)?;
-    }
-    tx.commit()
-}
-
-/// Identifies the rows of a reject: pipeline, partition (its file), run.
-pub struct RejectContext<'a> {
+/// Where one worker's batches go, and where they commit.
+pub struct CommitTarget<'a> {
     pub pipeline: &'a str,
     pub partition: &'a str,
     pub run_id: &'a str,
+    pub plans: &'a [PlanLoad],
+    pub sinks: &'a mut [SinkLoad],
+    pub history: &'a mut HistoryInstance,
+    /// The database the history store saves to, when it has one: the batch commits there.
+    pub commit_db: Option<&'a str>,
+    /// The database the rejects go to (the commit database, else the first plan's).
+    pub rejects_db: (&'a str, &'a SharedConnection),
+    /// The checkpoint the next batch starts from: what the history store held when the worker
+    /// started, then each committed batch's.
+    pub last_checkpoint: Option<String>,
 }
 
-/// Write rejects through an open transaction.
-pub fn insert_rejects(
-    conn: &Connection,
-    ctx: &RejectContext<'_>,
-    rejects: &[RejectRecord],
-) -> rusqlite::Result<()> {
-    if rejects.is_empty() {
-        return Ok(());
+/// One batch as the load side has it.
+pub struct BatchToCommit<'a> {
+    pub rows: &'a Rows,
+    pub view: &'a RowsView<'a>,
+    pub schema: &'a Schema,
+    pub positions: &'a [u64],
+    pub source_rejects: &'a [SourceReject],
+    pub rejects: &'a mut Vec<RejectRecord>,
+    pub checkpoint: &'a str,
+    pub progress: Progress,
+}
+
+/// What committing a batch took.
+pub struct Committed {
+    /// Rows written (by the first write plan; every row for sink-only pipelines).
+    pub loaded: u64,
+    /// Time spent binding and inserting rows.
+    pub load_time: Duration,
+}
+
+impl CommitTarget<'_> {
+    /// Commit one batch: everything or nothing (see the module docs for the steps).
+    pub async fn commit(&mut self, batch: BatchToCommit<'_>) -> Result<Committed, WorkerError> {
+        if !self.sinks.is_empty() {
+            let as_batch = Batch {
+                rows: batch.rows.clone(),
+                positions: batch.positions.to_vec(),
+                rejects: batch.source_rejects.to_vec(),
+                checkpoint: batch.checkpoint.to_owned(),
+                progress: batch.progress,
+            };
+            for sink in self.sinks.iter_mut() {
+                sink.instance.write(&as_batch).await?;
+            }
+        }
+        let ordered = self.databases_in_order();
+        let mut begun: Vec<&SharedConnection> = Vec::new();
+        let mut load_time = Duration::ZERO;
+        let outcome = self
+            .in_transaction(&ordered, &mut begun, batch, &mut load_time)
+            .await;
+        if outcome.is_err() {
+            for conn in begun {
+                let db = lock(conn);
+                if !db.is_autocommit() {
+                    let _ = db.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        outcome.map(|loaded| Committed { loaded, load_time })
     }
-    let mut stmt = conn.prepare_cached(&format!(
-        "INSERT INTO {REJECTS_TABLE} (pipeline, partition, run_id, file, line, stage, reason, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-    ))?;
-    for r in rejects {
-        stmt.execute(rusqlite::params![
-            ctx.pipeline,
-            ctx.partition,
-            ctx.run_id,
-            ctx.partition,
-            r.position.map(|p| p as i64),
-            r.stage,
-            r.reason,
-            r.raw
-        ])?;
+
+    /// Every database this batch touches, the commit database last: if a commit elsewhere
+    /// fails, the checkpoint is not saved and the batch is retried (at-least-once there).
+    fn databases_in_order(&self) -> Vec<(String, SharedConnection)> {
+        let mut dbs: BTreeMap<&str, &SharedConnection> = BTreeMap::new();
+        for load in self.plans {
+            dbs.insert(load.plan.database.as_str(), &load.conn);
+        }
+        dbs.insert(self.rejects_db.0, self.rejects_db.1);
+        let commit_db = self.commit_db;
+        dbs.iter()
+            .filter(|(name, _)| Some(**name) != commit_db)
+            .chain(dbs.iter().filter(|(name, _)| Some(**name) == commit_db))
+            .map(|(n, c)| ((*n).to_owned(), Arc::clone(c)))
+            .collect()
+    }
+
+    async fn in_transaction<'c>(
+        &mut self,
+        ordered: &'c [(String, SharedConnection)],
+        begun: &mut Vec<&'c SharedConnection>,
+        batch: BatchToCommit<'_>,
+        load_time: &mut Duration,
+    ) -> Result<u64, WorkerError> {
+        for (name, conn) in ordered {
+            lock(conn).execute_batch("BEGIN IMMEDIATE").map_err(|e| {
+                WorkerError::sqlite(
+                    &format!("failed to begin the commit transaction on database \"{name}\""),
+                    &e,
+                )
+            })?;
+            begun.push(conn);
+        }
+        let clock = Instant::now();
+        let mut loaded = None;
+        for load in self.plans {
+            let n = plan::execute_plan(
+                &lock(&load.conn),
+                &load.plan,
+                batch.view,
+                batch.schema,
+                batch.positions,
+                &load.label,
+                batch.rejects,
+            )
+            .map_err(|e| {
+                let context = format!(
+                    "{}: writing to database \"{}\" failed",
+                    load.label, load.plan.database
+                );
+                match e {
+                    PlanError::Sqlite(e) => WorkerError::sqlite(&context, &e),
+                    ended @ PlanError::TransactionEnded { .. } => {
+                        WorkerError::host(format!("{context}: {ended}"))
+                    }
+                }
+            })?;
+            loaded.get_or_insert(n);
+        }
+        *load_time = clock.elapsed();
+        let reject_ctx = RejectContext {
+            pipeline: self.pipeline,
+            partition: self.partition,
+            run_id: self.run_id,
+        };
+        rejects::insert(&lock(self.rejects_db.1), &reject_ctx, batch.rejects)
+            .map_err(|e| WorkerError::sqlite("failed to record rejects", &e))?;
+
+        if self.commit_db.is_some() {
+            // Inside the commit database's open transaction, whose write lock no other writer
+            // can take meanwhile: load, compare and save are one atomic step.
+            self.check_checkpoint_unchanged().await?;
+            self.history
+                .save(self.pipeline, self.partition, batch.checkpoint)
+                .await?;
+        }
+        still_in_transaction(ordered)?;
+        for (name, conn) in ordered {
+            lock(conn).execute_batch("COMMIT").map_err(|e| {
+                WorkerError::sqlite(&format!("commit failed on database \"{name}\""), &e)
+            })?;
+            begun.retain(|c| !Arc::ptr_eq(c, conn));
+        }
+        if self.commit_db.is_none() {
+            // The history store keeps checkpoints outside these databases: at-least-once, and
+            // the compare-and-set is only as good as the store's own atomicity.
+            self.check_checkpoint_unchanged().await?;
+            self.history
+                .save(self.pipeline, self.partition, batch.checkpoint)
+                .await?;
+        }
+        self.last_checkpoint = Some(batch.checkpoint.to_owned());
+        Ok(loaded.unwrap_or(batch.view.row_count as u64))
+    }
+
+    /// The compare of the checkpoint compare-and-set.
+    async fn check_checkpoint_unchanged(&mut self) -> Result<(), WorkerError> {
+        let stored = self.history.load(self.pipeline, self.partition).await?;
+        if stored == self.last_checkpoint {
+            return Ok(());
+        }
+        Err(WorkerError::Conflict(format!(
+            "another run advanced this partition: its checkpoint is no longer the one this batch started from (expected {}, found {}); this batch was rolled back",
+            describe_checkpoint(self.last_checkpoint.as_deref()),
+            describe_checkpoint(stored.as_deref()),
+        )))
+    }
+}
+
+/// Every transaction the batch began must still be open before the commit: a plugin's
+/// statement or a trigger that rolled one back would otherwise let the rest commit alone.
+fn still_in_transaction(ordered: &[(String, SharedConnection)]) -> Result<(), WorkerError> {
+    for (name, conn) in ordered {
+        if lock(conn).is_autocommit() {
+            return Err(WorkerError::host(format!(
+                "the transaction on database \"{name}\" ended before the commit (rolled back by a trigger or a statement); the batch was rolled back"
+            )));
+        }
     }
     Ok(())
 }
 
-/// Whether a failed row insert is the row's fault (a reject) rather than the database's
-/// (which fails the batch and is retried).
-fn is_row_error(err: &rusqlite::Error) -> bool {
-    matches!(
-        err.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TypeMismatch)
-    )
-}
-
-/// Bind every row of `rows` to the plan's statement inside the open transaction on `conn`.
-/// Rows the database refuses (constraint, type) become rejects; returns rows written.
-pub fn execute_plan(
-    conn: &Connection,
-    plan: &WritePlan,
-    rows: &RowsView<'_>,
-    schema: &Schema,
-    positions: &[u64],
-    stage: &str,
-    rejects: &mut Vec<RejectRecord>,
-) -> rusqlite::Result<u64> {
-    let mut stmt = conn.prepare_cached(&plan.statement)?;
-    let mut written = 0;
-    for row in 0..rows.row_count {
-        for (k, &col) in plan.params.iter().enumerate() {
-            stmt.raw_bind_parameter(k + 1, ToSqlOutput::Borrowed(rows.value(row, col as usize)))?;
-        }
-        match stmt.raw_execute() {
-            Ok(_) => written += 1,
-            Err(e) if is_row_error(&e) => rejects.push(RejectRecord {
-                stage: stage.to_owned(),
-                position: positions.get(row).copied(),
-                reason: e.to_string(),
-                raw: rows.row_json(row, schema),
-            }),
-            Err(e) => return Err(e),
-        }
+fn describe_checkpoint(checkpoint: Option<&str>) -> String {
+    match checkpoint {
+        None => "none".to_owned(),
+        Some(c) => format!("`{}`", crate::events::shorten(c, 80)),
     }
-    Ok(written)
-}
-
-/// Check a plan fits the batch schema before any row is bound.
-pub fn check_plan(plan: &WritePlan, schema: &Schema, conn: &Connection) -> Result<(), String> {
-    if let Some(bad) = plan
-        .params
-        .iter()
-        .find(|&&c| c as usize >= schema.columns.len())
-    {
-        return Err(format!(
-            "write plan binds column {bad}, but the batch has {} columns",
-            schema.columns.len()
-        ));
-    }
-    let stmt = conn
-        .prepare(&plan.statement)
-        .map_err(|e| format!("write plan statement does not prepare: {e}"))?;
-    if stmt.parameter_count() != plan.params.len() {
-        return Err(format!(
-            "write plan statement has {} parameters but maps {}",
-            stmt.parameter_count(),
-            plan.params.len()
-        ));
-    }
-    Ok(())
 }

@@ -37,6 +37,7 @@ struct RawEngine {
     plugins_dir: Option<String>,
     state_db: Option<String>,
     cache_dir: Option<String>,
+    lock_dir: Option<String>,
     listen: Option<String>,
     batch_size: Option<u32>,
     token: Option<Spanned<String>>,
@@ -128,6 +129,8 @@ pub struct EngineConfig {
     pub plugins_dir: PathBuf,
     pub state_db: PathBuf,
     pub cache_dir: PathBuf,
+    /// Run locks: one file per pipeline, so two processes never run one pipeline at once.
+    pub lock_dir: PathBuf,
     pub listen: String,
     /// The API's bearer token (`${VAR}` interpolated); `None`: `WEIR_TOKEN` or a generated one.
     pub token: Option<String>,
@@ -276,6 +279,7 @@ impl Config {
             plugins_dir: resolve(raw.engine.plugins_dir.as_deref().unwrap_or("plugins")),
             state_db: resolve(raw.engine.state_db.as_deref().unwrap_or("weir-state.db")),
             cache_dir: resolve(raw.engine.cache_dir.as_deref().unwrap_or(".weir-cache")),
+            lock_dir: resolve(raw.engine.lock_dir.as_deref().unwrap_or(".weir-locks")),
             listen: raw
                 .engine
                 .listen

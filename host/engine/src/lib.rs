@@ -1,17 +1,26 @@
 //! The weir engine: configuration, pipelines, runs, workers and the exactly-once commit
-//! protocol. Plugins are reached only through `weir-runtime`.
+//! protocol. Plugins are reached only through `weir-runtime`. docs/design.md maps the modules
+//! and the arrows allowed between them.
 
 pub mod columns;
 pub mod commit;
 pub mod config;
+pub mod context;
+pub mod error;
 pub mod events;
+pub mod guarantee;
+pub mod lock;
+pub mod pipeline;
+pub mod plan;
 pub mod run;
 pub mod service;
 pub mod supervisor;
 mod worker;
 
 pub use config::{Config, ConfigError, PipelineConfig};
+pub use error::WorkerError;
 pub use events::{EventBus, EventKind, SyncEvent};
-pub use run::{PartitionOutcome, ResolvedPipeline, RunSummary, run_pipeline};
+pub use pipeline::{DatabaseAccess, ResolvedPipeline, Step};
+pub use run::{PartitionOutcome, Run, RunSummary};
 pub use supervisor::RestartPolicy;
-pub use worker::{Totals, WorkerError};
+pub use weir_store::Totals;

@@ -1,272 +1,20 @@
-//! Runs: resolve a pipeline's plugins, list partitions, start one worker per partition up to
-//! `concurrency`, and sum up.
+//! Runs (docs/design.md, "How a run moves data"): list the partitions, start one supervised
+//! worker per partition up to `concurrency`, and sum up.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Notify, Semaphore};
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use weir_runtime::{
-    CallSite, Catalog, Databases, Grants, HistoryInstance, InstanceOptions, LogSink, Plugin,
-    PluginKind, Runtime,
-};
+use weir_runtime::Runtime;
+use weir_store::Totals;
 
-use crate::config::{Config, PipelineConfig, StepConfig};
+use crate::context::RunContext;
 use crate::events::{EventBus, EventKind};
-use crate::supervisor::RestartBudget;
-use crate::worker::{Totals, WorkerError, run_worker};
-
-/// A pipeline whose steps were matched to loaded plugins of the right kind.
-pub struct ResolvedPipeline {
-    pub config: PipelineConfig,
-    pub extract: Arc<Plugin>,
-    pub transforms: Vec<Arc<Plugin>>,
-    pub loads: Vec<Arc<Plugin>>,
-    pub history: Arc<Plugin>,
-}
-
-/// A step that does not name a usable plugin.
-fn resolve_step(
-    config: &Config,
-    pipeline: &PipelineConfig,
-    catalog: &Catalog,
-    step: &StepConfig,
-    kind: PluginKind,
-) -> Result<Arc<Plugin>, String> {
-    let at = format!("{}:{}", config.file.display(), step.line);
-    match catalog.get(&step.plugin) {
-        Some(plugin) if plugin.kind == kind => Ok(plugin.clone()),
-        Some(plugin) => Err(format!(
-            "{at}: pipeline \"{}\": plugin \"{}\" is a {}, but this step needs a {kind}",
-            pipeline.name, step.plugin, plugin.kind
-        )),
-        None => {
-            let rejected = catalog
-                .rejected
-                .iter()
-                .filter(|r| {
-                    r.file
-                        .file_stem()
-                        .is_some_and(|s| s.to_string_lossy().replace('_', "-") == step.plugin)
-                })
-                .map(|r| format!(" ({} was rejected: {})", r.file.display(), r.reason))
-                .collect::<String>();
-            let available: Vec<&str> = catalog
-                .plugins
-                .values()
-                .filter(|p| p.kind == kind)
-                .map(|p| p.info.name.as_str())
-                .collect();
-            Err(format!(
-                "{at}: pipeline \"{}\": unknown {kind} plugin \"{}\"{rejected}; loaded {kind}s: {}",
-                pipeline.name,
-                step.plugin,
-                if available.is_empty() {
-                    "none".to_owned()
-                } else {
-                    available.join(", ")
-                }
-            ))
-        }
-    }
-}
-
-impl ResolvedPipeline {
-    /// Match every step to a loaded plugin of the right kind, and check the grants exist.
-    pub fn resolve(config: &Config, name: &str, catalog: &Catalog) -> Result<Self, String> {
-        let pipeline = config.pipeline(name).ok_or_else(|| {
-            let names: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
-            format!(
-                "{}: no pipeline named \"{name}\" (pipelines: {})",
-                config.file.display(),
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            )
-        })?;
-        let mut problems = Vec::new();
-        let mut one =
-            |step: &StepConfig, kind| match resolve_step(config, pipeline, catalog, step, kind) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    problems.push(e);
-                    None
-                }
-            };
-        let extract = one(&pipeline.extract, PluginKind::Extractor);
-        let transforms: Vec<_> = pipeline
-            .transforms
-            .iter()
-            .map(|s| one(s, PluginKind::Transformer))
-            .collect();
-        let loads: Vec<_> = pipeline
-            .loads
-            .iter()
-            .map(|s| one(s, PluginKind::Loader))
-            .collect();
-        let history = one(&pipeline.history, PluginKind::HistoryStore);
-        for dir in &pipeline.grants.read_dirs {
-            if !dir.host_path.is_dir() {
-                problems.push(format!(
-                    "{}:{}: pipeline \"{}\": granted directory {} does not exist",
-                    config.file.display(),
-                    pipeline.line,
-                    pipeline.name,
-                    dir.host_path.display()
-                ));
-            }
-        }
-        for (db, path) in &pipeline.grants.databases {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-                && !parent.is_dir()
-            {
-                problems.push(format!(
-                    "{}:{}: pipeline \"{}\": database \"{db}\" is in {}, which does not exist",
-                    config.file.display(),
-                    pipeline.line,
-                    pipeline.name,
-                    parent.display()
-                ));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(problems.join("\n"));
-        }
-        Ok(Self {
-            config: pipeline.clone(),
-            extract: extract.expect("no problems"),
-            transforms: transforms
-                .into_iter()
-                .map(|p| p.expect("no problems"))
-                .collect(),
-            loads: loads.into_iter().map(|p| p.expect("no problems")).collect(),
-            history: history.expect("no problems"),
-        })
-    }
-
-    /// Every plugin it uses, name → version (what a run record notes).
-    pub fn plugin_versions(&self) -> BTreeMap<String, String> {
-        std::iter::once(&self.extract)
-            .chain(&self.transforms)
-            .chain(&self.loads)
-            .chain(std::iter::once(&self.history))
-            .map(|p| (p.info.name.clone(), p.info.version.clone()))
-            .collect()
-    }
-
-    /// A history-store instance for operator commands (checkpoints list/reset).
-    pub async fn open_history(
-        &self,
-        runtime: &Runtime,
-    ) -> Result<HistoryInstance, weir_runtime::PluginError> {
-        let grants = Grants {
-            read_dirs: Vec::new(),
-            databases: self.config.grants.databases.clone(),
-        };
-        let mut history = runtime
-            .history_store(
-                &self.history,
-                InstanceOptions {
-                    site: CallSite {
-                        plugin: self.history.label(),
-                        pipeline: Some(self.config.name.clone()),
-                        partition: None,
-                        logs: None,
-                    },
-                    limits: &self.config.limits,
-                    grants: &grants,
-                    databases: Databases::new(self.config.grants.databases.clone())
-                        .with_options(self.config.database_options.clone()),
-                },
-            )
-            .await?;
-        history.open(&self.config.history.config).await?;
-        Ok(history)
-    }
-}
-
-/// Shared by the workers of one run.
-pub struct RunContext {
-    pub runtime: Arc<Runtime>,
-    pub run_id: String,
-    pub pipeline: String,
-    pub events: EventBus,
-    cancelled: AtomicBool,
-    cancel_notify: Notify,
-}
-
-/// Plugin log lines that become events, per plugin instance; the rest only go to the host log,
-/// so a chatty plugin cannot flood the event log.
-pub const MAX_LOG_EVENTS: u32 = 100;
-
-/// Longest message of a `plugin_log` event, in bytes (the host log keeps the whole line).
-const MAX_LOG_EVENT_BYTES: usize = 2_000;
-
-impl RunContext {
-    /// Where an instance of `plugin` (its name) logs: info, warn and error lines become
-    /// `plugin_log` events of this run, up to [`MAX_LOG_EVENTS`], then one event saying the rest
-    /// are in the host log only.
-    pub fn log_sink(self: &Arc<Self>, plugin: &str, partition: Option<&str>) -> LogSink {
-        let ctx = self.clone();
-        let (plugin, partition) = (plugin.to_owned(), partition.map(str::to_owned));
-        let sent = AtomicU32::new(0);
-        LogSink(Arc::new(move |level, message| {
-            let level = match level {
-                tracing::Level::ERROR => "error",
-                tracing::Level::WARN => "warn",
-                tracing::Level::INFO => "info",
-                _ => return,
-            };
-            let n = sent.fetch_add(1, Ordering::Relaxed);
-            let message = match n.cmp(&MAX_LOG_EVENTS) {
-                std::cmp::Ordering::Less => shorten(message, MAX_LOG_EVENT_BYTES),
-                std::cmp::Ordering::Equal => format!(
-                    "more than {MAX_LOG_EVENTS} log lines from this plugin instance; the rest are in the host log only"
-                ),
-                std::cmp::Ordering::Greater => return,
-            };
-            ctx.emit(
-                partition.as_deref(),
-                EventKind::PluginLog {
-                    plugin: plugin.clone(),
-                    level: level.to_owned(),
-                    message,
-                },
-            );
-        }))
-    }
-
-    /// Publish an event of this run.
-    pub fn emit(&self, partition: Option<&str>, kind: EventKind) {
-        self.events
-            .emit(&self.pipeline, &self.run_id, partition, kind);
-    }
-
-    /// Ask the workers to stop at their next batch boundary.
-    pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
-        self.cancel_notify.notify_waiters();
-    }
-
-    /// Resolves once the run is cancelled.
-    pub async fn cancelled(&self) {
-        loop {
-            let notified = self.cancel_notify.notified();
-            if self.is_cancelled() {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-    }
-}
+use crate::lock::RunLock;
+use crate::pipeline::{DatabaseAccess, ResolvedPipeline, Step};
+use crate::supervisor::supervise;
 
 /// How one partition ended.
 #[derive(Debug, Clone)]
@@ -295,171 +43,59 @@ impl RunSummary {
     }
 }
 
-/// A run id that sorts by time: `20261127T101500Z-3f9a`.
+/// A run id that sorts by time and does not collide: `20261127T101500Z-3f9a0c1d`, the start
+/// second plus 32 random bits (two runs started in the same second by different processes
+/// would otherwise share an id, and with it their rejects and records).
 pub fn new_run_id() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
+    let now: DateTime<Utc> = SystemTime::now().into();
+    let mut random = [0u8; 4];
+    // A failing OS random source is not worth failing a run over: fall back to the clock.
+    if getrandom::fill(&mut random).is_err() {
+        random = now.timestamp_subsec_nanos().to_le_bytes();
+    }
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{:04x}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_nanos() as u16 ^ std::process::id() as u16
+        "{}-{:08x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        u32::from_le_bytes(random)
     )
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// A run about to start: its context (for cancelling) and the pipeline.
+/// A run about to start: its context (for cancelling), the pipeline, and the pipeline's run
+/// lock, held until the run ends so no other process runs the same pipeline meanwhile.
 pub struct Run {
     pub ctx: Arc<RunContext>,
     pipeline: Arc<ResolvedPipeline>,
+    lock: RunLock,
 }
 
 impl Run {
-    /// Prepare a run; nothing happens until [`Run::execute`].
-    pub fn new(runtime: Arc<Runtime>, pipeline: Arc<ResolvedPipeline>, events: EventBus) -> Self {
-        let ctx = Arc::new(RunContext {
+    /// Prepare a run holding `lock`; nothing happens until [`Run::execute`].
+    pub fn new(
+        runtime: Arc<Runtime>,
+        pipeline: Arc<ResolvedPipeline>,
+        events: EventBus,
+        lock: RunLock,
+    ) -> Self {
+        let ctx = Arc::new(RunContext::new(
             runtime,
-            run_id: new_run_id(),
-            pipeline: pipeline.config.name.clone(),
+            new_run_id(),
+            pipeline.config.name.clone(),
             events,
-            cancelled: AtomicBool::new(false),
-            cancel_notify: Notify::new(),
-        });
-        Self { ctx, pipeline }
+        ));
+        Self {
+            ctx,
+            pipeline,
+            lock,
+        }
     }
 
-    /// Run every partition, up to `concurrency` at a time, each under its supervisor.
+    /// Run every partition, up to `concurrency` at a time, each under its supervisor; the
+    /// lock is released when it returns.
     pub async fn execute(self, trigger: &str) -> RunSummary {
-        execute(self.ctx, self.pipeline, trigger).await
+        let summary = execute(self.ctx, self.pipeline, trigger).await;
+        drop(self.lock);
+        summary
     }
-}
-
-/// Run a pipeline once (see [`Run`] to keep a handle for cancelling).
-pub async fn run_pipeline(
-    runtime: Arc<Runtime>,
-    pipeline: Arc<ResolvedPipeline>,
-    events: EventBus,
-    trigger: &str,
-) -> RunSummary {
-    Run::new(runtime, pipeline, events).execute(trigger).await
-}
-
-/// Run one partition's worker until it completes, fails for good, or the run is cancelled.
-async fn supervise(
-    ctx: Arc<RunContext>,
-    pipeline: Arc<ResolvedPipeline>,
-    partition: weir_runtime::types::Partition,
-) -> (Totals, Result<(), String>) {
-    let seed = ctx
-        .run_id
-        .bytes()
-        .chain(partition.id.bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-    let mut budget = RestartBudget::new(pipeline.config.restart.clone(), seed);
-    // Rows committed by attempts that failed later still count: they are in the database.
-    let mut totals = Totals::default();
-    loop {
-        let (attempt_totals, result) =
-            run_worker(ctx.clone(), pipeline.clone(), partition.clone()).await;
-        totals += attempt_totals;
-        let error = match result {
-            Ok(()) => {
-                ctx.emit(
-                    Some(&partition.id),
-                    EventKind::WorkerCompleted {
-                        rows_read: totals.rows_read,
-                        rows_loaded: totals.rows_loaded,
-                        rows_rejected: totals.rows_rejected,
-                    },
-                );
-                return (totals, Ok(()));
-            }
-            Err(e) => e,
-        };
-        let fail = |message: String, retryable: bool, attempts: u32| {
-            ctx.emit(
-                Some(&partition.id),
-                EventKind::WorkerFailed {
-                    error: message.clone(),
-                    retryable,
-                    attempts,
-                },
-            );
-            (totals, Err(message))
-        };
-        if matches!(error, WorkerError::Cancelled) {
-            return cancelled(&ctx, &partition.id, totals);
-        }
-        if !error.is_retryable() {
-            return fail(error.to_string(), false, budget.attempts());
-        }
-        let Some(delay) = budget.next_delay(Instant::now()) else {
-            let policy = &pipeline.config.restart;
-            let message = format!(
-                "gave up after {} attempts (restart budget: {} restarts within {} s); last error: {error}",
-                budget.attempts(),
-                policy.max_restarts,
-                policy.window.as_secs()
-            );
-            return fail(message, true, budget.attempts());
-        };
-        ctx.emit(
-            Some(&partition.id),
-            EventKind::WorkerRetrying {
-                attempt: budget.attempts(),
-                delay_ms: delay.as_millis() as u64,
-                error: error.to_string(),
-            },
-        );
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = ctx.cancelled() => return cancelled(&ctx, &partition.id, totals),
-        }
-    }
-}
-
-/// `text` cut to at most `max` bytes (at a character boundary), marked when cut.
-fn shorten(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes in all)", &text[..end], text.len())
-}
-
-/// The end of a worker stopped by cancelling its run (not a failure: nothing went wrong).
-fn cancelled(ctx: &RunContext, partition: &str, totals: Totals) -> (Totals, Result<(), String>) {
-    ctx.emit(
-        Some(partition),
-        EventKind::WorkerCancelled {
-            rows_read: totals.rows_read,
-            rows_loaded: totals.rows_loaded,
-            rows_rejected: totals.rows_rejected,
-        },
-    );
-    (totals, Err(WorkerError::Cancelled.to_string()))
 }
 
 async fn execute(
@@ -480,22 +116,16 @@ async fn execute(
     };
 
     let partitions = async {
-        let mut extractor = runtime
-            .extractor(
-                &pipeline.extract,
-                InstanceOptions {
-                    site: CallSite {
-                        plugin: pipeline.extract.label(),
-                        pipeline: Some(cfg.name.clone()),
-                        partition: None,
-                        logs: Some(ctx.log_sink(&pipeline.extract.info.name, None)),
-                    },
-                    limits: &cfg.limits,
-                    grants: &cfg.grants,
-                    databases: Databases::default(),
-                },
-            )
-            .await?;
+        let access = DatabaseAccess::Run;
+        let databases = pipeline.databases(access);
+        let options = pipeline.options(
+            Step::Extract,
+            &pipeline.extract,
+            None,
+            (access, &databases),
+            Some(ctx.log_sink(&pipeline.extract.info.name, None)),
+        );
+        let mut extractor = runtime.extractor(&pipeline.extract, options).await?;
         extractor.partitions(&cfg.extract.config).await
     }
     .await;
@@ -610,63 +240,16 @@ async fn execute(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn plugin_log_lines_become_events_up_to_the_cap_then_one_notice() {
-        let events = EventBus::new();
-        let mut rx = events.subscribe();
-        let ctx = Arc::new(RunContext {
-            runtime: Arc::new(Runtime::new(None).unwrap()),
-            run_id: "r1".into(),
-            pipeline: "p".into(),
-            events,
-            cancelled: AtomicBool::new(false),
-            cancel_notify: Notify::new(),
-        });
-        let LogSink(sink) = ctx.log_sink("chatty", Some("a.csv"));
-        sink(tracing::Level::DEBUG, "debug lines stay in the host log");
-        sink(tracing::Level::ERROR, &"x".repeat(5_000));
-        for i in 0..(MAX_LOG_EVENTS + 50) {
-            sink(tracing::Level::INFO, &format!("line {i}"));
-        }
-        let mut got = Vec::new();
-        while let Ok(event) = rx.try_recv() {
-            let EventKind::PluginLog {
-                plugin,
-                level,
-                message,
-            } = &event.kind
-            else {
-                panic!("{event:?}");
-            };
-            assert_eq!(
-                (plugin.as_str(), event.partition.as_deref()),
-                ("chatty", Some("a.csv"))
-            );
-            got.push((level.clone(), message.clone()));
-        }
-        assert_eq!(
-            got.len() as u32,
-            MAX_LOG_EVENTS + 1,
-            "the cap, then one notice"
-        );
-        assert_eq!(got[0].0, "error");
-        assert!(got[0].1.ends_with("… (5000 bytes in all)"), "{}", got[0].1);
-        assert!(got[0].1.len() < MAX_LOG_EVENT_BYTES + 40);
-        assert_eq!(got[1], ("info".to_owned(), "line 0".to_owned()));
-        assert!(
-            got.last()
-                .unwrap()
-                .1
-                .contains("the rest are in the host log only")
-        );
-    }
+    use super::new_run_id;
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+    fn run_ids_sort_by_time_and_differ_within_a_second() {
+        let ids: Vec<String> = (0..1000).map(|_| new_run_id()).collect();
+        let first = &ids[0];
+        assert_eq!(first.len(), "20261127T101500Z-3f9a0c1d".len(), "{first}");
+        assert!(first.starts_with("20"), "{first}");
+        assert_eq!(&first[8..9], "T");
+        let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "a run id repeated");
     }
 }

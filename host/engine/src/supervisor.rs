@@ -1,8 +1,108 @@
-//! One-for-one supervision of workers: a failed worker restarts from its last committed
-//! checkpoint with exponential backoff and jitter, within a restart budget.
+//! One-for-one supervision of workers (docs/design.md, "Supervision"): a failed worker
+//! restarts from its last committed checkpoint with exponential backoff and jitter, within a
+//! restart budget; errors that will not fix themselves fail it at once.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use weir_runtime::types::Partition;
+use weir_store::Totals;
+
+use crate::context::RunContext;
+use crate::error::WorkerError;
+use crate::events::EventKind;
+use crate::pipeline::ResolvedPipeline;
+use crate::worker::run_worker;
+
+/// Run one partition's worker until it completes, fails for good, or the run is cancelled.
+/// The totals count every attempt's committed batches: they are in the database.
+pub async fn supervise(
+    ctx: Arc<RunContext>,
+    pipeline: Arc<ResolvedPipeline>,
+    partition: Partition,
+) -> (Totals, Result<(), String>) {
+    let seed = ctx
+        .run_id
+        .bytes()
+        .chain(partition.id.bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let mut budget = RestartBudget::new(pipeline.config.restart.clone(), seed);
+    let mut totals = Totals::default();
+    loop {
+        let (attempt_totals, result) =
+            run_worker(ctx.clone(), pipeline.clone(), partition.clone()).await;
+        totals += attempt_totals;
+        let error = match result {
+            Ok(()) => {
+                ctx.emit(
+                    Some(&partition.id),
+                    EventKind::WorkerCompleted {
+                        rows_read: totals.rows_read,
+                        rows_loaded: totals.rows_loaded,
+                        rows_rejected: totals.rows_rejected,
+                    },
+                );
+                return (totals, Ok(()));
+            }
+            Err(e) => e,
+        };
+        let fail = |message: String, retryable: bool, attempts: u32| {
+            ctx.emit(
+                Some(&partition.id),
+                EventKind::WorkerFailed {
+                    error: message.clone(),
+                    retryable,
+                    attempts,
+                },
+            );
+            (totals, Err(message))
+        };
+        if matches!(error, WorkerError::Cancelled) {
+            return cancelled(&ctx, &partition.id, totals);
+        }
+        if !error.is_retryable() {
+            return fail(error.to_string(), false, budget.attempts());
+        }
+        let Some(delay) = budget.next_delay(Instant::now()) else {
+            let policy = &pipeline.config.restart;
+            let message = format!(
+                "gave up after {} attempts (restart budget: {} restarts within {} s); last error: {error}",
+                budget.attempts(),
+                policy.max_restarts,
+                policy.window.as_secs()
+            );
+            return fail(message, true, budget.attempts());
+        };
+        ctx.emit(
+            Some(&partition.id),
+            EventKind::WorkerRetrying {
+                attempt: budget.attempts(),
+                delay_ms: delay.as_millis() as u64,
+                error: error.to_string(),
+            },
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = ctx.cancelled() => return cancelled(&ctx, &partition.id, totals),
+        }
+    }
+}
+
+/// The end of a worker stopped by cancelling its run (not a failure: nothing went wrong).
+fn cancelled(ctx: &RunContext, partition: &str, totals: Totals) -> (Totals, Result<(), String>) {
+    ctx.emit(
+        Some(partition),
+        EventKind::WorkerCancelled {
+            rows_read: totals.rows_read,
+            rows_loaded: totals.rows_loaded,
+            rows_rejected: totals.rows_rejected,
+        },
+    );
+    (totals, Err(WorkerError::Cancelled.to_string()))
+}
 
 /// How a pipeline's workers are restarted. Defaults are documented in the README.
 #[derive(Debug, Clone, PartialEq)]

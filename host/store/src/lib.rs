@@ -8,7 +8,7 @@
 //! reader wait until every event published so far is on disk — the SSE replay needs that to
 //! hand over to the live stream without a gap.
 
-mod rejects;
+pub mod rejects;
 mod schema;
 mod writer;
 
@@ -93,6 +93,14 @@ pub enum RunStatus {
     Cancelled,
     /// Still `running` when the engine stopped without finishing it (crash, kill -9).
     Interrupted,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, other: Self) {
+        self.rows_read += other.rows_read;
+        self.rows_loaded += other.rows_loaded;
+        self.rows_rejected += other.rows_rejected;
+    }
 }
 
 impl RunStatus {

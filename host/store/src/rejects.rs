@@ -1,6 +1,7 @@
 //! Rejects live where the rows went: the `_weir_rejects` table of a pipeline's commit database,
-//! committed with the batch (DESIGN §4). This reads them, page by page, from the granted
-//! databases that have the table.
+//! committed with the batch (docs/design.md, "The commit protocol"). This module owns the
+//! table: its schema, the insert the engine runs inside a batch's transaction, and the paged
+//! reads of the API.
 
 use std::path::PathBuf;
 
@@ -8,8 +9,86 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use serde::Serialize;
 
-/// The table the engine writes rejects to (`weir_engine::commit::REJECTS_TABLE`).
-const TABLE: &str = "_weir_rejects";
+/// The rejects table every commit database gets. Host-owned: plugins may not write it.
+pub const TABLE: &str = "_weir_rejects";
+
+/// A row that did not make it, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectRecord {
+    /// Which step refused it: `csv-extract`, `map-transform`, `sqlite-load`.
+    pub stage: String,
+    /// Source position (line), when known.
+    pub position: Option<u64>,
+    pub reason: String,
+    /// The raw record, or the row's values as JSON.
+    pub raw: String,
+}
+
+/// Identifies the rows of a reject: pipeline, partition (its file), run.
+pub struct RejectContext<'a> {
+    pub pipeline: &'a str,
+    pub partition: &'a str,
+    pub run_id: &'a str,
+}
+
+/// Create the rejects table if needed. Idempotent.
+pub fn ensure_table(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {TABLE} (
+            id INTEGER PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            partition TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            file TEXT,
+            line INTEGER,
+            stage TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        ) STRICT;
+        CREATE INDEX IF NOT EXISTS {TABLE}_by_run ON {TABLE} (pipeline, run_id);"
+    ))
+}
+
+/// Whether the table exists (a database the pipeline has not committed to yet has none).
+pub fn table_exists(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [TABLE],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Write rejects through the batch's open transaction.
+pub fn insert(
+    conn: &Connection,
+    ctx: &RejectContext<'_>,
+    rejects: &[RejectRecord],
+) -> rusqlite::Result<()> {
+    if rejects.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT INTO {TABLE} (pipeline, partition, run_id, file, line, stage, reason, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?;
+    for r in rejects {
+        stmt.execute(params![
+            ctx.pipeline,
+            ctx.partition,
+            ctx.run_id,
+            ctx.partition,
+            r.position.map(|p| p as i64),
+            r.stage,
+            r.reason,
+            r.raw
+        ])?;
+    }
+    Ok(())
+}
 
 /// One rejected row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,15 +143,7 @@ pub fn rejects_page(
         )
         .with_context(|| format!("cannot open database \"{name}\" ({})", path.display()))?;
         let mut read = || -> rusqlite::Result<Option<u64>> {
-            let has_table = conn
-                .query_row(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [TABLE],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if !has_table {
+            if !table_exists(&conn)? {
                 return Ok(None);
             }
             let count: u64 = conn.query_row(

@@ -1,0 +1,416 @@
+//! The long-running service behind `weir serve` (docs/design.md, "Service mode"): it holds
+//! the configuration, the runtime and plugins, the resolved pipelines, the event bus and the
+//! runs in progress. The HTTP API is a thin layer over it.
+//!
+//! - this module: the state, triggering and cancelling runs, checkpoints, shutdown;
+//! - `scheduler`: one task per scheduled pipeline, catch-up after downtime;
+//! - `plugins`: the plugins folder watched while serving, and the snapshot swap.
+//!
+//! Every event goes through the bus's tap to the state database (and to any observers, such
+//! as metrics) before a subscriber sees it; run records are derived from those events by the
+//! store (`events::to_record`), so the event log and the run table cannot drift.
+
+mod plugins;
+mod scheduler;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use weir_runtime::{Catalog, CheckpointEntry, Plugin, Runtime};
+use weir_schedule::Schedule;
+use weir_store::Store;
+
+use crate::config::{Config, PipelineConfig};
+use crate::context::RunContext;
+use crate::events::{EventBus, EventKind, EventTap, SyncEvent, to_record};
+use crate::lock::{LockError, RunLocks};
+use crate::pipeline::{DatabaseAccess, ResolvedPipeline};
+use crate::run::Run;
+
+/// A pipeline as the service knows it.
+pub struct PipelineEntry {
+    pub config: PipelineConfig,
+    /// Its parsed schedule, if it has one (config validation already parsed it once).
+    pub schedule: Option<Schedule>,
+}
+
+/// The plugins in service and every pipeline resolved against them; replaced whole when the
+/// plugins folder changes.
+pub struct Plugins {
+    pub catalog: Catalog,
+    /// Pipeline name → its plugins, or why they could not be resolved (the pipeline then does
+    /// not run, but is still listed, with the reason).
+    pub resolved: BTreeMap<String, Result<Arc<ResolvedPipeline>, String>>,
+}
+
+impl Plugins {
+    fn resolve(config: &Config, catalog: Catalog) -> Self {
+        let resolved = config
+            .pipelines
+            .iter()
+            .map(|p| {
+                let resolved = ResolvedPipeline::resolve(config, &p.name, &catalog).map(Arc::new);
+                (p.name.clone(), resolved)
+            })
+            .collect();
+        Self { catalog, resolved }
+    }
+
+    /// The pipeline's plugins, or why it cannot run.
+    pub fn resolved(&self, pipeline: &str) -> Option<&Result<Arc<ResolvedPipeline>, String>> {
+        self.resolved.get(pipeline)
+    }
+}
+
+/// A run in progress.
+#[derive(Debug, Clone)]
+pub struct ActiveRunInfo {
+    pub run_id: String,
+    pub trigger: String,
+    pub started: SystemTime,
+}
+
+struct ActiveRun {
+    info: ActiveRunInfo,
+    ctx: Arc<RunContext>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Why the service refused a request. The API maps each case to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("no pipeline named \"{0}\"")]
+    UnknownPipeline(String),
+    #[error("pipeline \"{pipeline}\" cannot run: {reason}")]
+    InvalidPipeline { pipeline: String, reason: String },
+    #[error("pipeline \"{pipeline}\" is running (run {run_id})")]
+    AlreadyRunning { pipeline: String, run_id: String },
+    /// Another process (a `weir run`, another `weir serve`) runs the pipeline.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Plugin(#[from] weir_runtime::PluginError),
+}
+
+/// The service.
+pub struct Service {
+    config: Config,
+    runtime: Arc<Runtime>,
+    plugins: RwLock<Arc<Plugins>>,
+    pipelines: Vec<PipelineEntry>,
+    events: EventBus,
+    store: Arc<Store>,
+    locks: RunLocks,
+    active: Mutex<BTreeMap<String, ActiveRun>>,
+    /// Set when shutdown begins: no new runs.
+    shutdown: watch::Sender<bool>,
+    /// Set when shutdown is done (runs stopped, events on disk): event streams end.
+    closed: watch::Sender<bool>,
+    started: Instant,
+}
+
+impl Service {
+    /// Wire the bus to the store (ids continue after the newest stored event) and to
+    /// `observers`, announce the engine and its plugins, and resolve every pipeline. Nothing
+    /// runs until [`Service::start_scheduler`] or [`Service::trigger`].
+    pub fn new(
+        config: Config,
+        runtime: Arc<Runtime>,
+        catalog: Catalog,
+        store: Arc<Store>,
+        observers: Vec<EventTap>,
+    ) -> Arc<Self> {
+        let tap_store = store.clone();
+        let tap: EventTap = Arc::new(move |event: &SyncEvent| {
+            tap_store.record(to_record(event));
+            for observer in &observers {
+                observer(event);
+            }
+        });
+        let events = EventBus::with_tap(store.last_event_id() + 1, Some(tap));
+        events.publish(
+            None,
+            None,
+            None,
+            EventKind::EngineStarted {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                pipelines: config.pipelines.len(),
+            },
+        );
+        for plugin in catalog.plugins.values() {
+            events.publish(None, None, None, loaded_event(plugin));
+        }
+        for rejected in &catalog.rejected {
+            events.publish(
+                None,
+                None,
+                None,
+                EventKind::PluginRejected {
+                    file: rejected.file.display().to_string(),
+                    reason: rejected.reason.clone(),
+                    kept_version: None,
+                },
+            );
+        }
+        let config_lock_dir = config.engine.lock_dir.clone();
+        let plugins = Plugins::resolve(&config, catalog);
+        for (name, resolved) in &plugins.resolved {
+            if let Err(reason) = resolved {
+                tracing::error!(pipeline = name, "pipeline will not run: {reason}");
+            }
+        }
+        let pipelines = config
+            .pipelines
+            .iter()
+            .map(|p| PipelineEntry {
+                config: p.clone(),
+                schedule: p
+                    .schedule
+                    .as_deref()
+                    .and_then(|expr| Schedule::parse(expr, p.timezone.as_deref()).ok()),
+            })
+            .collect();
+        Arc::new(Self {
+            config,
+            runtime,
+            plugins: RwLock::new(Arc::new(plugins)),
+            pipelines,
+            events,
+            store,
+            locks: RunLocks::new(&config_lock_dir),
+            active: Mutex::default(),
+            shutdown: watch::Sender::new(false),
+            closed: watch::Sender::new(false),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The plugins in service now, and the pipelines resolved against them.
+    pub fn plugins(&self) -> Arc<Plugins> {
+        self.plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Every pipeline, in config order.
+    pub fn pipelines(&self) -> &[PipelineEntry] {
+        &self.pipelines
+    }
+
+    pub fn pipeline(&self, name: &str) -> Option<&PipelineEntry> {
+        self.pipelines.iter().find(|p| p.config.name == name)
+    }
+
+    fn active(&self) -> MutexGuard<'_, BTreeMap<String, ActiveRun>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The run in progress of a pipeline.
+    pub fn active_run(&self, pipeline: &str) -> Option<ActiveRunInfo> {
+        self.active().get(pipeline).map(|r| r.info.clone())
+    }
+
+    /// How many runs are in progress.
+    pub fn active_count(&self) -> usize {
+        self.active().len()
+    }
+
+    /// Becomes `true` once shutdown is complete: the runs have stopped and their last
+    /// events are on disk (event streams end on it, after delivering those events).
+    pub fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    /// The pipeline resolved against the plugins in service now.
+    fn runnable(&self, name: &str) -> Result<Arc<ResolvedPipeline>, ServiceError> {
+        self.plugins()
+            .resolved(name)
+            .ok_or_else(|| ServiceError::UnknownPipeline(name.to_owned()))?
+            .clone()
+            .map_err(|reason| ServiceError::InvalidPipeline {
+                pipeline: name.to_owned(),
+                reason,
+            })
+    }
+
+    /// Start a run of `pipeline` now, unless one is in progress: then, by the overlap policy
+    /// `skip`, emit `RunSkipped` and refuse. Returns the new run's id at once; the run goes on
+    /// in the background and reports through events.
+    pub fn trigger(
+        self: &Arc<Self>,
+        pipeline: &str,
+        trigger: &str,
+    ) -> Result<String, ServiceError> {
+        let resolved = match self.runnable(pipeline) {
+            Ok(resolved) => resolved,
+            Err(e @ ServiceError::InvalidPipeline { .. }) => {
+                // Said as an event too: a scheduled trigger has no caller to tell.
+                self.events.publish(
+                    Some(pipeline),
+                    None,
+                    None,
+                    EventKind::RunSkipped {
+                        reason: format!("{trigger} trigger: {e}"),
+                    },
+                );
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut active = self.active();
+        if *self.shutdown.borrow() {
+            return Err(ServiceError::ShuttingDown);
+        }
+        if let Some(running) = active.get(pipeline) {
+            let run_id = running.info.run_id.clone();
+            self.events.publish(
+                Some(pipeline),
+                None,
+                None,
+                EventKind::RunSkipped {
+                    reason: format!("{trigger} trigger: run {run_id} is still running"),
+                },
+            );
+            return Err(ServiceError::AlreadyRunning {
+                pipeline: pipeline.to_owned(),
+                run_id,
+            });
+        }
+        let lock = match self.locks.try_lock(pipeline) {
+            Ok(lock) => lock,
+            Err(e) => {
+                self.events.publish(
+                    Some(pipeline),
+                    None,
+                    None,
+                    EventKind::RunSkipped {
+                        reason: format!("{trigger} trigger: {e}"),
+                    },
+                );
+                return Err(e.into());
+            }
+        };
+        let run = Run::new(self.runtime.clone(), resolved, self.events.clone(), lock);
+        let ctx = run.ctx.clone();
+        let run_id = ctx.run_id.clone();
+        let service = self.clone();
+        let (name, id, how) = (pipeline.to_owned(), run_id.clone(), trigger.to_owned());
+        // The entry is inserted before the lock is released, so the task's removal (which
+        // takes the lock) always comes after it.
+        let task = tokio::spawn(async move {
+            run.execute(&how).await;
+            let mut active = service.active();
+            if active.get(&name).is_some_and(|r| r.info.run_id == id) {
+                active.remove(&name);
+            }
+        });
+        active.insert(
+            pipeline.to_owned(),
+            ActiveRun {
+                info: ActiveRunInfo {
+                    run_id: run_id.clone(),
+                    trigger: trigger.to_owned(),
+                    started: SystemTime::now(),
+                },
+                ctx,
+                task: Some(task),
+            },
+        );
+        Ok(run_id)
+    }
+
+    /// Ask a run in progress to stop at its next batch boundary; returns its pipeline, or
+    /// `None` if no run with that id is in progress.
+    pub fn cancel(&self, run_id: &str) -> Option<String> {
+        let active = self.active();
+        let (pipeline, run) = active.iter().find(|(_, r)| r.info.run_id == run_id)?;
+        run.ctx.cancel();
+        Some(pipeline.clone())
+    }
+
+    /// The checkpoints the pipeline's history store keeps.
+    pub async fn checkpoints(&self, pipeline: &str) -> Result<Vec<CheckpointEntry>, ServiceError> {
+        let resolved = self.runnable(pipeline)?;
+        let mut history = resolved
+            .open_history(&self.runtime, DatabaseAccess::Run)
+            .await?;
+        Ok(history.entries(Some(pipeline)).await?)
+    }
+
+    /// Forget the pipeline's checkpoints (or one partition's). Refused while it runs, here or
+    /// in another process: the reset holds the pipeline's run lock, so no run can start
+    /// between the check and the reset (and a run's next batch would fail its checkpoint
+    /// compare-and-set rather than save over the reset).
+    pub async fn reset_checkpoints(
+        &self,
+        pipeline: &str,
+        partition: Option<&str>,
+    ) -> Result<u32, ServiceError> {
+        let resolved = self.runnable(pipeline)?;
+        if let Some(run) = self.active_run(pipeline) {
+            return Err(ServiceError::AlreadyRunning {
+                pipeline: pipeline.to_owned(),
+                run_id: run.run_id,
+            });
+        }
+        let _lock = self.locks.try_lock(pipeline)?;
+        let mut history = resolved
+            .open_history(&self.runtime, DatabaseAccess::Run)
+            .await?;
+        Ok(history.reset(pipeline, partition).await?)
+    }
+
+    /// Stop: no new runs; cancel the runs in progress (they stop at a batch boundary, so a
+    /// batch is either committed or not written at all) and wait for them; flush the event log.
+    pub async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let tasks: Vec<JoinHandle<()>> = self
+            .active()
+            .values_mut()
+            .filter_map(|run| {
+                run.ctx.cancel();
+                run.task.take()
+            })
+            .collect();
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!("run task failed: {e}");
+            }
+        }
+        self.store.flush().await;
+        self.closed.send_replace(true);
+    }
+}
+
+/// `plugin_loaded` for a plugin put in service (at startup or when its file appeared).
+pub(crate) fn loaded_event(plugin: &Plugin) -> EventKind {
+    EventKind::PluginLoaded {
+        plugin: plugin.info.name.clone(),
+        version: plugin.info.version.clone(),
+        kind: plugin.kind.to_string(),
+        file: plugin.file.display().to_string(),
+        hash: plugin.hash.clone(),
+    }
+}

@@ -1,0 +1,84 @@
+//! The scheduler: one task per pipeline with a schedule, which sleeps until each fire time
+//! and triggers a run (skipped, with an event, when the previous one still runs).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use weir_schedule::Schedule;
+
+use super::{Service, ServiceError};
+use crate::config::CatchUp;
+
+impl Service {
+    /// Start one scheduler task per pipeline with a schedule. Each first starts a catch-up
+    /// run if a fire was missed since the pipeline's last recorded run (unless
+    /// `catch_up = "skip"`), then sleeps until each next fire time. A pipeline that cannot run
+    /// when its time comes (a plugin it needs is missing) skips that fire with a `RunSkipped`
+    /// event saying why; a plugin dropped in later makes the next fire run.
+    pub fn start_scheduler(self: &Arc<Self>) {
+        for entry in &self.pipelines {
+            let Some(schedule) = &entry.schedule else {
+                continue;
+            };
+            let service = self.clone();
+            let (name, schedule) = (entry.config.name.clone(), schedule.clone());
+            let catch_up = entry.config.catch_up;
+            tokio::spawn(async move { service.schedule_loop(name, schedule, catch_up).await });
+        }
+    }
+
+    async fn schedule_loop(self: Arc<Self>, name: String, schedule: Schedule, catch_up: CatchUp) {
+        let mut shutdown = self.shutdown.subscribe();
+        let now = now_utc();
+        if catch_up == CatchUp::Once {
+            match self.store.last_run(&name) {
+                Ok(Some(last)) => {
+                    let last_start =
+                        DateTime::from_timestamp_millis(last.started_ms).unwrap_or(now);
+                    if schedule.missed_since(last_start, now) {
+                        tracing::info!(
+                            pipeline = name,
+                            "a scheduled run was missed; catching up once"
+                        );
+                        self.fire(&name, "catch-up");
+                    }
+                }
+                // Never ran: nothing was missed that we know of.
+                Ok(None) => {}
+                Err(e) => tracing::error!(pipeline = name, "cannot check for missed runs: {e:#}"),
+            }
+        }
+        let mut after = now;
+        while let Some(next) = schedule.next_after(after) {
+            let wait = (next - now_utc()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|stopping| *stopping) => return,
+            }
+            self.fire(&name, "schedule");
+            // After a stall (suspend, clock jump) fires in the past are skipped, not run in a
+            // burst: catching up is the catch-up policy's job, at startup.
+            after = next.max(now_utc());
+        }
+    }
+
+    fn fire(self: &Arc<Self>, pipeline: &str, trigger: &str) {
+        match self.trigger(pipeline, trigger) {
+            // Each of these is already said by an event (or is shutdown).
+            Ok(_)
+            | Err(
+                ServiceError::AlreadyRunning { .. }
+                | ServiceError::Locked(_)
+                | ServiceError::InvalidPipeline { .. }
+                | ServiceError::ShuttingDown,
+            ) => {}
+            Err(e) => tracing::error!(pipeline, "{trigger} run not started: {e}"),
+        }
+    }
+}
+
+/// The wall clock as chrono sees it (chrono's own `clock` feature is not built).
+fn now_utc() -> DateTime<Utc> {
+    SystemTime::now().into()
+}

@@ -1,0 +1,180 @@
+//! Setting up one worker attempt: fresh instances of every step, opened in pipeline order,
+//! each given what its step may use (see `pipeline`), plus the databases its batches commit to.
+
+use std::time::Instant;
+
+use weir_runtime::types::{Partition, Schema};
+use weir_runtime::{
+    Databases, ExtractorInstance, HistoryInstance, LoadTarget, PluginError, SharedConnection, lock,
+};
+
+use super::StageTimes;
+use super::transform::TransformStep;
+use crate::commit::SinkLoad;
+use crate::context::RunContext;
+use crate::error::WorkerError;
+use crate::events::EventKind;
+use crate::pipeline::{DatabaseAccess, ResolvedPipeline, Step};
+use crate::plan::{self, PlanLoad};
+
+/// One attempt's opened steps.
+pub struct Opened {
+    pub history: HistoryInstance,
+    /// Where the history store saves: the batch commits there.
+    pub commit_db: Option<String>,
+    /// The checkpoint the partition resumes from.
+    pub checkpoint: Option<String>,
+    pub extractor: ExtractorInstance,
+    /// The extractor's schema.
+    pub source_schema: Schema,
+    pub transforms: Vec<TransformStep>,
+    /// The schema the loads receive (the last transform's output).
+    pub schema: Schema,
+    pub plans: Vec<PlanLoad>,
+    pub sinks: Vec<SinkLoad>,
+    /// Where rejects are written, with the checkpoint: the commit database, else the first
+    /// write plan's.
+    pub rejects_db: (String, SharedConnection),
+}
+
+/// Instantiate and open every step for `partition`, in pipeline order.
+pub async fn open_steps(
+    ctx: &std::sync::Arc<RunContext>,
+    pipeline: &ResolvedPipeline,
+    partition: &Partition,
+    times: &mut StageTimes,
+) -> Result<Opened, WorkerError> {
+    let cfg = &pipeline.config;
+    let access = DatabaseAccess::Run;
+    let databases = pipeline.databases(access);
+    let runtime = &ctx.runtime;
+    let options = |step, plugin: &weir_runtime::Plugin| {
+        pipeline.options(
+            step,
+            plugin,
+            Some(&partition.id),
+            (access, &databases),
+            Some(ctx.log_sink(&plugin.info.name, Some(&partition.id))),
+        )
+    };
+
+    let clock = Instant::now();
+    let mut history = runtime
+        .history_store(&pipeline.history, options(Step::History, &pipeline.history))
+        .await?;
+    times.instantiate += clock.elapsed();
+    let commit_db = history.open(&cfg.history.config).await?;
+    let checkpoint = history.load(&cfg.name, &partition.id).await?;
+    ctx.emit(
+        Some(&partition.id),
+        EventKind::WorkerStarted {
+            checkpoint: checkpoint.clone(),
+        },
+    );
+
+    let clock = Instant::now();
+    let mut extractor = runtime
+        .extractor(&pipeline.extract, options(Step::Extract, &pipeline.extract))
+        .await?;
+    times.instantiate += clock.elapsed();
+    let mut schema = extractor
+        .open(&cfg.extract.config, partition, checkpoint.as_deref())
+        .await?;
+    let source_schema = schema.clone();
+
+    let mut transforms = Vec::new();
+    for (step, plugin) in cfg.transforms.iter().zip(&pipeline.transforms) {
+        let clock = Instant::now();
+        let mut instance = runtime
+            .transformer(plugin, options(Step::Transform, plugin))
+            .await?;
+        times.instantiate += clock.elapsed();
+        let input = schema.clone();
+        schema = instance.open(&step.config, &input).await?;
+        transforms.push(TransformStep {
+            name: plugin.info.name.clone(),
+            instance,
+            input,
+        });
+    }
+
+    let mut plans = Vec::new();
+    let mut sinks = Vec::new();
+    for (step, plugin) in cfg.loads.iter().zip(&pipeline.loads) {
+        let label = plugin.label();
+        let clock = Instant::now();
+        let mut instance = runtime.loader(plugin, options(Step::Load, plugin)).await?;
+        times.instantiate += clock.elapsed();
+        match instance.open(&step.config, &schema).await? {
+            LoadTarget::Sink => sinks.push(SinkLoad { instance }),
+            LoadTarget::Plan(write_plan) => {
+                let conn = granted(&databases, &write_plan.database).map_err(|e| match e {
+                    Granted::Missing => PluginError::contract(
+                        &label,
+                        "open",
+                        format!(
+                            "write plan targets database \"{}\", which this pipeline does not grant",
+                            write_plan.database
+                        ),
+                    )
+                    .into(),
+                    Granted::Failed(e) => e,
+                })?;
+                plan::run_setup(&conn, &write_plan).map_err(|e| {
+                    WorkerError::sqlite(&format!("{label}: setup statement failed"), &e)
+                })?;
+                plan::check_plan(&write_plan, &schema, &lock(&conn))
+                    .map_err(|e| PluginError::contract(&label, "open", e))?;
+                plans.push(PlanLoad {
+                    label: plugin.info.name.clone(),
+                    plan: write_plan,
+                    conn,
+                });
+            }
+        }
+    }
+
+    let rejects_db_name = commit_db
+        .clone()
+        .or_else(|| plans.first().map(|p| p.plan.database.clone()))
+        .ok_or_else(|| WorkerError::Host {
+            message: "no database to record rejects in: the history store has no commit database and no load writes to one".into(),
+            retryable: false,
+        })?;
+    let rejects_conn = granted(&databases, &rejects_db_name).map_err(|e| match e {
+        Granted::Missing => WorkerError::Host {
+            message: format!("database \"{rejects_db_name}\" is not granted"),
+            retryable: false,
+        },
+        Granted::Failed(e) => e,
+    })?;
+    weir_store::rejects::ensure_table(&lock(&rejects_conn))
+        .map_err(|e| WorkerError::sqlite("failed to create the rejects table", &e))?;
+
+    Ok(Opened {
+        history,
+        commit_db,
+        checkpoint,
+        extractor,
+        source_schema,
+        transforms,
+        schema,
+        plans,
+        sinks,
+        rejects_db: (rejects_db_name, rejects_conn),
+    })
+}
+
+enum Granted {
+    Missing,
+    Failed(WorkerError),
+}
+
+/// The shared connection to a granted database.
+fn granted(databases: &Databases, name: &str) -> Result<SharedConnection, Granted> {
+    match databases.connection(name) {
+        Some(Ok(conn)) => Ok(conn),
+        Some(Err(e)) => Err(Granted::Failed(WorkerError::host(format!("{e:#}")))),
+        None => Err(Granted::Missing),
+    }
+}
