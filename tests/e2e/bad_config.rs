@@ -114,3 +114,63 @@ fn unknown_pipeline_lists_the_defined_ones() {
         run.stderr()
     );
 }
+
+#[test]
+fn validate_reports_every_problem_in_one_pass_each_with_its_line() {
+    // An out-of-range schedule, a misspelled key further down, and a misspelled plugin name in
+    // a second pipeline: all three are reported, not just the first.
+    let first = csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#).replace(
+        "name = \"p\"",
+        "name = \"p\"\nschedule = \"0 25 * * *\"\nconcurrancy = 2",
+    );
+    let second = csv_pipeline("q", r#"path = "inbox/*.csv""#, r#"table = "u""#)
+        .replace("sqlite-load", "sqlite-laod");
+    let config = first + &second;
+    let fx = Fixture::new();
+    fx.config(&config);
+    let run = fx.weir(&["validate"]);
+    run.failure();
+    let out = run.stdout();
+    for (needle, message) in [
+        ("schedule = ", "hour 25 is out of range"),
+        ("concurrancy", "unknown field `concurrancy`"),
+        ("sqlite-laod", "unknown loader plugin \"sqlite-laod\""),
+    ] {
+        let line = line_of(&config, needle);
+        assert!(
+            out.contains(&format!("weir.toml:{line}")) && out.contains(message),
+            "{needle}: {out}"
+        );
+    }
+    assert!(
+        out.contains("pipeline p: INVALID") && out.contains("pipeline q: INVALID"),
+        "{out}"
+    );
+
+    // `weir run` refuses the same file with every problem too.
+    let run = fx.weir(&["run", "p"]);
+    run.failure();
+    let err = run.stderr();
+    assert!(
+        err.contains("hour 25 is out of range") && err.contains("unknown field `concurrancy`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_refuses_two_grant_names_for_one_database_file() {
+    let config = csv_pipeline("p", r#"path = "inbox/*.csv""#, r#"table = "t""#).replace(
+        "databases = { ledger = \"ledger.db\" }",
+        "databases = { ledger = \"ledger.db\", books = \"inbox/../ledger.db\" }",
+    );
+    let fx = Fixture::new();
+    fx.config(&config);
+    let run = fx.weir(&["validate"]);
+    run.failure();
+    assert!(
+        run.stdout()
+            .contains("databases \"books\" and \"ledger\" are the same file"),
+        "{}",
+        run.stdout()
+    );
+}

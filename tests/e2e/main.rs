@@ -7,6 +7,7 @@ mod bank_recon;
 mod corpora;
 mod crash;
 mod incremental;
+mod one_writer;
 mod plugins;
 mod polyglot;
 mod sandbox;

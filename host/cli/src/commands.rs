@@ -229,16 +229,41 @@ fn print_summary(summary: &RunSummary, resolved: &ResolvedPipeline) {
 }
 
 pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
-    let Setup {
-        config,
-        runtime,
-        catalog,
-    } = setup(config_path).await?;
-    println!(
-        "config {}: ok ({} pipelines)",
-        config.file.display(),
-        config.pipelines.len()
-    );
+    // Every problem in one pass: the file's own, then each pipeline's plugins and grants.
+    let partial = Config::load_partial(config_path)?;
+    let config = &partial.config;
+    let runtime = Runtime::new(Some(config.engine.cache_dir.clone()))?;
+    let catalog = runtime
+        .load_dir(&config.engine.plugins_dir)
+        .await
+        .with_context(|| {
+            format!(
+                "{}: engine.plugins_dir (build the bundled plugins with `just plugins`)",
+                config.file.display()
+            )
+        })?;
+    let report = weir_engine::validate::validate(&partial, &runtime, &catalog).await;
+    if report.config_problems.is_empty() {
+        println!(
+            "config {}: {} pipelines",
+            config.file.display(),
+            config.pipelines.len()
+        );
+    } else {
+        println!(
+            "config {}: {} problem{}",
+            config.file.display(),
+            report.config_problems.len(),
+            if report.config_problems.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+        for problem in &report.config_problems {
+            println!("  {problem}");
+        }
+    }
     println!(
         "plugins {}: {} loaded, {} rejected",
         config.engine.plugins_dir.display(),
@@ -248,32 +273,20 @@ pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
     for r in &catalog.rejected {
         println!("  rejected {}: {}", r.file.display(), r.reason);
     }
-    let mut failed = false;
-    for pipeline in &config.pipelines {
-        match ResolvedPipeline::resolve(&config, &pipeline.name, &catalog) {
+    for (name, verdict) in &report.pipelines {
+        match verdict {
+            Ok(guarantee) => println!("pipeline {name}: ok, {guarantee}"),
             Err(problems) => {
-                failed = true;
-                println!("pipeline {}: INVALID", pipeline.name);
-                for line in problems.lines() {
-                    println!("  {line}");
+                println!("pipeline {name}: INVALID");
+                for problem in problems {
+                    for line in problem.lines() {
+                        println!("  {line}");
+                    }
                 }
             }
-            Ok(resolved) => match weir_engine::guarantee::delivery_guarantee(
-                &runtime,
-                &resolved,
-                DatabaseAccess::Run,
-            )
-            .await
-            {
-                Ok(guarantee) => println!("pipeline {}: ok, {guarantee}", pipeline.name),
-                Err(e) => {
-                    failed = true;
-                    println!("pipeline {}: INVALID\n  {e:#}", pipeline.name);
-                }
-            },
         }
     }
-    Ok(if failed {
+    Ok(if report.failed() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

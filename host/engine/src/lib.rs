@@ -15,6 +15,7 @@ pub mod plan;
 pub mod run;
 pub mod service;
 pub mod supervisor;
+pub mod validate;
 mod worker;
 
 pub use config::{Config, ConfigError, PipelineConfig};

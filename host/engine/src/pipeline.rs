@@ -31,6 +31,10 @@ pub enum Step {
 pub enum DatabaseAccess {
     /// For a run: read-write (unless the grant says `read_only`), WAL.
     Run,
+    /// For `weir validate`: nothing on disk is written or created.
+    Validate,
+    /// For reading checkpoints from the API: read-only, nothing created.
+    ReadOnly,
 }
 
 /// A pipeline whose steps were matched to loaded plugins of the right kind.
@@ -185,9 +189,12 @@ impl ResolvedPipeline {
     /// The pipeline's granted databases, opened on first use as `access` says. One value per
     /// worker: the worker's commit loop and its plugins share these connections.
     pub fn databases(&self, access: DatabaseAccess) -> Databases {
+        let databases = Databases::new(self.config.grants.databases.clone())
+            .with_options(self.config.database_options.clone());
         match access {
-            DatabaseAccess::Run => Databases::new(self.config.grants.databases.clone())
-                .with_options(self.config.database_options.clone()),
+            DatabaseAccess::Run => databases,
+            // TODO(runtime): the validation and read-only modes of `Databases`.
+            DatabaseAccess::Validate | DatabaseAccess::ReadOnly => databases,
         }
     }
 
