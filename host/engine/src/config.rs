@@ -379,6 +379,7 @@ impl Config {
                         d.wall_per_call,
                         "timeout_seconds",
                     )?,
+                    ..d
                 }
             };
             let bounds = {
