@@ -148,6 +148,18 @@ fn run_locked(
         execute(conn, work, statement, params, budget)
     };
     conn.progress_handler(0, None::<fn() -> bool>);
+    if stop.timed_out.load(Ordering::Relaxed) && outcome.as_ref().is_err_and(is_interrupt) {
+        // An interrupted write inside a transaction rolls the whole transaction back in
+        // SQLite; the trap fails the batch, which is retried from its last checkpoint.
+        return Err(HostLimit::trap(
+            FaultKind::CpuLimit,
+            format!(
+                "sql: `{}` was stopped after {:.3} s, the call's limit",
+                abbreviate(statement),
+                budget.allowed.as_secs_f64()
+            ),
+        ));
+    }
     if in_host_transaction && conn.is_autocommit() {
         // `INSERT OR ROLLBACK`, `ON CONFLICT ROLLBACK` or a `RAISE(ROLLBACK)` trigger ended the
         // worker's commit transaction without the authorizer seeing a ROLLBACK. Whatever the
@@ -162,16 +174,6 @@ fn run_locked(
         ));
     }
     match outcome {
-        Err(e) if stop.timed_out.load(Ordering::Relaxed) && is_interrupt(&e) => {
-            Err(HostLimit::trap(
-                FaultKind::CpuLimit,
-                format!(
-                    "sql: `{}` was stopped after {:.3} s, the call's limit",
-                    abbreviate(statement),
-                    budget.allowed.as_secs_f64()
-                ),
-            ))
-        }
         Err(e) => Ok(Err(sql_error(database, statement, e))),
         Ok(out) => Ok(Ok(out)),
     }

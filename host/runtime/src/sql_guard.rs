@@ -25,7 +25,9 @@ use rusqlite::{Connection, Statement};
 pub const HOST_TABLES: &[&str] = &["_weir_rejects"];
 
 /// PRAGMAs a plugin may run: read-only introspection of tables and indexes, which loaders need
-/// to plan their writes (also reached through `pragma_table_info(…)` and friends).
+/// to plan their writes (also reached through `pragma_table_info(…)` and friends). And
+/// `quick_check`, read-only too: SQLite runs it itself (through `pragma_quick_check`) when
+/// `ALTER TABLE … ADD COLUMN` adds a column to a STRICT table or one with constraints.
 pub const ALLOWED_PRAGMAS: &[&str] = &[
     "table_info",
     "table_xinfo",
@@ -34,6 +36,7 @@ pub const ALLOWED_PRAGMAS: &[&str] = &[
     "index_xinfo",
     "foreign_key_list",
     "table_list",
+    "quick_check",
 ];
 
 /// SQL functions a plugin may not call: they load code or reach files (the file functions only

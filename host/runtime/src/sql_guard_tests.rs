@@ -12,7 +12,7 @@ fn hardened() -> Connection {
     .unwrap();
     conn.execute_batch(
         "CREATE TABLE _weir_rejects (id INTEGER PRIMARY KEY, reason TEXT);
-         CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT) STRICT;
          CREATE UNIQUE INDEX t_name ON t (name);",
     )
     .unwrap();
@@ -152,6 +152,7 @@ fn what_the_bundled_plugins_need_still_works() {
         "SELECT il.name, ifnull(ii.name, '<expression>') FROM pragma_index_list('t') AS il JOIN pragma_index_info(il.name) AS ii",
         "PRAGMA table_info(t)",
         "PRAGMA main.index_list(t)",
+        // On a STRICT table SQLite checks the new column with `pragma_quick_check` itself.
         "ALTER TABLE t ADD COLUMN extra REAL",
         "INSERT INTO t (name) VALUES ('a') ON CONFLICT (name) DO UPDATE SET extra = 1",
         // lookups and reads of host tables
