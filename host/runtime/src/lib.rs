@@ -13,6 +13,7 @@ mod exports;
 mod grants;
 mod host;
 mod instances;
+mod limiter;
 mod limits;
 mod sandbox;
 mod sql_call;

@@ -59,14 +59,15 @@ impl Default for Limits {
 /// table entry; a guest that opens them in a loop would otherwise grow host memory.
 pub const MAX_SQL_CONNECTIONS: usize = 64;
 
-/// Most core instances one plugin store may create. The Python (componentize-py) and
-/// JavaScript (componentize-js) examples are the largest plugins we know; see the store limiter
-/// in `state.rs` for what they use.
+/// Most core instances one plugin store may create (componentize-py's Python plugins make 14;
+/// see `limiter.rs` for what the example plugins use).
 pub const MAX_INSTANCES: usize = 64;
-/// Most tables one plugin store may create.
-pub const MAX_TABLES: usize = 64;
-/// Most linear memories one plugin store may create.
-pub const MAX_MEMORIES: usize = 16;
-/// Most elements one table may grow to. Tables live in host memory (8 bytes or more per
-/// element), outside the linear-memory cap, so an unbounded `table.grow` is a host-memory bomb.
-pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Most tables one plugin store may create (the example plugins make 2).
+pub const MAX_TABLES: usize = 32;
+/// Most linear memories one plugin store may create (the example plugins make 1). Their sizes
+/// together stay within [`Limits::memory_bytes`].
+pub const MAX_MEMORIES: usize = 8;
+/// Most elements all tables of one store may hold together (the example plugins use under
+/// 8,000). Tables live in host memory (8 bytes or more per element), outside the linear-memory
+/// cap, so an unbounded `table.grow` is a host-memory bomb; this caps it at a few MiB.
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 18;

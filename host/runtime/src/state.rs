@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::grants::{Databases, Grants};
-use crate::limits::{self, Limits};
+use crate::limiter::PluginLimiter;
+use crate::limits::Limits;
 
 /// Who is running: the labels every log line and error of a plugin carries.
 #[derive(Debug, Clone, Default)]
@@ -43,11 +43,11 @@ impl std::fmt::Debug for LogSink {
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) store_limits: StoreLimits,
+    pub(crate) store_limits: PluginLimiter,
     /// The instance's limits, for the host functions' own caps.
     pub(crate) limits: Limits,
     pub(crate) databases: Databases,
-    /// `sql` connection handles open now (capped at [`limits::MAX_SQL_CONNECTIONS`]).
+    /// `sql` connection handles open now (capped at [`crate::limits::MAX_SQL_CONNECTIONS`]).
     pub(crate) sql_connections: usize,
     /// When the current call must end (its wall-clock timeout); `sql` statements stop by then.
     pub(crate) call_deadline: std::time::Instant,
@@ -82,17 +82,7 @@ impl PluginState {
                     anyhow::anyhow!("failed to grant directory {}: {e}", dir.host_path.display())
                 })?;
         }
-        let store_limits = StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            // Tables, instances and memories live in host memory outside the linear-memory cap.
-            .table_elements(limits::MAX_TABLE_ELEMENTS)
-            .instances(limits::MAX_INSTANCES)
-            .tables(limits::MAX_TABLES)
-            .memories(limits::MAX_MEMORIES)
-            // Trap instead of returning -1 so a runaway allocation ends the call with a clear
-            // cause rather than a guest-side abort.
-            .trap_on_grow_failure(true)
-            .build();
+        let store_limits = PluginLimiter::new(limits.memory_bytes);
         Ok(Self {
             wasi: wasi.build(),
             table: ResourceTable::new(),
