@@ -329,6 +329,27 @@ pub fn explain(err: rusqlite::Error) -> rusqlite::Error {
 /// steps through the [`PluginSql`] it gets is refused what a plugin's own `sql` call would be.
 /// Statements cannot outlive `f`, so none is stepped later outside the rules (a schema change
 /// makes SQLite prepare a statement again, authorizing it again, when it is next stepped).
+///
+/// ```no_run
+/// # fn load(conn: &rusqlite::Connection, plan: &weir_runtime::WritePlan) -> rusqlite::Result<u64> {
+/// use weir_runtime::sql_guard::{as_plugin, explain};
+/// // Once per stream:
+/// as_plugin(conn, |db| plan.setup.iter().try_for_each(|s| db.execute_batch(s)))?;
+/// // Once per batch, inside the commit transaction:
+/// as_plugin(conn, |db| {
+///     let mut stmt = db.prepare(&plan.statement)?;
+///     let mut written = 0;
+///     for row in 0..2 {
+///         stmt.raw_bind_parameter(1, row)?;
+///         stmt.raw_execute().map_err(explain)?;
+///         written += 1;
+///         // A row error that ended the transaction is the batch's, not the row's.
+///         assert!(!db.is_autocommit());
+///     }
+///     Ok(written)
+/// })
+/// # }
+/// ```
 pub fn as_plugin<R>(conn: &Connection, f: impl for<'s> FnOnce(&'s PluginSql<'s>) -> R) -> R {
     let _mode = PluginMode::enter();
     f(&PluginSql { conn })
