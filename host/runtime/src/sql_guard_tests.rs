@@ -252,6 +252,13 @@ fn connection_limits_hold_for_everyone() {
         err.to_string().contains("too many attached databases"),
         "{err}"
     );
+    // Nor can VACUUM INTO write a copy, even as the host's statement (it attaches its target).
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("copy.db");
+    let err = conn
+        .execute_batch(&format!("VACUUM INTO '{}'", copy.display()))
+        .unwrap_err();
+    assert!(!copy.exists(), "{err}");
     // Values are bounded: SQLite's default would let one query allocate 1 GB.
     let err = as_plugin_run(&conn, "SELECT zeroblob(100000000)").unwrap_err();
     assert!(err.to_string().contains("too big"), "{err}");
