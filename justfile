@@ -27,6 +27,12 @@ test-plugins: setup
     @# The second version of `stamp`, for the drop-in replacement tests.
     cd tests/plugins && cargo build --release --quiet -p stamp --features v2
     cp tests/plugins/target/wasm32-wasip2/release/stamp.wasm tests/plugins/dist/stamp_v2.wasm
+    @# sql-escape as each plugin kind that gets databases (one crate exports one world).
+    for kind in transform load history; do \
+        (cd tests/plugins && cargo build --release --quiet -p sql-escape --no-default-features --features $kind); \
+        cp tests/plugins/target/wasm32-wasip2/release/sql_escape.wasm tests/plugins/dist/sql_escape_$kind.wasm; \
+    done
+    rm -f tests/plugins/dist/sql_escape.wasm
 
 # The Python and JavaScript example plugins (plugins/examples): installs their pinned toolchains
 # (componentize-py in a venv, jco/componentize-js with npm) and builds them into plugins/examples/dist/.

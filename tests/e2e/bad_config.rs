@@ -174,3 +174,67 @@ fn validate_refuses_two_grant_names_for_one_database_file() {
         run.stdout()
     );
 }
+
+/// Every file under `dir` with its bytes' hash.
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, u64> {
+    use std::hash::{Hash, Hasher};
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&path).unwrap().hash(&mut h);
+                let name = path.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(name, h.finish());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn validate_writes_nothing_whether_the_databases_exist_or_not() {
+    let fx = Fixture::new();
+    fx.config(&csv_pipeline(
+        "p",
+        r#"path = "inbox/*.csv", types = { id = "integer" }"#,
+        r#"table = "t", mode = "upsert", key = ["id"]"#,
+    ));
+    fx.write("inbox/a.csv", "id,memo\n1,a\n2,b\n");
+    // Databases that do not exist yet: none is created, and nothing else appears.
+    let before = tree(fx.dir.path());
+    let run = fx.weir(&["validate"]);
+    run.success();
+    assert!(
+        run.stdout().contains("pipeline p: ok, exactly-once"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(
+        tree(fx.dir.path()),
+        before,
+        "validate created or changed a file"
+    );
+
+    // Existing databases (after a run, then a new column in the source that the loader would
+    // add): every file's bytes stay the same.
+    fx.weir(&["run", "p"]).success();
+    fx.write("inbox/b.csv", "id,memo,extra\n3,c,x\n");
+    let before = tree(fx.dir.path());
+    let run = fx.weir(&["validate"]);
+    run.success();
+    assert!(
+        run.stdout().contains("pipeline p: ok, exactly-once"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(
+        tree(fx.dir.path()),
+        before,
+        "validate created or changed a file"
+    );
+}

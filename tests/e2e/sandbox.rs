@@ -351,7 +351,9 @@ fn an_oversized_row_is_a_reject_with_its_line_and_an_oversized_batch_fails_clear
     let run = fx.weir(&["run", "many"]);
     run.failure();
     assert!(
-        run.stderr().contains("exceeds max_batch_bytes (2000000)"),
+        run.stderr().contains(
+            "handed the host more than 2000000 bytes in one call (limits.max_batch_bytes); the host stopped copying there; lower batch_size or raise limits.max_batch_bytes"
+        ),
         "{}",
         run.stderr()
     );

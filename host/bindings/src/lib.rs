@@ -16,7 +16,9 @@ pub mod transformer {
     wasmtime::component::bindgen!({
         world: "transformer-plugin",
         path: "../../wit",
-        imports: { default: async },
+        // Trappable: a host function stops a guest that went past a limit (an `sql` statement
+        // past its time, too many connections) with a trap it cannot catch and carry on from.
+        imports: { default: async | trappable },
         exports: { default: async },
         with: { "weir:plugin/sql.connection": crate::SqlConnection },
     });

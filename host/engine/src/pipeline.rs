@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use weir_runtime::{
-    CallSite, Catalog, Databases, Grants, HistoryInstance, InstanceOptions, LogSink, Plugin,
-    PluginKind, Runtime,
+    CallSite, Catalog, DatabaseMode, Databases, Grants, HistoryInstance, InstanceOptions, LogSink,
+    Plugin, PluginKind, Runtime,
 };
 
 use crate::config::{Config, PipelineConfig, StepConfig};
@@ -189,13 +189,16 @@ impl ResolvedPipeline {
     /// The pipeline's granted databases, opened on first use as `access` says. One value per
     /// worker: the worker's commit loop and its plugins share these connections.
     pub fn databases(&self, access: DatabaseAccess) -> Databases {
-        let databases = Databases::new(self.config.grants.databases.clone())
-            .with_options(self.config.database_options.clone());
-        match access {
-            DatabaseAccess::Run => databases,
-            // TODO(runtime): the validation and read-only modes of `Databases`.
-            DatabaseAccess::Validate | DatabaseAccess::ReadOnly => databases,
-        }
+        let mode = match access {
+            DatabaseAccess::Run => DatabaseMode::ReadWrite,
+            DatabaseAccess::Validate => DatabaseMode::Validation,
+            DatabaseAccess::ReadOnly => DatabaseMode::ReadOnly,
+        };
+        Databases::new(self.config.grants.databases.clone())
+            .with_options(self.config.database_options.clone())
+            .with_mode(mode)
+            // A row may be as large as `max_row_bytes`; SQLite must be able to hold it.
+            .with_max_value_bytes(self.config.bounds.max_row_bytes)
     }
 
     /// What the plugin of `step` is given: its grants, the pipeline's limits, and where it

@@ -1,8 +1,13 @@
 //! Write plans: how the host writes a loader's rows into a database it speaks, inside the
 //! batch's transaction, so rows never cross into the loader.
+//!
+//! A contract-0.1 plan carries SQL the loader wrote (setup DDL and the per-row statement).
+//! The host runs it, but as the plugin's: prepared uncached under the plugin rules of
+//! `weir_runtime::sql_guard`, so a plan can do no more than the loader's own `sql` calls.
 
 use rusqlite::Connection;
 use rusqlite::types::ToSqlOutput;
+use weir_runtime::sql_guard::{self, explain};
 use weir_runtime::types::Schema;
 use weir_runtime::{SharedConnection, WritePlan, lock};
 use weir_store::rejects::RejectRecord;
@@ -39,9 +44,11 @@ pub enum PlanError {
 pub fn run_setup(conn: &SharedConnection, plan: &WritePlan) -> rusqlite::Result<()> {
     let mut db = lock(conn);
     let tx = db.transaction()?;
-    for statement in &plan.setup {
-        tx.execute_batch(statement)?;
-    }
+    sql_guard::as_plugin(&tx, |sql| {
+        plan.setup
+            .iter()
+            .try_for_each(|statement| sql.execute_batch(statement))
+    })?;
     tx.commit()
 }
 
@@ -57,13 +64,14 @@ pub fn check_plan(plan: &WritePlan, schema: &Schema, conn: &Connection) -> Resul
             schema.columns.len()
         ));
     }
-    let stmt = conn
-        .prepare(&plan.statement)
-        .map_err(|e| format!("write plan statement does not prepare: {e}"))?;
-    if stmt.parameter_count() != plan.params.len() {
+    let count = sql_guard::as_plugin(conn, |sql| {
+        sql.prepare(&plan.statement)
+            .map(|stmt| stmt.parameter_count())
+    })
+    .map_err(|e| format!("write plan statement does not prepare: {e}"))?;
+    if count != plan.params.len() {
         return Err(format!(
-            "write plan statement has {} parameters but maps {}",
-            stmt.parameter_count(),
+            "write plan statement has {count} parameters but maps {}",
             plan.params.len()
         ));
     }
@@ -91,32 +99,37 @@ pub fn execute_plan(
     stage: &str,
     rejects: &mut Vec<RejectRecord>,
 ) -> Result<u64, PlanError> {
-    let mut stmt = conn.prepare_cached(&plan.statement)?;
-    let mut written = 0;
-    for row in 0..rows.row_count {
-        for (k, &col) in plan.params.iter().enumerate() {
-            stmt.raw_bind_parameter(k + 1, ToSqlOutput::Borrowed(rows.value(row, col as usize)))?;
-        }
-        match stmt.raw_execute() {
-            Ok(_) => written += 1,
-            Err(error) if is_row_error(&error) => {
-                if conn.is_autocommit() {
-                    return Err(PlanError::TransactionEnded {
-                        position: positions
-                            .get(row)
-                            .map_or_else(|| format!("#{row}"), u64::to_string),
-                        error,
+    sql_guard::as_plugin(conn, |sql| {
+        let mut stmt = sql.prepare(&plan.statement)?;
+        let mut written = 0;
+        for row in 0..rows.row_count {
+            for (k, &col) in plan.params.iter().enumerate() {
+                stmt.raw_bind_parameter(
+                    k + 1,
+                    ToSqlOutput::Borrowed(rows.value(row, col as usize)),
+                )?;
+            }
+            match stmt.raw_execute().map_err(explain) {
+                Ok(_) => written += 1,
+                Err(error) if is_row_error(&error) => {
+                    if sql.is_autocommit() {
+                        return Err(PlanError::TransactionEnded {
+                            position: positions
+                                .get(row)
+                                .map_or_else(|| format!("#{row}"), u64::to_string),
+                            error,
+                        });
+                    }
+                    rejects.push(RejectRecord {
+                        stage: stage.to_owned(),
+                        position: positions.get(row).copied(),
+                        reason: error.to_string(),
+                        raw: rows.row_json(row, schema),
                     });
                 }
-                rejects.push(RejectRecord {
-                    stage: stage.to_owned(),
-                    position: positions.get(row).copied(),
-                    reason: error.to_string(),
-                    raw: rows.row_json(row, schema),
-                });
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
-    }
-    Ok(written)
+        Ok(written)
+    })
 }

@@ -2,8 +2,7 @@
 //! pipeline's plugins and grants — and the delivery guarantee of each pipeline that can run.
 //! Nothing is written: databases are opened the way `DatabaseAccess::Validate` says.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use weir_runtime::{Catalog, Runtime};
 
@@ -72,66 +71,25 @@ pub async fn validate(partial: &PartialConfig, runtime: &Runtime, catalog: &Cata
 /// would no longer hold).
 fn grant_problems(file: &Path, pipeline: &PipelineConfig) -> Vec<String> {
     let at = format!("{}:{}", file.display(), pipeline.line);
-    let mut by_file: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
-    for (name, path) in &pipeline.grants.databases {
-        by_file.entry(same_file_key(path)).or_default().push(name);
-    }
-    by_file
-        .into_iter()
-        .filter(|(_, names)| names.len() > 1)
-        .map(|(path, names)| {
-            format!(
-                "{at}: pipeline \"{}\": databases {} are the same file {}; grant it once",
-                pipeline.name,
-                names
-                    .iter()
-                    .map(|n| format!("\"{n}\""))
-                    .collect::<Vec<_>>()
-                    .join(" and "),
-                path.display()
-            )
-        })
-        .collect()
-}
-
-/// A path's identity as a file: its folder resolved (symlinks, `..`), which works for files
-/// that do not exist yet; the file itself resolved when it exists.
-fn same_file_key(path: &Path) -> PathBuf {
-    if let Ok(real) = path.canonicalize() {
-        return real;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(dir), Some(name)) => {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            dir.canonicalize()
-                .map(|d| d.join(name))
-                .unwrap_or_else(|_| path.to_owned())
-        }
-        _ => path.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn two_names_for_one_file_are_found_through_dots_and_links() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
-        let a = dir.path().join("ledger.db");
-        let b = dir.path().join("sub/../ledger.db");
-        let c = dir.path().join("link/ledger.db");
-        assert_eq!(same_file_key(&a), same_file_key(&b));
-        assert_eq!(same_file_key(&a), same_file_key(&c));
-        assert_ne!(
-            same_file_key(&a),
-            same_file_key(&dir.path().join("other.db"))
-        );
-    }
+    weir_runtime::duplicate_databases(
+        pipeline
+            .grants
+            .databases
+            .iter()
+            .map(|(name, path)| (name.as_str(), path.as_path())),
+    )
+    .into_iter()
+    .map(|dup| {
+        format!(
+            "{at}: pipeline \"{}\": databases {} are the same file {}; grant it once",
+            pipeline.name,
+            dup.names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            dup.path.display()
+        )
+    })
+    .collect()
 }

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use wasmtime::component::InstancePre;
 use weir_bindings::types::PluginInfo;
-use weir_bindings::{extractor, history, loader, transformer};
 
 use crate::Runtime;
 use crate::cache::{CacheOutcome, content_hash};
+use crate::exports::Exports;
 
 /// The WIT package version this host implements.
 pub const CONTRACT_VERSION: &str = "0.1.0";
@@ -70,13 +71,13 @@ impl std::fmt::Display for PluginKind {
     }
 }
 
-/// A pre-instantiated component, ready for cheap per-worker instances.
+/// A pre-instantiated component, ready for cheap per-worker instances, and where its plugin
+/// functions are.
 #[derive(Clone)]
-pub(crate) enum PluginPre {
-    Extractor(extractor::ExtractorPluginPre<crate::PluginState>),
-    Transformer(transformer::TransformerPluginPre<crate::PluginState>),
-    Loader(loader::LoaderPluginPre<crate::PluginState>),
-    HistoryStore(history::HistoryStorePluginPre<crate::PluginState>),
+pub(crate) struct PluginPre {
+    pub kind: PluginKind,
+    pub pre: InstancePre<crate::PluginState>,
+    pub exports: Arc<Exports>,
 }
 
 /// A loaded, validated plugin.
@@ -268,31 +269,17 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| format!("needs something the host does not provide: {e:#}"))?;
-        let mismatch = |e: wasmtime::Error| {
-            format!("exports {} with the wrong shape: {e:#}", kind.interface())
-        };
-        let pre = match kind {
-            PluginKind::Extractor => PluginPre::Extractor(
-                extractor::ExtractorPluginPre::new(instance_pre).map_err(mismatch)?,
-            ),
-            PluginKind::Transformer => PluginPre::Transformer(
-                transformer::TransformerPluginPre::new(instance_pre).map_err(mismatch)?,
-            ),
-            PluginKind::Loader => {
-                PluginPre::Loader(loader::LoaderPluginPre::new(instance_pre).map_err(mismatch)?)
-            }
-            PluginKind::HistoryStore => PluginPre::HistoryStore(
-                history::HistoryStorePluginPre::new(instance_pre).map_err(mismatch)?,
-            ),
+        let exports = Exports::find(&component, kind, CONTRACT_VERSION)?;
+        let pre = PluginPre {
+            kind,
+            pre: instance_pre,
+            exports: Arc::new(exports),
         };
         let file_name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let info = self
-            .describe(&pre, &file_name)
-            .await
-            .map_err(|e| format!("describe() failed: {e}"))?;
+        let info = self.describe(&pre, &file_name).await?;
         if info.name.is_empty() {
             return Err("describe() returned an empty plugin name".into());
         }

@@ -23,6 +23,9 @@ pub enum FaultKind {
     CpuLimit,
     /// The guest tried to grow its memory past the cap.
     MemoryLimit,
+    /// The guest handed the host more data in one call than the call's cap (a result, or the
+    /// arguments of a host call): the host stopped copying at the cap.
+    DataLimit,
 }
 
 impl FaultKind {
@@ -31,7 +34,7 @@ impl FaultKind {
     pub fn is_retryable(self) -> bool {
         !matches!(
             self,
-            Self::InvalidConfig | Self::AccessDenied | Self::BadData
+            Self::InvalidConfig | Self::AccessDenied | Self::BadData | Self::DataLimit
         )
     }
 
@@ -40,7 +43,7 @@ impl FaultKind {
     pub fn poisons_instance(self) -> bool {
         matches!(
             self,
-            Self::Trap | Self::Timeout | Self::CpuLimit | Self::MemoryLimit
+            Self::Trap | Self::Timeout | Self::CpuLimit | Self::MemoryLimit | Self::DataLimit
         )
     }
 
@@ -55,6 +58,7 @@ impl FaultKind {
             Self::Timeout => "timed out",
             Self::CpuLimit => "exceeded its CPU time limit",
             Self::MemoryLimit => "exceeded its memory limit",
+            Self::DataLimit => "exceeded a data limit",
         }
     }
 }
@@ -87,8 +91,36 @@ fn without_own_name(label: &str, message: String) -> String {
     }
 }
 
+/// A limit the host enforces inside one of its own functions (an `sql` statement past its
+/// time, too many connections): raised as a trap so the guest cannot carry on past it, and
+/// classified by kind when the call fails.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct HostLimit {
+    pub kind: FaultKind,
+    pub message: String,
+}
+
+impl HostLimit {
+    pub(crate) fn trap(kind: FaultKind, message: impl Into<String>) -> wasmtime::Error {
+        wasmtime::Error::new(Self {
+            kind,
+            message: message.into(),
+        })
+    }
+}
+
+/// What wasmtime says when a call copies more than the store's hostcall fuel allows.
+pub(crate) const FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
 impl PluginError {
-    pub(crate) fn from_guest(plugin: &str, call: &'static str, error: GuestError) -> Self {
+    /// A guest's error value; its message is capped at `max_message` bytes.
+    pub(crate) fn from_guest(
+        plugin: &str,
+        call: &'static str,
+        error: GuestError,
+        max_message: usize,
+    ) -> Self {
         let (kind, message) = match error {
             GuestError::InvalidConfig(m) => (FaultKind::InvalidConfig, m),
             GuestError::Unavailable(m) => (FaultKind::Unavailable, m),
@@ -100,16 +132,26 @@ impl PluginError {
             plugin: plugin.to_owned(),
             call,
             kind,
-            message: without_own_name(plugin, message),
+            message: crate::caps::truncate_text(without_own_name(plugin, message), max_message),
         }
     }
 
     pub(crate) fn from_host(plugin: &str, call: &'static str, error: wasmtime::Error) -> Self {
+        if let Some(limit) = error.downcast_ref::<HostLimit>() {
+            return Self {
+                plugin: plugin.to_owned(),
+                call,
+                kind: limit.kind,
+                message: limit.message.clone(),
+            };
+        }
         let text = format!("{error:#}");
         let kind = if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
             FaultKind::CpuLimit
         } else if text.contains("forcing trap when growing memory") {
             FaultKind::MemoryLimit
+        } else if text.contains(FUEL_EXHAUSTED) {
+            FaultKind::DataLimit
         } else {
             FaultKind::Trap
         };

@@ -1,11 +1,11 @@
 //! What a pipeline grants its plugins: directories to read and databases to use, nothing else.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use anyhow::Context as _;
+use crate::database::{self, DatabaseMode, OpenSpec};
+use crate::sql_guard::{HOST_TABLES, MAX_SQL_VALUE_BYTES, Policy};
 
 /// A directory preopened read-only, visible to the guest under `guest_path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,24 +35,31 @@ pub struct DatabaseOptions {
     pub max_size_bytes: Option<u64>,
 }
 
-/// How long a statement waits for another writer's lock before it reports `unavailable`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// A shared connection to one granted database.
 ///
 /// One worker's plugins and its commit loop share it, so that a history store's `save` runs
-/// inside the transaction that also holds the batch's rows.
+/// inside the transaction that also holds the batch's rows. Plugin SQL on it runs under
+/// [`crate::sql_guard`]'s rules.
 pub type SharedConnection = Arc<Mutex<rusqlite::Connection>>;
 
 /// The granted databases of one worker, opened on first use.
 ///
 /// Clones share the same connections: the worker's commit loop and every plugin store of that
 /// worker hold a clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Databases {
     files: Arc<BTreeMap<String, PathBuf>>,
     options: Arc<BTreeMap<String, DatabaseOptions>>,
+    mode: DatabaseMode,
+    host_tables: Arc<Vec<String>>,
+    max_value_bytes: usize,
     open: Arc<Mutex<BTreeMap<String, SharedConnection>>>,
+}
+
+impl Default for Databases {
+    fn default() -> Self {
+        Self::new(BTreeMap::new())
+    }
 }
 
 impl Databases {
@@ -61,6 +68,9 @@ impl Databases {
         Self {
             files: Arc::new(files),
             options: Arc::default(),
+            mode: DatabaseMode::default(),
+            host_tables: Arc::new(HOST_TABLES.iter().map(|t| t.to_ascii_lowercase()).collect()),
+            max_value_bytes: MAX_SQL_VALUE_BYTES,
             open: Arc::default(),
         }
     }
@@ -69,6 +79,39 @@ impl Databases {
     pub fn with_options(mut self, options: BTreeMap<String, DatabaseOptions>) -> Self {
         self.options = Arc::new(options);
         self
+    }
+
+    /// How the files are opened: for a run (the default), for `weir validate`, or read-only
+    /// for the API. Set it before the first connection is opened.
+    pub fn with_mode(mut self, mode: DatabaseMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// More tables only the host may write, besides [`HOST_TABLES`] (e.g. a lock or fencing
+    /// table the engine adds). Plugins cannot write, create, alter, drop or index them, and no
+    /// trigger may write them, whoever runs the statement.
+    pub fn with_host_tables<I, S>(mut self, tables: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut all = (*self.host_tables).clone();
+        all.extend(tables.into_iter().map(|t| t.as_ref().to_ascii_lowercase()));
+        self.host_tables = Arc::new(all);
+        self
+    }
+
+    /// Raise SQLite's longest string, blob and row on these connections above the default
+    /// [`MAX_SQL_VALUE_BYTES`], for pipelines whose `max_row_bytes` is larger.
+    pub fn with_max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes.max(MAX_SQL_VALUE_BYTES);
+        self
+    }
+
+    /// How the files are opened.
+    pub fn mode(&self) -> DatabaseMode {
+        self.mode
     }
 
     /// Whether `name` was granted.
@@ -82,8 +125,13 @@ impl Databases {
     }
 
     /// The file behind a granted name.
-    pub fn path(&self, name: &str) -> Option<&std::path::Path> {
+    pub fn path(&self, name: &str) -> Option<&Path> {
         self.files.get(name).map(PathBuf::as_path)
+    }
+
+    /// The options of a granted name.
+    pub fn options(&self, name: &str) -> DatabaseOptions {
+        self.options.get(name).copied().unwrap_or_default()
     }
 
     /// The connection to `name`, opening it on first use. `None` if it was not granted.
@@ -93,8 +141,15 @@ impl Databases {
         if let Some(conn) = open.get(name) {
             return Some(Ok(conn.clone()));
         }
-        let options = self.options.get(name).copied().unwrap_or_default();
-        Some(open_database_with(path, options).map(|conn| {
+        let spec = OpenSpec {
+            mode: self.mode,
+            options: self.options(name),
+            policy: Policy {
+                host_tables: (*self.host_tables).clone(),
+            },
+            max_value_bytes: self.max_value_bytes,
+        };
+        Some(database::open(path, &spec).map(|conn| {
             let shared = Arc::new(Mutex::new(conn));
             open.insert(name.to_owned(), shared.clone());
             shared
@@ -104,72 +159,25 @@ impl Databases {
 
 /// Open a SQLite file for weir's use: WAL (readers never block the commit), `NORMAL` sync (a
 /// committed batch survives a process crash; WAL keeps the database consistent on power loss),
-/// and a busy timeout so concurrent workers queue instead of failing.
-pub fn open_database(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+/// a busy timeout so concurrent workers queue instead of failing, and the plugin SQL rules.
+pub fn open_database(path: &Path) -> anyhow::Result<rusqlite::Connection> {
     open_database_with(path, DatabaseOptions::default())
 }
 
 /// [`open_database`] with a grant's options.
 pub fn open_database_with(
-    path: &std::path::Path,
+    path: &Path,
     options: DatabaseOptions,
 ) -> anyhow::Result<rusqlite::Connection> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        anyhow::ensure!(
-            dir.is_dir(),
-            "database directory {} does not exist",
-            dir.display()
-        );
-    }
-    use rusqlite::OpenFlags;
-    let flags = if options.read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::default()
+    let spec = OpenSpec {
+        mode: DatabaseMode::ReadWrite,
+        options,
+        policy: Policy {
+            host_tables: HOST_TABLES.iter().map(|t| t.to_ascii_lowercase()).collect(),
+        },
+        max_value_bytes: MAX_SQL_VALUE_BYTES,
     };
-    let conn = rusqlite::Connection::open_with_flags(path, flags)
-        .with_context(|| format!("failed to open database {}", path.display()))?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    if !options.read_only {
-        enable_wal(&conn).with_context(|| format!("failed to enable WAL on {}", path.display()))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-    }
-    if let Some(max) = options.max_size_bytes {
-        let page_size: u64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-        conn.pragma_update(None, "max_page_count", (max / page_size).max(1))?;
-    }
-    Ok(conn)
-}
-
-/// Switch the file to WAL unless it already is. Changing the journal mode does not wait on the
-/// busy handler: while another connection (another worker of the same run) has the file open,
-/// it fails with "database is locked" at once, even when the mode is WAL already. So ask first,
-/// and retry a switch that collides with another opener for up to the busy timeout.
-fn enable_wal(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let mode = |conn: &rusqlite::Connection| -> rusqlite::Result<String> {
-        conn.pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
-    };
-    if mode(conn)?.eq_ignore_ascii_case("wal") {
-        return Ok(());
-    }
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-    loop {
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
-            Ok(_) => return Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                if mode(conn).is_ok_and(|m| m.eq_ignore_ascii_case("wal")) {
-                    return Ok(());
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    database::open(path, &spec)
 }
 
 /// Lock a shared connection; a poisoned lock only means another call panicked mid-statement,
@@ -177,3 +185,72 @@ fn enable_wal(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
 pub fn lock(conn: &SharedConnection) -> MutexGuard<'_, rusqlite::Connection> {
     conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Grant names that lead to one database file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateDatabase {
+    /// The file, canonical.
+    pub path: PathBuf,
+    /// The grant names (sorted), two or more.
+    pub names: Vec<String>,
+}
+
+/// Grants that name the same file twice under different names (`a = "x.db"`,
+/// `b = "./x.db"`, a symlink or a hard link to it). Each name would get its own connection, so
+/// a batch would hold two write transactions on one file and deadlock on itself, or a history
+/// store would save outside the load's transaction; `weir validate` refuses them.
+pub fn duplicate_databases<'a, I>(grants: I) -> Vec<DuplicateDatabase>
+where
+    I: IntoIterator<Item = (&'a str, &'a Path)>,
+{
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum Identity {
+        /// An existing file: device and inode, so hard links are the same file too.
+        Inode(u64, u64),
+        /// A file to be created: its canonical path.
+        Path(PathBuf),
+    }
+    let mut by_file: BTreeMap<Identity, (PathBuf, Vec<String>)> = BTreeMap::new();
+    for (name, path) in grants {
+        let canonical = canonical_path(path);
+        let identity = match std::fs::metadata(path) {
+            Ok(meta) => {
+                use std::os::unix::fs::MetadataExt as _;
+                Identity::Inode(meta.dev(), meta.ino())
+            }
+            Err(_) => Identity::Path(canonical.clone()),
+        };
+        by_file
+            .entry(identity)
+            .or_insert_with(|| (canonical, Vec::new()))
+            .1
+            .push(name.to_owned());
+    }
+    by_file
+        .into_values()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(path, mut names)| {
+            names.sort();
+            DuplicateDatabase { path, names }
+        })
+        .collect()
+}
+
+/// `path` with symlinks and `..` resolved as far as it exists (a file not created yet resolves
+/// through its directory).
+fn canonical_path(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(file)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(file))
+            .unwrap_or(absolute.clone()),
+        _ => absolute,
+    }
+}
+
+#[cfg(test)]
+#[path = "grants_tests.rs"]
+mod tests;

@@ -5,13 +5,19 @@
 //! touches wasmtime stores itself.
 
 mod cache;
+mod caps;
 mod catalog;
+mod database;
 mod error;
+mod exports;
 mod grants;
 mod host;
 mod instances;
+mod limiter;
 mod limits;
 mod sandbox;
+mod sql_call;
+pub mod sql_guard;
 mod state;
 mod watch;
 
@@ -23,18 +29,20 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 pub use cache::{CacheOutcome, content_hash};
+pub use caps::truncate_text;
 pub use catalog::{CONTRACT_VERSION, Catalog, Plugin, PluginKind, RejectedPlugin};
+pub use database::DatabaseMode;
 pub use error::{FaultKind, PluginError};
 pub use grants::{
-    DatabaseOptions, Databases, DirGrant, Grants, SharedConnection, lock, open_database,
-    open_database_with,
+    DatabaseOptions, Databases, DirGrant, DuplicateDatabase, Grants, SharedConnection,
+    duplicate_databases, lock, open_database, open_database_with,
 };
-pub use host::{SqlValue, from_sql};
 pub use instances::{
     CheckpointEntry, ExtractorInstance, HistoryInstance, LoadTarget, LoaderInstance, RowReject,
     TransformedRows, TransformerInstance,
 };
-pub use limits::{EPOCH_TICK, Limits};
+pub use limits::{EPOCH_TICK, Limits, MAX_SQL_CONNECTIONS};
+pub use sql_call::{SqlValue, from_sql};
 pub use state::{CallSite, LogSink, PluginState};
 pub use watch::{FileEvent, PluginChange, SETTLE, watch_dir};
 pub use weir_bindings::loader::exports::weir::plugin::loader::WritePlan;
@@ -102,52 +110,52 @@ impl Runtime {
         ))
     }
 
+    /// Instantiate `pre` in a fresh sandbox.
+    async fn live(
+        &self,
+        pre: &PluginPre,
+        label: &str,
+        opts: InstanceOptions<'_>,
+    ) -> Result<instances::Live, PluginError> {
+        let mut sandbox =
+            self.sandbox(label, opts.site, opts.limits, opts.grants, opts.databases)?;
+        let instance = pre
+            .pre
+            .instantiate_async(&mut sandbox.store)
+            .await
+            .map_err(|e| PluginError::from_host(label, "instantiate", e))?;
+        Ok(instances::Live {
+            sandbox,
+            instance,
+            exports: pre.exports.clone(),
+        })
+    }
+
+    /// Check a freshly loaded plugin's export shapes and ask it `describe()`, in a sandbox with
+    /// default limits and no grants.
     async fn describe(
         &self,
         pre: &PluginPre,
         file_name: &str,
-    ) -> Result<types::PluginInfo, PluginError> {
-        let site = CallSite {
-            plugin: file_name.to_owned(),
-            ..CallSite::default()
-        };
+    ) -> Result<types::PluginInfo, String> {
         let limits = Limits::default();
-        let grants = Grants::default();
-        let databases = Databases::default();
-        match pre {
-            PluginPre::Extractor(p) => {
-                let mut sb = self.sandbox(file_name, site, &limits, &grants, databases)?;
-                let b = p
-                    .instantiate_async(&mut sb.store)
-                    .await
-                    .map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
-                ExtractorInstance::new(sb, b).describe().await
-            }
-            PluginPre::Transformer(p) => {
-                let mut sb = self.sandbox(file_name, site, &limits, &grants, databases)?;
-                let b = p
-                    .instantiate_async(&mut sb.store)
-                    .await
-                    .map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
-                TransformerInstance::new(sb, b).describe().await
-            }
-            PluginPre::Loader(p) => {
-                let mut sb = self.sandbox(file_name, site, &limits, &grants, databases)?;
-                let b = p
-                    .instantiate_async(&mut sb.store)
-                    .await
-                    .map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
-                LoaderInstance::new(sb, b).describe().await
-            }
-            PluginPre::HistoryStore(p) => {
-                let mut sb = self.sandbox(file_name, site, &limits, &grants, databases)?;
-                let b = p
-                    .instantiate_async(&mut sb.store)
-                    .await
-                    .map_err(|e| PluginError::from_host(file_name, "instantiate", e))?;
-                HistoryInstance::new(sb, b).describe().await
-            }
-        }
+        let opts = InstanceOptions {
+            site: CallSite {
+                plugin: file_name.to_owned(),
+                ..CallSite::default()
+            },
+            limits: &limits,
+            grants: &Grants::default(),
+            databases: Databases::default(),
+        };
+        let mut live = self
+            .live(pre, file_name, opts)
+            .await
+            .map_err(|e| format!("describe() failed: {e}"))?;
+        live.check_shapes(pre.kind)?;
+        live.describe()
+            .await
+            .map_err(|e| format!("describe() failed: {e}"))
     }
 }
 
@@ -160,24 +168,19 @@ pub struct InstanceOptions<'a> {
 }
 
 macro_rules! instantiate_fn {
-    ($(#[$doc:meta])* $fn_name:ident, $variant:ident, $instance:ident) => {
+    ($(#[$doc:meta])* $fn_name:ident, $kind:ident, $instance:ident) => {
         $(#[$doc])*
         pub async fn $fn_name(&self, plugin: &Plugin, opts: InstanceOptions<'_>) -> Result<$instance, PluginError> {
             let label = plugin.label();
-            let PluginPre::$variant(pre) = &plugin.pre else {
+            if plugin.pre.kind != PluginKind::$kind {
                 return Err(PluginError {
                     plugin: label,
                     call: "instantiate",
                     kind: FaultKind::InvalidConfig,
-                    message: format!("is a {}, not a {}", plugin.kind, stringify!($variant).to_lowercase()),
+                    message: format!("is a {}, not a {}", plugin.kind, PluginKind::$kind),
                 });
-            };
-            let mut sandbox = self.sandbox(&label, opts.site, opts.limits, opts.grants, opts.databases)?;
-            let bindings = pre
-                .instantiate_async(&mut sandbox.store)
-                .await
-                .map_err(|e| PluginError::from_host(&label, "instantiate", e))?;
-            Ok($instance::new(sandbox, bindings))
+            }
+            Ok($instance::new(self.live(&plugin.pre, &label, opts).await?))
         }
     };
 }

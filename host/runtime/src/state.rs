@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::grants::{Databases, Grants};
+use crate::limiter::PluginLimiter;
 use crate::limits::Limits;
 
 /// Who is running: the labels every log line and error of a plugin carries.
@@ -43,8 +43,14 @@ impl std::fmt::Debug for LogSink {
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) store_limits: PluginLimiter,
+    /// The instance's limits, for the host functions' own caps.
+    pub(crate) limits: Limits,
     pub(crate) databases: Databases,
+    /// `sql` connection handles open now (capped at [`crate::limits::MAX_SQL_CONNECTIONS`]).
+    pub(crate) sql_connections: usize,
+    /// When the current call must end (its wall-clock timeout); `sql` statements stop by then.
+    pub(crate) call_deadline: std::time::Instant,
     pub(crate) site: Arc<CallSite>,
     /// Time the current call has spent running guest code, as sampled at epoch ticks (the
     /// CPU deadline compares it with the limit).
@@ -64,8 +70,9 @@ impl PluginState {
     ) -> anyhow::Result<Self> {
         let site = Arc::new(site);
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(LogStream::new(site.clone(), false))
-            .stderr(LogStream::new(site.clone(), true))
+        let max_line = limits.max_message_bytes;
+        wasi.stdout(LogStream::new(site.clone(), false, max_line))
+            .stderr(LogStream::new(site.clone(), true, max_line))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -75,17 +82,15 @@ impl PluginState {
                     anyhow::anyhow!("failed to grant directory {}: {e}", dir.host_path.display())
                 })?;
         }
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            // Trap instead of returning -1 so a runaway allocation ends the call with a clear
-            // cause rather than a guest-side abort.
-            .trap_on_grow_failure(true)
-            .build();
+        let store_limits = PluginLimiter::new(limits.memory_bytes);
         Ok(Self {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits,
+            store_limits,
+            limits: limits.clone(),
             databases,
+            sql_connections: 0,
+            call_deadline: std::time::Instant::now() + limits.wall_per_call,
             site,
             guest_time_in_call: std::time::Duration::ZERO,
             last_tick: std::time::Instant::now(),
@@ -138,11 +143,16 @@ pub(crate) fn emit_plugin_log(site: &CallSite, level: tracing::Level, message: &
 struct LogStream {
     site: Arc<CallSite>,
     is_stderr: bool,
+    max_line: usize,
 }
 
 impl LogStream {
-    fn new(site: Arc<CallSite>, is_stderr: bool) -> Self {
-        Self { site, is_stderr }
+    fn new(site: Arc<CallSite>, is_stderr: bool, max_line: usize) -> Self {
+        Self {
+            site,
+            is_stderr,
+            max_line,
+        }
     }
 }
 
@@ -162,29 +172,38 @@ impl StdoutStream for LogStream {
                 tracing::Level::INFO
             },
             pending: Vec::new(),
+            line_bytes: 0,
+            max_line: self.max_line,
         })
     }
 }
 
-/// Longest partial line kept before it is emitted anyway, so a plugin printing without newlines
-/// cannot grow host memory.
-const MAX_LINE: usize = 8 * 1024;
-
-/// Buffers output until a newline and logs each complete line.
+/// Buffers output until a newline and logs each complete line. A line longer than the cap
+/// keeps only its beginning (so a plugin printing without newlines cannot grow host memory)
+/// and is logged at its newline with the truncation marker.
 struct LineWriter {
     site: Arc<CallSite>,
     level: tracing::Level,
     pending: Vec<u8>,
+    /// Bytes of the current line so far, kept or not.
+    line_bytes: usize,
+    max_line: usize,
 }
 
 impl LineWriter {
     fn flush_line(&mut self) {
-        let line = String::from_utf8_lossy(&self.pending);
-        let line = line.trim_end_matches(['\r', '\n']);
-        if !line.is_empty() {
-            emit_plugin_log(&self.site, self.level, line);
+        let text = String::from_utf8_lossy(&self.pending);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if !text.is_empty() {
+            if self.line_bytes > self.pending.len() {
+                let line = format!("{text}{}", crate::caps::marker(self.line_bytes));
+                emit_plugin_log(&self.site, self.level, &line);
+            } else {
+                emit_plugin_log(&self.site, self.level, text);
+            }
         }
         self.pending.clear();
+        self.line_bytes = 0;
     }
 }
 
@@ -195,9 +214,13 @@ impl tokio::io::AsyncWrite for LineWriter {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         for &byte in buf {
-            self.pending.push(byte);
-            if byte == b'\n' || self.pending.len() >= MAX_LINE {
+            if byte == b'\n' {
                 self.flush_line();
+                continue;
+            }
+            self.line_bytes += 1;
+            if self.pending.len() < self.max_line {
+                self.pending.push(byte);
             }
         }
         Poll::Ready(Ok(buf.len()))

@@ -586,6 +586,15 @@ impl Reader<'_> {
                 "limits.timeout_seconds",
                 span,
             ),
+            max_query_rows: p.limits.max_query_rows.unwrap_or(d.max_query_rows),
+            max_query_bytes: p.limits.max_query_bytes.unwrap_or(d.max_query_bytes),
+            max_checkpoint_bytes: p
+                .limits
+                .max_checkpoint_bytes
+                .unwrap_or(d.max_checkpoint_bytes),
+            max_message_bytes: p.limits.max_message_bytes.unwrap_or(d.max_message_bytes),
+            max_raw_bytes: p.limits.max_raw_bytes.unwrap_or(d.max_raw_bytes),
+            max_result_bytes: p.limits.max_result_bytes.unwrap_or(d.max_result_bytes),
         }
     }
 

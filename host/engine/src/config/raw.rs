@@ -238,4 +238,10 @@ pub(super) struct RawLimits {
     pub(super) max_batch_bytes: Option<usize>,
     pub(super) cpu_seconds: Option<f64>,
     pub(super) timeout_seconds: Option<f64>,
+    pub(super) max_query_rows: Option<usize>,
+    pub(super) max_query_bytes: Option<usize>,
+    pub(super) max_checkpoint_bytes: Option<usize>,
+    pub(super) max_message_bytes: Option<usize>,
+    pub(super) max_raw_bytes: Option<usize>,
+    pub(super) max_result_bytes: Option<usize>,
 }

@@ -169,8 +169,10 @@ impl EventKind {
     }
 }
 
-/// Longest free-text field of an event, in bytes (see [`EventKind::cap_text`]).
-pub const MAX_EVENT_TEXT: usize = 16 * 1024;
+/// Longest free-text field of an event, in bytes (see [`EventKind::cap_text`]): a backstop
+/// above the runtime's own caps on what a plugin hands over (16 KiB messages, 64 KiB
+/// checkpoints by default), so a plugin's text is cut once, where it enters the host.
+pub const MAX_EVENT_TEXT: usize = 96 * 1024;
 
 /// `text` cut to at most `max` bytes (at a character boundary), marked when cut.
 pub fn shorten(text: &str, max: usize) -> String {

@@ -52,7 +52,11 @@ impl ExtractSide<'_> {
     ) -> Result<(), PluginError> {
         loop {
             let clock = Instant::now();
-            let Some(batch) = self.extractor.next_batch(self.batch_size).await? else {
+            let Some(batch) = self
+                .extractor
+                .next_batch_within(self.batch_size, self.bounds.max_batch_bytes)
+                .await?
+            else {
                 break;
             };
             times.extract += clock.elapsed();
@@ -61,7 +65,9 @@ impl ExtractSide<'_> {
             let staged = self.check(batch)?;
             times.check += clock.elapsed();
             let clock = Instant::now();
-            let staged = staged.transformed(self.transforms).await?;
+            let staged = staged
+                .transformed(self.transforms, self.bounds.max_batch_bytes)
+                .await?;
             times.transform += clock.elapsed();
             let clock = Instant::now();
             if tx.send(staged).await.is_err() {
@@ -172,8 +178,10 @@ impl Checked {
     async fn transformed(
         mut self,
         transforms: &mut [TransformStep],
+        max_bytes: usize,
     ) -> Result<StagedBatch, PluginError> {
-        let out = transform::apply_all(transforms, self.in_flight, &mut self.rejects).await?;
+        let out =
+            transform::apply_all(transforms, self.in_flight, &mut self.rejects, max_bytes).await?;
         Ok(StagedBatch {
             validated: out.untouched,
             rows: out.rows,

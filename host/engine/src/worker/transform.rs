@@ -24,17 +24,19 @@ pub struct InFlight {
 }
 
 /// Apply every transform in order. Refused rows become rejects (with the position and the
-/// row as the refusing transform saw it); the rest go on in input order.
+/// row as the refusing transform saw it); the rest go on in input order. A transform's output
+/// larger than `max_bytes` (`max_batch_bytes`) is refused before the host copies it.
 pub async fn apply_all(
     steps: &mut [TransformStep],
     mut batch: InFlight,
     rejects: &mut Vec<RejectRecord>,
+    max_bytes: usize,
 ) -> Result<InFlight, PluginError> {
     for step in steps.iter_mut() {
         if batch.rows.row_count == 0 {
             break;
         }
-        let out = step.instance.apply(&batch.rows).await?;
+        let out = step.instance.apply_within(&batch.rows, max_bytes).await?;
         batch.untouched = false;
         let refused = refused_rows(step, &batch, &out.rejects, rejects)?;
         let kept = refused.len() - out.rejects.len();
