@@ -19,6 +19,8 @@
 //! - **Checkpoints** ([`checkpoint`]) hold the offset after the last record, the line there and
 //!   hashes of the bytes before it, so a resumed file picks up appended rows and a truncated or
 //!   replaced file is reported as `bad-data` instead of being silently skipped or re-read.
+//! - **Skipped files** (a symlink leading outside the granted directory, not a regular file,
+//!   unreadable) are logged as warnings with the reason in words ([`glob`]).
 //!
 //! The modules are plain Rust, tested natively; only this file talks to the SDK.
 
@@ -61,8 +63,12 @@ impl weir_sdk::Extractor for CsvExtract {
 
     fn partitions(config: &str) -> Result<Vec<Partition>, Error> {
         let listing = Self::list(config)?;
+        // Warnings, so that the engine records each as a `plugin_log` event of the run.
         for skipped in &listing.skipped {
             weir_sdk::log::warn(skipped);
+        }
+        if let Some(summary) = listing.summary() {
+            weir_sdk::log::warn(&summary);
         }
         Ok(listing
             .files
