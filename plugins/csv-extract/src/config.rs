@@ -21,6 +21,7 @@ pub const KEYS: &[&str] = &[
     "types",
     "trim",
     "max_record_bytes",
+    "verify",
 ];
 
 /// Upper bound of `max_record_bytes`: a record is held in memory whole, inside the plugin's
@@ -44,7 +45,8 @@ pub const CONFIG_SCHEMA: &str = r#"{
     "columns": {"type": "array", "items": {"type": "string"}, "description": "Column names; required to name columns when has_header is false (default column_1, column_2, ...), and replaces the header's names otherwise."},
     "types": {"type": "object", "additionalProperties": {"enum": ["text", "integer", "real"]}, "description": "Kinds the extractor emits directly, by column name; other columns are text. Empty fields of integer and real columns are null."},
     "trim": {"type": "boolean", "default": false, "description": "Strip spaces and tabs around fields (outside quotes)."},
-    "max_record_bytes": {"type": "integer", "minimum": 1, "maximum": 67108864, "default": 1048576, "description": "Longer records are rejected."}
+    "max_record_bytes": {"type": "integer", "minimum": 1, "maximum": 67108864, "default": 1048576, "description": "Longer records are rejected."},
+    "verify": {"enum": ["window", "full"], "default": "window", "description": "What a resume checks before trusting a checkpoint: \"window\" the size, the header and the first 4 KiB and the 4 KiB before the offset; \"full\" also a hash of every byte before the offset, which re-reads them on every resume."}
   }
 }"#;
 
@@ -57,6 +59,15 @@ pub enum ColumnType {
     Integer,
     /// 64-bit float; an empty field is null.
     Real,
+}
+
+/// How much of the already-read file a resume checks against the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Size, header, first 4 KiB and the 4 KiB before the offset.
+    Window,
+    /// All of that plus a hash of every byte before the offset.
+    Full,
 }
 
 /// A parsed, checked configuration.
@@ -74,6 +85,8 @@ pub struct Config {
     pub columns: Option<Vec<String>>,
     /// Non-text column kinds by name.
     pub types: BTreeMap<String, ColumnType>,
+    /// What a resume checks.
+    pub verify: Verify,
 }
 
 impl Config {
@@ -127,6 +140,10 @@ impl Config {
                 }
             },
         };
+        let verify = match choice(&map, "verify", &["window", "full"])? {
+            Some("full") => Verify::Full,
+            _ => Verify::Window,
+        };
         let encoding = match map.get("encoding") {
             None => TextEncoding::Utf8,
             Some(Value::String(s)) => TextEncoding::from_label(s).map_err(invalid)?,
@@ -147,6 +164,7 @@ impl Config {
             encoding,
             columns: columns(&map)?,
             types: types(&map)?,
+            verify,
         })
     }
 }
@@ -166,6 +184,22 @@ fn single_byte(key: &str, v: &Value) -> Result<u8> {
     match s.as_bytes() {
         [b] if b.is_ascii() && *b != b'\r' && *b != b'\n' => Ok(*b),
         _ => Err(bad()),
+    }
+}
+
+/// A key whose value is one of `allowed` strings; `None` when it is absent.
+fn choice<'a>(map: &'a Map<String, Value>, key: &str, allowed: &[&str]) -> Result<Option<&'a str>> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(Some(s)),
+        Some(v) => Err(invalid(format!(
+            "\"{key}\" must be {}, got {v}",
+            allowed
+                .iter()
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ))),
     }
 }
 
@@ -235,6 +269,7 @@ mod tests {
         assert_eq!(c.encoding, TextEncoding::Utf8);
         assert_eq!(c.columns, None);
         assert!(c.types.is_empty());
+        assert_eq!(c.verify, Verify::Window);
     }
 
     #[test]
@@ -242,7 +277,8 @@ mod tests {
         let c = Config::parse(
             r#"{"path": "/d/x.csv", "delimiter": "tab", "quote": "'", "escape": "\\",
                 "has_header": false, "encoding": "latin-1", "columns": ["a", "b"],
-                "types": {"a": "integer", "b": "real"}, "trim": true, "max_record_bytes": 10}"#,
+                "types": {"a": "integer", "b": "real"}, "trim": true, "max_record_bytes": 10,
+                "verify": "full"}"#,
         )
         .unwrap();
         assert_eq!(
@@ -255,6 +291,7 @@ mod tests {
                 max_record_bytes: 10
             }
         );
+        assert_eq!(c.verify, Verify::Full);
         assert!(!c.has_header);
         assert_eq!(c.encoding.name(), "windows-1252");
         assert_eq!(c.columns.unwrap(), ["a", "b"]);
@@ -284,6 +321,7 @@ mod tests {
         assert!(err(r#"{"path": "p", "trim": "yes"}"#).contains("\"trim\""));
         assert!(err(r#"{"path": "p", "columns": []}"#).contains("\"columns\""));
         assert!(err(r#"{"path": "p", "max_record_bytes": 0}"#).contains("max_record_bytes"));
+        assert!(err(r#"{"path": "p", "verify": "all"}"#).contains("\"window\" or \"full\""));
         assert!(err(r#"[1]"#).contains("JSON object"));
         assert!(err(r#"{"path": "#).contains("not valid JSON"));
     }
@@ -294,5 +332,13 @@ mod tests {
         let props = v["properties"].as_object().unwrap();
         assert_eq!(props.len(), KEYS.len());
         assert!(KEYS.iter().all(|k| props.contains_key(*k)));
+        // The documented defaults and choices are the ones `parse` applies and accepts.
+        for (key, default) in [("verify", "window")] {
+            assert_eq!(props[key]["default"], default, "{key}");
+            for choice in props[key]["enum"].as_array().unwrap() {
+                let json = format!(r#"{{"path": "p", "{key}": {choice}}}"#);
+                assert!(Config::parse(&json).is_ok(), "{json}");
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! One partition (file) as a stream of batches: header → schema, resume from a checkpoint,
 //! records → rows and rejects, checkpoint and progress after every batch.
 
-use crate::checkpoint::{self, Checkpoint, Fnv, WINDOW};
+use crate::checkpoint::{Fnv, Tracker};
 use crate::columns::BatchBuilder;
 use crate::config::{ColumnType, Config};
 use crate::encoding::{TextEncoding, raw_text};
@@ -24,10 +24,7 @@ pub struct CsvReader {
     max_record_bytes: usize,
     schema: Schema,
     builder: BatchBuilder,
-    /// Hash of the header record, part of every checkpoint.
-    header_hash: u64,
-    /// Hash of the first `WINDOW` bytes, once the offset is past them (it cannot change then).
-    head_hash: Option<u64>,
+    tracker: Tracker,
     /// File size at open, for progress.
     size: u64,
     /// End of file was reached: the reader returns `None` from now on.
@@ -81,10 +78,14 @@ impl CsvReader {
         };
 
         // Where to start reading rows: after the header, or after the checkpoint.
+        let mut tracker = Tracker::new(path, header.hash, config.verify);
         let (offset, line) = match checkpoint {
             None => body_start,
-            Some(cp) => {
-                let cp = verify_checkpoint(path, cp, size, header.hash, body_start.0, &mut parser)?;
+            Some(stored) => {
+                let (cp, note) = tracker.resume(parser.source_mut(), stored, size, body_start.0)?;
+                if let Some(note) = note {
+                    weir_sdk::log::info(&note);
+                }
                 (cp.offset, cp.line)
             }
         };
@@ -105,8 +106,7 @@ impl CsvReader {
             max_record_bytes: config.dialect.max_record_bytes,
             builder: BatchBuilder::new(&names, &types, config.encoding),
             schema,
-            header_hash: header.hash,
-            head_hash: None,
+            tracker,
             size,
             finished: false,
         })
@@ -165,8 +165,12 @@ impl CsvReader {
             return Ok(None);
         }
         let columns = self.builder.take();
-        let checkpoint = self.checkpoint()?.encode();
         let done = self.parser.offset();
+        let line = self.parser.line();
+        let checkpoint = self
+            .tracker
+            .checkpoint(self.parser.source_mut(), done, line)?
+            .encode();
         Ok(Some(Batch {
             rows: Rows { row_count, columns },
             positions,
@@ -177,34 +181,6 @@ impl CsvReader {
                 total: Some(self.size.max(done)),
             },
         }))
-    }
-
-    /// The checkpoint at the parser's current offset (a record boundary).
-    fn checkpoint(&mut self) -> Result<Checkpoint> {
-        let offset = self.parser.offset();
-        let path = &self.path;
-        let src = self.parser.source_mut();
-        let hash_err = |e: std::io::Error| io_error(path, "cannot read for the checkpoint", &e);
-        let head = match self.head_hash {
-            Some(h) => h,
-            None => {
-                let h = checkpoint::hash_range(src, 0, offset.min(WINDOW)).map_err(hash_err)?;
-                if offset >= WINDOW {
-                    self.head_hash = Some(h);
-                }
-                h
-            }
-        };
-        let tail_start = offset.saturating_sub(WINDOW);
-        let tail =
-            checkpoint::hash_range(src, tail_start, offset - tail_start).map_err(hash_err)?;
-        Ok(Checkpoint {
-            offset,
-            line: self.parser.line(),
-            head,
-            tail,
-            header: self.header_hash,
-        })
     }
 }
 
@@ -323,50 +299,4 @@ pub fn unique_names(raw: Vec<String>) -> Vec<String> {
         names.push(candidate);
     }
     names
-}
-
-/// Check that `checkpoint` still fits the file; the error tells the operator what to do.
-fn verify_checkpoint(
-    path: &str,
-    checkpoint: &str,
-    size: u64,
-    header_hash: u64,
-    body_start: u64,
-    parser: &mut Parser<File>,
-) -> Result<Checkpoint> {
-    let reset = format!("run `weir checkpoints reset <pipeline> {path}` to load it from the start");
-    let cp = Checkpoint::decode(checkpoint).map_err(|e| {
-        Error::BadData(format!(
-            "{path}: the checkpoint is not one of csv-extract's ({e}): {checkpoint:?}; {reset}"
-        ))
-    })?;
-    if size < cp.offset {
-        return Err(Error::BadData(format!(
-            "{path}: file is shorter than the last checkpoint ({size} bytes < offset {}): it was \
-             truncated or replaced; {reset}",
-            cp.offset
-        )));
-    }
-    let changed = |what: &str| {
-        Error::BadData(format!(
-            "{path}: {what} changed since the last checkpoint (offset {}, line {}): the file was \
-             replaced or edited, so resuming could skip or repeat rows; {reset}",
-            cp.offset, cp.line
-        ))
-    };
-    if cp.header != header_hash {
-        return Err(changed("the header line"));
-    }
-    if cp.offset < body_start {
-        return Err(changed("the header line"));
-    }
-    let (head, tail) = checkpoint::fingerprint(parser.source_mut(), cp.offset)
-        .map_err(|e| io_error(path, "cannot read for the checkpoint", &e))?;
-    if head != cp.head {
-        return Err(changed("the start of the file"));
-    }
-    if tail != cp.tail {
-        return Err(changed("the content before the checkpoint"));
-    }
-    Ok(cp)
 }
