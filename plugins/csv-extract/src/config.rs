@@ -21,6 +21,7 @@ pub const KEYS: &[&str] = &[
     "types",
     "trim",
     "max_record_bytes",
+    "duplicate_headers",
     "verify",
 ];
 
@@ -46,6 +47,7 @@ pub const CONFIG_SCHEMA: &str = r#"{
     "types": {"type": "object", "additionalProperties": {"enum": ["text", "integer", "real"]}, "description": "Kinds the extractor emits directly, by column name; other columns are text. Empty fields of integer and real columns are null."},
     "trim": {"type": "boolean", "default": false, "description": "Strip spaces and tabs around fields (outside quotes)."},
     "max_record_bytes": {"type": "integer", "minimum": 1, "maximum": 67108864, "default": 1048576, "description": "Longer records are rejected."},
+    "duplicate_headers": {"enum": ["error", "rename"], "default": "error", "description": "Header names that repeat, exactly or ignoring case: \"error\" stops the file (bad-data) naming both columns; \"rename\" reads the later ones as name_2, name_3, ... and logs a warning saying which."},
     "verify": {"enum": ["window", "full"], "default": "window", "description": "What a resume checks before trusting a checkpoint: \"window\" the size, the header and the first 4 KiB and the 4 KiB before the offset; \"full\" also a hash of every byte before the offset, which re-reads them on every resume."}
   }
 }"#;
@@ -59,6 +61,15 @@ pub enum ColumnType {
     Integer,
     /// 64-bit float; an empty field is null.
     Real,
+}
+
+/// What to do with header names that repeat (exactly or ignoring case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateHeaders {
+    /// The file is `bad-data`, naming both columns.
+    Error,
+    /// Later ones become `name_2`, `name_3`, …, with a warning.
+    Rename,
 }
 
 /// How much of the already-read file a resume checks against the checkpoint.
@@ -85,6 +96,8 @@ pub struct Config {
     pub columns: Option<Vec<String>>,
     /// Non-text column kinds by name.
     pub types: BTreeMap<String, ColumnType>,
+    /// Header names that repeat.
+    pub duplicate_headers: DuplicateHeaders,
     /// What a resume checks.
     pub verify: Verify,
 }
@@ -140,6 +153,10 @@ impl Config {
                 }
             },
         };
+        let duplicate_headers = match choice(&map, "duplicate_headers", &["error", "rename"])? {
+            Some("rename") => DuplicateHeaders::Rename,
+            _ => DuplicateHeaders::Error,
+        };
         let verify = match choice(&map, "verify", &["window", "full"])? {
             Some("full") => Verify::Full,
             _ => Verify::Window,
@@ -164,6 +181,7 @@ impl Config {
             encoding,
             columns: columns(&map)?,
             types: types(&map)?,
+            duplicate_headers,
             verify,
         })
     }
@@ -221,6 +239,17 @@ fn columns(map: &Map<String, Value>) -> Result<Option<Vec<String>>> {
         .iter()
         .map(|n| n.as_str().map(str::to_owned).ok_or_else(bad))
         .collect::<Result<Vec<_>>>()?;
+    // Names the operator wrote must be usable as they are: no policy renames them.
+    if let Some((first, second)) = crate::header::first_duplicate(&names) {
+        return Err(invalid(format!(
+            "\"columns\" names two columns the same: {:?} (column {}) and {:?} (column {}); \
+             names are compared ignoring case",
+            names[first],
+            first + 1,
+            names[second],
+            second + 1
+        )));
+    }
     Ok(Some(names))
 }
 
@@ -269,6 +298,7 @@ mod tests {
         assert_eq!(c.encoding, TextEncoding::Utf8);
         assert_eq!(c.columns, None);
         assert!(c.types.is_empty());
+        assert_eq!(c.duplicate_headers, DuplicateHeaders::Error);
         assert_eq!(c.verify, Verify::Window);
     }
 
@@ -278,7 +308,7 @@ mod tests {
             r#"{"path": "/d/x.csv", "delimiter": "tab", "quote": "'", "escape": "\\",
                 "has_header": false, "encoding": "latin-1", "columns": ["a", "b"],
                 "types": {"a": "integer", "b": "real"}, "trim": true, "max_record_bytes": 10,
-                "verify": "full"}"#,
+                "duplicate_headers": "rename", "verify": "full"}"#,
         )
         .unwrap();
         assert_eq!(
@@ -291,6 +321,7 @@ mod tests {
                 max_record_bytes: 10
             }
         );
+        assert_eq!(c.duplicate_headers, DuplicateHeaders::Rename);
         assert_eq!(c.verify, Verify::Full);
         assert!(!c.has_header);
         assert_eq!(c.encoding.name(), "windows-1252");
@@ -321,7 +352,13 @@ mod tests {
         assert!(err(r#"{"path": "p", "trim": "yes"}"#).contains("\"trim\""));
         assert!(err(r#"{"path": "p", "columns": []}"#).contains("\"columns\""));
         assert!(err(r#"{"path": "p", "max_record_bytes": 0}"#).contains("max_record_bytes"));
+        assert!(err(r#"{"path": "p", "duplicate_headers": true}"#).contains("\"rename\""));
         assert!(err(r#"{"path": "p", "verify": "all"}"#).contains("\"window\" or \"full\""));
+        assert_eq!(
+            err(r#"{"path": "p", "columns": ["id", "Name", "name"]}"#),
+            "\"columns\" names two columns the same: \"Name\" (column 2) and \"name\" (column 3); \
+             names are compared ignoring case"
+        );
         assert!(err(r#"[1]"#).contains("JSON object"));
         assert!(err(r#"{"path": "#).contains("not valid JSON"));
     }
@@ -333,7 +370,7 @@ mod tests {
         assert_eq!(props.len(), KEYS.len());
         assert!(KEYS.iter().all(|k| props.contains_key(*k)));
         // The documented defaults and choices are the ones `parse` applies and accepts.
-        for (key, default) in [("verify", "window")] {
+        for (key, default) in [("duplicate_headers", "error"), ("verify", "window")] {
             assert_eq!(props[key]["default"], default, "{key}");
             for choice in props[key]["enum"].as_array().unwrap() {
                 let json = format!(r#"{{"path": "p", "{key}": {choice}}}"#);
