@@ -5,7 +5,7 @@
 
 use crate::encoding::TextEncoding;
 use crate::error::{Error, Result};
-use crate::parser::Dialect;
+use crate::parser::{Dialect, Quotes};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -21,6 +21,7 @@ pub const KEYS: &[&str] = &[
     "types",
     "trim",
     "max_record_bytes",
+    "quotes",
     "duplicate_headers",
     "verify",
 ];
@@ -47,6 +48,7 @@ pub const CONFIG_SCHEMA: &str = r#"{
     "types": {"type": "object", "additionalProperties": {"enum": ["text", "integer", "real"]}, "description": "Kinds the extractor emits directly, by column name; other columns are text. Empty fields of integer and real columns are null."},
     "trim": {"type": "boolean", "default": false, "description": "Strip spaces and tabs around fields (outside quotes)."},
     "max_record_bytes": {"type": "integer", "minimum": 1, "maximum": 67108864, "default": 1048576, "description": "Longer records are rejected."},
+    "quotes": {"enum": ["strict", "lenient"], "default": "strict", "description": "A quote where RFC 4180 allows none (inside an unquoted field, or text after a closing quote): \"strict\" makes the record a reject naming the column; \"lenient\" keeps that field exactly as written, quote characters included."},
     "duplicate_headers": {"enum": ["error", "rename"], "default": "error", "description": "Header names that repeat, exactly or ignoring case: \"error\" stops the file (bad-data) naming both columns; \"rename\" reads the later ones as name_2, name_3, ... and logs a warning saying which."},
     "verify": {"enum": ["window", "full"], "default": "window", "description": "What a resume checks before trusting a checkpoint: \"window\" the size, the header and the first 4 KiB and the 4 KiB before the offset; \"full\" also a hash of every byte before the offset, which re-reads them on every resume."}
   }
@@ -153,6 +155,10 @@ impl Config {
                 }
             },
         };
+        let quotes = match choice(&map, "quotes", &["strict", "lenient"])? {
+            Some("lenient") => Quotes::Lenient,
+            _ => Quotes::Strict,
+        };
         let duplicate_headers = match choice(&map, "duplicate_headers", &["error", "rename"])? {
             Some("rename") => DuplicateHeaders::Rename,
             _ => DuplicateHeaders::Error,
@@ -176,6 +182,7 @@ impl Config {
                 escape: escape.filter(|&e| Some(e) != quote),
                 trim: boolean(&map, "trim", false)?,
                 max_record_bytes,
+                quotes,
             },
             has_header: boolean(&map, "has_header", true)?,
             encoding,
@@ -298,6 +305,7 @@ mod tests {
         assert_eq!(c.encoding, TextEncoding::Utf8);
         assert_eq!(c.columns, None);
         assert!(c.types.is_empty());
+        assert_eq!(c.dialect.quotes, Quotes::Strict);
         assert_eq!(c.duplicate_headers, DuplicateHeaders::Error);
         assert_eq!(c.verify, Verify::Window);
     }
@@ -308,7 +316,7 @@ mod tests {
             r#"{"path": "/d/x.csv", "delimiter": "tab", "quote": "'", "escape": "\\",
                 "has_header": false, "encoding": "latin-1", "columns": ["a", "b"],
                 "types": {"a": "integer", "b": "real"}, "trim": true, "max_record_bytes": 10,
-                "duplicate_headers": "rename", "verify": "full"}"#,
+                "quotes": "lenient", "duplicate_headers": "rename", "verify": "full"}"#,
         )
         .unwrap();
         assert_eq!(
@@ -318,7 +326,8 @@ mod tests {
                 quote: Some(b'\''),
                 escape: Some(b'\\'),
                 trim: true,
-                max_record_bytes: 10
+                max_record_bytes: 10,
+                quotes: Quotes::Lenient,
             }
         );
         assert_eq!(c.duplicate_headers, DuplicateHeaders::Rename);
@@ -352,6 +361,10 @@ mod tests {
         assert!(err(r#"{"path": "p", "trim": "yes"}"#).contains("\"trim\""));
         assert!(err(r#"{"path": "p", "columns": []}"#).contains("\"columns\""));
         assert!(err(r#"{"path": "p", "max_record_bytes": 0}"#).contains("max_record_bytes"));
+        assert_eq!(
+            err(r#"{"path": "p", "quotes": "relaxed"}"#),
+            "\"quotes\" must be \"strict\" or \"lenient\", got \"relaxed\""
+        );
         assert!(err(r#"{"path": "p", "duplicate_headers": true}"#).contains("\"rename\""));
         assert!(err(r#"{"path": "p", "verify": "all"}"#).contains("\"window\" or \"full\""));
         assert_eq!(
@@ -370,7 +383,11 @@ mod tests {
         assert_eq!(props.len(), KEYS.len());
         assert!(KEYS.iter().all(|k| props.contains_key(*k)));
         // The documented defaults and choices are the ones `parse` applies and accepts.
-        for (key, default) in [("duplicate_headers", "error"), ("verify", "window")] {
+        for (key, default) in [
+            ("quotes", "strict"),
+            ("duplicate_headers", "error"),
+            ("verify", "window"),
+        ] {
             assert_eq!(props[key]["default"], default, "{key}");
             for choice in props[key]["enum"].as_array().unwrap() {
                 let json = format!(r#"{{"path": "p", "{key}": {choice}}}"#);

@@ -47,6 +47,9 @@ pub fn read_header(config: &Config, path: &str, parser: &mut Parser<File>) -> Re
     };
     match outcome {
         Some(Outcome::Record) => {}
+        // Without a header the record is data (a reject when it is read as such); its width
+        // still counts, since a stray quote does not change where fields end.
+        Some(Outcome::StrayQuote { .. }) if !config.has_header => {}
         None if config.columns.is_some() => {
             return Ok(Header {
                 names: Vec::new(),
@@ -57,6 +60,15 @@ pub fn read_header(config: &Config, path: &str, parser: &mut Parser<File>) -> Re
             return Err(Error::BadData(format!(
                 "{path}: the file is empty, so it has no {what} to name the columns; set \
                  \"columns\" in the config to read such files"
+            )));
+        }
+        Some(Outcome::StrayQuote { field, kind }) => {
+            return Err(Error::BadData(format!(
+                "{path}: line {}: the {what}, field {}: {}: {}",
+                parser.record_line(),
+                field + 1,
+                kind.describe(),
+                crate::encoding::shown(config.encoding, parser.stray_field())
             )));
         }
         Some(Outcome::Unterminated { quote_line }) => {

@@ -10,12 +10,15 @@
 //! - **Positions** are physical line numbers (1-based, header = line 1) where a record starts;
 //!   line breaks inside quoted fields are counted, `\r\n`, `\n` and a lone `\r` are one each.
 //! - **Empty lines** are skipped (they are still counted). An empty field is `""`, not null.
+//! - **Quotes** follow RFC 4180 ([`parser`]): a quote inside an unquoted field or text after a
+//!   closing quote makes the record a reject naming the column; `quotes = "lenient"` keeps such
+//!   a field verbatim instead. No mode drops or reorders a character.
 //! - **The last line without a line break** is a complete record: many files (and the
 //!   csv-spectrum suite) end that way. If a writer is still appending that line, the rest of it
 //!   arrives later as a record of its own. An open quote at end of file is a reject.
 //! - **Duplicate header names** (exactly or ignoring case) stop the file as `bad-data`, or with
 //!   `duplicate_headers = "rename"` become `name_2`, … with a warning ([`header`]).
-//! - **Rejects** (wrong field count, invalid UTF-8, a value that is not a number
+//! - **Rejects** (wrong field count, a stray quote, invalid UTF-8, a value that is not a number
 //!   in a typed column, unterminated quote, records over `max_record_bytes`) keep their line, a
 //!   reason and the first 4 KiB of the raw record; they never stop the file.
 //! - **Checkpoints** ([`checkpoint`]) hold the offset after the last record, the line there and

@@ -4,7 +4,7 @@
 use crate::checkpoint::Tracker;
 use crate::columns::BatchBuilder;
 use crate::config::{ColumnType, Config};
-use crate::encoding::{TextEncoding, raw_text};
+use crate::encoding::{TextEncoding, raw_text, shown};
 use crate::error::{Result, io_error};
 use crate::header::{columns, read_header};
 use crate::parser::{Outcome, Parser, RAW_LIMIT};
@@ -43,6 +43,8 @@ pub struct CsvReader {
     max_record_bytes: usize,
     schema: Schema,
     builder: BatchBuilder,
+    /// How reasons name each column.
+    labels: Vec<String>,
     tracker: Tracker,
     /// File size at open, for progress.
     size: u64,
@@ -128,6 +130,7 @@ impl CsvReader {
             encoding: config.encoding,
             max_record_bytes: config.dialect.max_record_bytes,
             builder: BatchBuilder::new(&cols.names, &cols.types, config.encoding),
+            labels: cols.labels,
             schema,
             tracker,
             size,
@@ -174,6 +177,15 @@ impl CsvReader {
                     }
                     Err(reason) => reason,
                 },
+                Outcome::StrayQuote { field, kind } => format!(
+                    "{}: {}: {}",
+                    self.labels
+                        .get(field)
+                        .cloned()
+                        .unwrap_or_else(|| format!("column {}", field + 1)),
+                    kind.describe(),
+                    shown(self.encoding, self.parser.stray_field())
+                ),
                 Outcome::Unterminated { quote_line } => {
                     format!("unterminated quoted field starting at line {quote_line}")
                 }
