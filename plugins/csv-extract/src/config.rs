@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::parser::{Dialect, Quotes};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// The configuration keys, in the order the docs list them.
 pub const KEYS: &[&str] = &[
@@ -23,8 +24,18 @@ pub const KEYS: &[&str] = &[
     "max_record_bytes",
     "quotes",
     "duplicate_headers",
+    "settle_seconds",
     "verify",
 ];
+
+/// The default of `settle_seconds`: long enough to cover a writer that flushes a line in
+/// pieces (buffered writes, a slow network share), short enough that a finished file waits
+/// for at most one more scheduled run.
+pub const DEFAULT_SETTLE_SECONDS: u64 = 5;
+
+/// Upper bound of `settle_seconds` (a day): beyond that a file is not being written, it is
+/// abandoned.
+pub const MAX_SETTLE_SECONDS: u64 = 86_400;
 
 /// Upper bound of `max_record_bytes`: a record is held in memory whole, inside the plugin's
 /// memory limit.
@@ -50,6 +61,7 @@ pub const CONFIG_SCHEMA: &str = r#"{
     "max_record_bytes": {"type": "integer", "minimum": 1, "maximum": 67108864, "default": 1048576, "description": "Longer records are rejected."},
     "quotes": {"enum": ["strict", "lenient"], "default": "strict", "description": "A quote where RFC 4180 allows none (inside an unquoted field, or text after a closing quote): \"strict\" makes the record a reject naming the column; \"lenient\" keeps that field exactly as written, quote characters included."},
     "duplicate_headers": {"enum": ["error", "rename"], "default": "error", "description": "Header names that repeat, exactly or ignoring case: \"error\" stops the file (bad-data) naming both columns; \"rename\" reads the later ones as name_2, name_3, ... and logs a warning saying which."},
+    "settle_seconds": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 5, "description": "A last record without a line break (or with a quoted field still open) is held back, neither loaded nor checkpointed, while the file was modified less than this many seconds ago, because a writer may still be appending to it; 0 reads it at once."},
     "verify": {"enum": ["window", "full"], "default": "window", "description": "What a resume checks before trusting a checkpoint: \"window\" the size, the header and the first 4 KiB and the 4 KiB before the offset; \"full\" also a hash of every byte before the offset, which re-reads them on every resume."}
   }
 }"#;
@@ -100,6 +112,8 @@ pub struct Config {
     pub types: BTreeMap<String, ColumnType>,
     /// Header names that repeat.
     pub duplicate_headers: DuplicateHeaders,
+    /// How long a file must be unchanged before an unfinished last record is read.
+    pub settle: Duration,
     /// What a resume checks.
     pub verify: Verify,
 }
@@ -167,6 +181,18 @@ impl Config {
             Some("full") => Verify::Full,
             _ => Verify::Window,
         };
+        let settle_seconds = match map.get("settle_seconds") {
+            None => DEFAULT_SETTLE_SECONDS,
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= MAX_SETTLE_SECONDS => n,
+                _ => {
+                    return Err(invalid(format!(
+                        "\"settle_seconds\" must be a whole number of seconds from 0 to \
+                         {MAX_SETTLE_SECONDS}, got {v}"
+                    )));
+                }
+            },
+        };
         let encoding = match map.get("encoding") {
             None => TextEncoding::Utf8,
             Some(Value::String(s)) => TextEncoding::from_label(s).map_err(invalid)?,
@@ -189,6 +215,7 @@ impl Config {
             columns: columns(&map)?,
             types: types(&map)?,
             duplicate_headers,
+            settle: Duration::from_secs(settle_seconds),
             verify,
         })
     }
@@ -307,6 +334,7 @@ mod tests {
         assert!(c.types.is_empty());
         assert_eq!(c.dialect.quotes, Quotes::Strict);
         assert_eq!(c.duplicate_headers, DuplicateHeaders::Error);
+        assert_eq!(c.settle, Duration::from_secs(5));
         assert_eq!(c.verify, Verify::Window);
     }
 
@@ -316,7 +344,8 @@ mod tests {
             r#"{"path": "/d/x.csv", "delimiter": "tab", "quote": "'", "escape": "\\",
                 "has_header": false, "encoding": "latin-1", "columns": ["a", "b"],
                 "types": {"a": "integer", "b": "real"}, "trim": true, "max_record_bytes": 10,
-                "quotes": "lenient", "duplicate_headers": "rename", "verify": "full"}"#,
+                "quotes": "lenient", "duplicate_headers": "rename", "settle_seconds": 0,
+                "verify": "full"}"#,
         )
         .unwrap();
         assert_eq!(
@@ -331,6 +360,7 @@ mod tests {
             }
         );
         assert_eq!(c.duplicate_headers, DuplicateHeaders::Rename);
+        assert_eq!(c.settle, Duration::ZERO);
         assert_eq!(c.verify, Verify::Full);
         assert!(!c.has_header);
         assert_eq!(c.encoding.name(), "windows-1252");
@@ -367,11 +397,19 @@ mod tests {
         );
         assert!(err(r#"{"path": "p", "duplicate_headers": true}"#).contains("\"rename\""));
         assert!(err(r#"{"path": "p", "verify": "all"}"#).contains("\"window\" or \"full\""));
+        for bad in ["-1", "1.5", "86401", "\"5\""] {
+            let e = err(&format!(r#"{{"path": "p", "settle_seconds": {bad}}}"#));
+            assert!(
+                e.contains("\"settle_seconds\" must be a whole number"),
+                "{e}"
+            );
+        }
         assert_eq!(
             err(r#"{"path": "p", "columns": ["id", "Name", "name"]}"#),
             "\"columns\" names two columns the same: \"Name\" (column 2) and \"name\" (column 3); \
              names are compared ignoring case"
         );
+        assert!(err(r#"{"path": "p", "settel_seconds": 1}"#).contains("unknown key"));
         assert!(err(r#"[1]"#).contains("JSON object"));
         assert!(err(r#"{"path": "#).contains("not valid JSON"));
     }
@@ -383,6 +421,8 @@ mod tests {
         assert_eq!(props.len(), KEYS.len());
         assert!(KEYS.iter().all(|k| props.contains_key(*k)));
         // The documented defaults and choices are the ones `parse` applies and accepts.
+        assert_eq!(props["settle_seconds"]["default"], DEFAULT_SETTLE_SECONDS);
+        assert_eq!(props["settle_seconds"]["maximum"], MAX_SETTLE_SECONDS);
         for (key, default) in [
             ("quotes", "strict"),
             ("duplicate_headers", "error"),

@@ -30,7 +30,14 @@ pub struct Columns {
 }
 
 /// Read the header record (or, without one, peek at the first record to count its fields).
-pub fn read_header(config: &Config, path: &str, parser: &mut Parser<File>) -> Result<Header> {
+/// `young` says whether the file is still being written: then a header without its line
+/// break may be incomplete and is not used.
+pub fn read_header(
+    config: &Config,
+    path: &str,
+    parser: &mut Parser<File>,
+    young: impl FnOnce(&mut Parser<File>) -> Result<bool>,
+) -> Result<Header> {
     if let (false, Some(names)) = (config.has_header, &config.columns) {
         return Ok(Header {
             names: names.clone(),
@@ -45,6 +52,13 @@ pub fn read_header(config: &Config, path: &str, parser: &mut Parser<File>) -> Re
     } else {
         "first record"
     };
+    if outcome.is_some() && parser.unfinished() && young(parser)? {
+        // Retryable: the names (or the width) are only known once the line is complete.
+        return Err(Error::Unavailable(format!(
+            "{path}: the {what} has no line break yet and the file is still being written \
+             (modified less than settle_seconds ago); it is read once the file has settled"
+        )));
+    }
     match outcome {
         Some(Outcome::Record) => {}
         // Without a header the record is data (a reject when it is read as such); its width

@@ -13,9 +13,10 @@
 //! - **Quotes** follow RFC 4180 ([`parser`]): a quote inside an unquoted field or text after a
 //!   closing quote makes the record a reject naming the column; `quotes = "lenient"` keeps such
 //!   a field verbatim instead. No mode drops or reorders a character.
-//! - **The last line without a line break** is a complete record: many files (and the
-//!   csv-spectrum suite) end that way. If a writer is still appending that line, the rest of it
-//!   arrives later as a record of its own. An open quote at end of file is a reject.
+//! - **The last line without a line break** is a complete record once the file has settled:
+//!   many files (and the csv-spectrum suite) end that way. While the file was modified less
+//!   than `settle_seconds` ago, a writer may still be appending to it, so such a record (and an
+//!   open quote at end of file) is held back: no row, no reject, the checkpoint stays before it.
 //! - **Duplicate header names** (exactly or ignoring case) stop the file as `bad-data`, or with
 //!   `duplicate_headers = "rename"` become `name_2`, … with a warning ([`header`]).
 //! - **Rejects** (wrong field count, a stray quote, invalid UTF-8, a value that is not a number

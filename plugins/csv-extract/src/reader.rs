@@ -1,5 +1,6 @@
 //! One partition (file) as a stream of batches: header → schema, resume from a checkpoint,
-//! records → rows and rejects, checkpoint and progress after every batch.
+//! records → rows and rejects, checkpoint and progress after every batch, and the last record
+//! held back while the file is still being written.
 
 use crate::checkpoint::Tracker;
 use crate::columns::BatchBuilder;
@@ -10,6 +11,7 @@ use crate::header::{columns, read_header};
 use crate::parser::{Outcome, Parser, RAW_LIMIT};
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
+use std::time::{Duration, SystemTime};
 use weir_sdk::{Batch, Column, Kind, Progress, Rows, Schema, SourceReject};
 
 /// A batch stops early once it has consumed this many bytes, so that a batch of very long
@@ -19,7 +21,7 @@ const BATCH_BYTES: u64 = 16 * 1024 * 1024;
 /// How loud a [`Notice`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
-    /// Worth knowing (a checkpoint checked only partly).
+    /// Worth knowing (a record held back).
     Info,
     /// Worth acting on (columns renamed).
     Warn,
@@ -46,6 +48,11 @@ pub struct CsvReader {
     /// How reasons name each column.
     labels: Vec<String>,
     tracker: Tracker,
+    /// How long the file must be unchanged before an unfinished last record is read.
+    settle: Duration,
+    /// Offset and line of a last record held back because the file is still being written:
+    /// the checkpoint stays before it.
+    held: Option<(u64, u64)>,
     /// File size at open, for progress.
     size: u64,
     /// End of file was reached: the reader returns `None` from now on.
@@ -66,7 +73,9 @@ impl CsvReader {
         if config.encoding == TextEncoding::Utf8 {
             parser.skip_bom().map_err(read_err)?;
         }
-        let header = read_header(config, path, &mut parser)?;
+        let header = read_header(config, path, &mut parser, |p| {
+            Ok(young(p, path, config.settle)?.is_some())
+        })?;
         // Rows start after the header; without one, at the start (the peeked record is data).
         let body_start = if config.has_header {
             (parser.offset(), parser.line())
@@ -133,6 +142,8 @@ impl CsvReader {
             labels: cols.labels,
             schema,
             tracker,
+            settle: config.settle,
+            held: None,
             size,
             finished: false,
             notices,
@@ -144,7 +155,7 @@ impl CsvReader {
         &self.schema
     }
 
-    /// Log lines gathered since the last call (renamed columns).
+    /// Log lines gathered since the last call (renamed columns, a held-back record).
     pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
     }
@@ -169,6 +180,10 @@ impl CsvReader {
                 self.finished = true;
                 break;
             };
+            if self.parser.unfinished() && self.hold_back(outcome)? {
+                self.finished = true;
+                break;
+            }
             let reason = match outcome {
                 Outcome::Record => match self.builder.push_record(&self.parser) {
                     Ok(()) => {
@@ -202,11 +217,13 @@ impl CsvReader {
         }
         let row_count = self.builder.rows() as u32;
         if row_count == 0 && rejects.is_empty() {
-            // Only blank lines (or nothing) were left.
+            // Only blank lines (or nothing, or a held-back record) were left.
             return Ok(None);
         }
         let columns = self.builder.take();
-        let (offset, line) = (self.parser.offset(), self.parser.line());
+        let (offset, line) = self
+            .held
+            .unwrap_or((self.parser.offset(), self.parser.line()));
         let checkpoint = self
             .tracker
             .checkpoint(self.parser.source_mut(), offset, line)?
@@ -221,5 +238,82 @@ impl CsvReader {
                 total: Some(self.size.max(offset)),
             },
         }))
+    }
+
+    /// The last record ran into the end of the file: hold it back (neither a row nor a
+    /// reject, and the checkpoint stays before it) if the file is still being written.
+    fn hold_back(&mut self, outcome: Outcome) -> Result<bool> {
+        let Some(age) = young(&mut self.parser, &self.path, self.settle)? else {
+            return Ok(false);
+        };
+        self.held = Some((self.parser.record_offset(), self.parser.record_line()));
+        let what = match outcome {
+            Outcome::Unterminated { quote_line } => {
+                format!("has a quoted field still open since line {quote_line}")
+            }
+            _ => "has no complete line break yet".into(),
+        };
+        self.notices.push(Notice {
+            level: Level::Info,
+            message: format!(
+                "{}: line {}: the last record {what} and the file was modified {:.1} s ago: \
+                 held back until the file has been unchanged for {} s (settle_seconds)",
+                self.path,
+                self.parser.record_line(),
+                age.as_secs_f64(),
+                self.settle.as_secs()
+            ),
+        });
+        Ok(true)
+    }
+}
+
+/// `Some(age)` if the file was modified less than `settle` ago (a writer may still be
+/// appending), from its modification time and the wall clock. A modification time in the
+/// future (clock skew, a network share) counts as just now.
+fn young(parser: &mut Parser<File>, path: &str, settle: Duration) -> Result<Option<Duration>> {
+    if settle.is_zero() {
+        return Ok(None);
+    }
+    let modified = parser
+        .source_mut()
+        .metadata()
+        .and_then(|m| m.modified())
+        .map_err(|e| io_error(path, "cannot read its modification time", &e))?;
+    let age = SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or(Duration::ZERO);
+    Ok((age < settle).then_some(age))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    /// Error::Unavailable from a young file whose header has no line break yet; once the file
+    /// is older than settle_seconds the header is read.
+    #[test]
+    fn a_header_still_being_written_is_retried_later() {
+        let dir = std::env::temp_dir().join(format!("csvx-young-header-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("h.csv");
+        std::fs::write(&path, "id,na").unwrap();
+        let p = path.to_str().unwrap();
+        let config = Config::parse(&format!(r#"{{"path": {p:?}}}"#)).unwrap();
+        match CsvReader::open(&config, p, None) {
+            Err(Error::Unavailable(m)) => assert!(m.contains("header has no line break"), "{m}"),
+            other => panic!("{:?}", other.err()),
+        }
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let reader = CsvReader::open(&config, p, None).unwrap();
+        assert_eq!(reader.schema().columns.len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

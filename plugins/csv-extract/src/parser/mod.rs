@@ -2,8 +2,9 @@
 //!
 //! Why not the `csv` crate: the extractor needs things it does not expose — the byte offset and
 //! physical line where each record starts (counting `\r\n`, `\n` and old-Mac `\r` inside quoted
-//! fields too), "this record ended inside an open quote at end of file", a bounded record size
-//! that skips the rest of a runaway record without holding it, and the raw record bytes for rejects. The scanner does all of that in
+//! fields too), "this record ended inside an open quote at end of file", "this record has no
+//! complete line break yet", a bounded record size that skips the rest of a runaway record
+//! without holding it, and the raw record bytes for rejects. The scanner does all of that in
 //! one pass, finds the special bytes eight at a time, and hands out fields as slices of the
 //! record's own bytes: only a field with doubled quotes or escapes is copied (unescaped) into a
 //! scratch buffer.
@@ -88,6 +89,8 @@ pub struct Parser<R> {
     rec_offset: u64,
     rec_line: u64,
     rec_bytes: u64,
+    /// The current record reached the end of the input without a complete line break.
+    unfinished: bool,
     /// The current record went past `max_record_bytes`: its fields are dropped and only the
     /// first bytes are kept in `prefix`.
     oversized: bool,
@@ -175,6 +178,7 @@ impl<R: Read> Parser<R> {
             rec_offset: offset,
             rec_line: line,
             rec_bytes: 0,
+            unfinished: false,
             oversized: false,
             prefix: Vec::new(),
             stray: None,
@@ -216,6 +220,13 @@ impl<R: Read> Parser<R> {
     /// Physical line where the last record starts.
     pub fn record_line(&self) -> u64 {
         self.rec_line
+    }
+
+    /// Whether the last record ran into the end of the input before a complete line break:
+    /// none at all (an open quote included), or a `\r` as the very last byte, which may be the
+    /// first half of a `\r\n`. A writer may still be appending to such a record.
+    pub fn unfinished(&self) -> bool {
+        self.unfinished
     }
 
     /// Number of fields of the last [`Outcome::Record`].
@@ -282,6 +293,7 @@ impl<R: Read> Parser<R> {
         self.rec_offset = self.offset();
         self.rec_line = self.line;
         self.rec_bytes = 0;
+        self.unfinished = false;
         self.oversized = false;
         self.stray = None;
         self.spans.clear();
@@ -469,7 +481,10 @@ impl<R: Read> Parser<R> {
                     self.rec_start
                 })?;
             }
-            if self.pos < self.end && self.buf[self.pos] == b'\n' {
+            if self.pos == self.end {
+                // The input ends right after the `\r`: its `\n` may not be written yet.
+                self.unfinished = true;
+            } else if self.buf[self.pos] == b'\n' {
                 self.pos += 1;
             }
         }
@@ -479,13 +494,15 @@ impl<R: Read> Parser<R> {
     /// End of input inside a record: finish the open field unless a quote is still open.
     fn finish_at_eof(&mut self, state: State, quoted: bool, quote_line: u64) -> Outcome {
         self.rec_bytes = self.offset() - self.rec_offset;
+        self.unfinished = true;
         match state {
             State::Quoted | State::Escaped => {
                 // The open quote is the verdict; a stray quote before it is moot.
                 self.stray = None;
                 return Outcome::Unterminated { quote_line };
             }
-            // The last line has no line break: it is still a record (see the crate docs).
+            // The last line has no line break: it is still a record (whether it is complete
+            // is the caller's call, see `unfinished`).
             State::FieldStart => {
                 // After a delimiter: an empty last field.
                 self.begin_field();

@@ -205,6 +205,31 @@ fn lenient_quotes_keep_the_field_verbatim() {
 }
 
 #[test]
+fn unfinished_records_at_end_of_input() {
+    // (input, whether the last record is unfinished)
+    let cases: [(&[u8], bool); 7] = [
+        (b"a\n1,2\n", false),
+        (b"a\n1,2\r\n", false),
+        (b"a\n1,2", true),
+        (b"a\n1,", true),
+        (b"a\n1,2\r", true),
+        (b"a\n\"1\n2", true),
+        (b"a\n\"1\"", true),
+    ];
+    for (data, want) in cases {
+        for (step, cap) in [(usize::MAX, DEFAULT_BUFFER), (1, 1), (3, 2)] {
+            let src = Trickle { data, step };
+            let mut p = Parser::with_capacity(src, Dialect::default(), 0, 1, cap);
+            p.next_record().unwrap();
+            assert!(!p.unfinished(), "header of {data:?}");
+            p.next_record().unwrap();
+            assert_eq!(p.unfinished(), want, "{data:?} step {step}");
+            assert_eq!(p.next_record().unwrap(), None);
+        }
+    }
+}
+
+#[test]
 fn trim_strips_outside_quotes_only() {
     let d = Dialect {
         trim: true,
