@@ -8,7 +8,11 @@ pub fn bank_recon_fixture() -> Fixture {
     let example = repo_root().join("examples/bank-recon");
     for entry in std::fs::read_dir(example.join("inbox")).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), fx.path("inbox").join(entry.file_name())).unwrap();
+        let copy = fx.path("inbox").join(entry.file_name());
+        std::fs::copy(entry.path(), &copy).unwrap();
+        // Statements at rest, as a user has them: 2026-03.csv ends in an open quote, which a
+        // fresh copy would have held back as still being written instead of rejected.
+        age(&copy, 3600);
     }
     let config = std::fs::read_to_string(example.join("weir.toml")).unwrap();
     let body = &config[config.find("[[pipeline]]").unwrap()..];

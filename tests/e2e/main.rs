@@ -6,6 +6,7 @@ mod bad_config;
 mod bank_recon;
 mod corpora;
 mod crash;
+mod csv_policies;
 mod grants;
 mod incremental;
 mod one_writer;

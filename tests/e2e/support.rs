@@ -175,6 +175,19 @@ history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
     )
 }
 
+/// Set `path`'s modification time `secs` seconds into the past. csv-extract holds back a last
+/// record without a line break while its file was modified within `settle_seconds` (a writer
+/// may still be at it), so a fixture standing for a file at rest must not look freshly copied.
+pub fn age(path: &Path, secs: u64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}
+
 pub fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
     db.query_row(sql, [], |r| r.get(0)).unwrap()
 }

@@ -5,9 +5,10 @@
 
 use crate::encoding::TextEncoding;
 use crate::error::{Error, Result};
-use crate::parser::Dialect;
+use crate::parser::{Dialect, Quotes};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// The configuration keys, in the order the docs list them.
 pub const KEYS: &[&str] = &[
@@ -21,7 +22,20 @@ pub const KEYS: &[&str] = &[
     "types",
     "trim",
     "max_record_bytes",
+    "quotes",
+    "duplicate_headers",
+    "settle_seconds",
+    "verify",
 ];
+
+/// The default of `settle_seconds`: long enough to cover a writer that flushes a line in
+/// pieces (buffered writes, a slow network share), short enough that a finished file waits
+/// for at most one more scheduled run.
+pub const DEFAULT_SETTLE_SECONDS: u64 = 5;
+
+/// Upper bound of `settle_seconds` (a day): beyond that a file is not being written, it is
+/// abandoned.
+pub const MAX_SETTLE_SECONDS: u64 = 86_400;
 
 /// Upper bound of `max_record_bytes`: a record is held in memory whole, inside the plugin's
 /// memory limit.
@@ -44,7 +58,11 @@ pub const CONFIG_SCHEMA: &str = r#"{
     "columns": {"type": "array", "items": {"type": "string"}, "description": "Column names; required to name columns when has_header is false (default column_1, column_2, ...), and replaces the header's names otherwise."},
     "types": {"type": "object", "additionalProperties": {"enum": ["text", "integer", "real"]}, "description": "Kinds the extractor emits directly, by column name; other columns are text. Empty fields of integer and real columns are null."},
     "trim": {"type": "boolean", "default": false, "description": "Strip spaces and tabs around fields (outside quotes)."},
-    "max_record_bytes": {"type": "integer", "minimum": 1, "maximum": 67108864, "default": 1048576, "description": "Longer records are rejected."}
+    "max_record_bytes": {"type": "integer", "minimum": 1, "maximum": 67108864, "default": 1048576, "description": "Longer records are rejected."},
+    "quotes": {"enum": ["strict", "lenient"], "default": "strict", "description": "A quote where RFC 4180 allows none (inside an unquoted field, or text after a closing quote): \"strict\" makes the record a reject naming the column; \"lenient\" keeps that field exactly as written, quote characters included."},
+    "duplicate_headers": {"enum": ["error", "rename"], "default": "error", "description": "Header names that repeat, exactly or ignoring case: \"error\" stops the file (bad-data) naming both columns; \"rename\" reads the later ones as name_2, name_3, ... and logs a warning saying which."},
+    "settle_seconds": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 5, "description": "A last record without a line break (or with a quoted field still open) is held back, neither loaded nor checkpointed, while the file was modified less than this many seconds ago, because a writer may still be appending to it; 0 reads it at once."},
+    "verify": {"enum": ["window", "full"], "default": "window", "description": "What a resume checks before trusting a checkpoint: \"window\" the size, the header and the first 4 KiB and the 4 KiB before the offset; \"full\" also a hash of every byte before the offset, which re-reads them on every resume."}
   }
 }"#;
 
@@ -57,6 +75,24 @@ pub enum ColumnType {
     Integer,
     /// 64-bit float; an empty field is null.
     Real,
+}
+
+/// What to do with header names that repeat (exactly or ignoring case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateHeaders {
+    /// The file is `bad-data`, naming both columns.
+    Error,
+    /// Later ones become `name_2`, `name_3`, …, with a warning.
+    Rename,
+}
+
+/// How much of the already-read file a resume checks against the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Size, header, first 4 KiB and the 4 KiB before the offset.
+    Window,
+    /// All of that plus a hash of every byte before the offset.
+    Full,
 }
 
 /// A parsed, checked configuration.
@@ -74,6 +110,12 @@ pub struct Config {
     pub columns: Option<Vec<String>>,
     /// Non-text column kinds by name.
     pub types: BTreeMap<String, ColumnType>,
+    /// Header names that repeat.
+    pub duplicate_headers: DuplicateHeaders,
+    /// How long a file must be unchanged before an unfinished last record is read.
+    pub settle: Duration,
+    /// What a resume checks.
+    pub verify: Verify,
 }
 
 impl Config {
@@ -127,6 +169,30 @@ impl Config {
                 }
             },
         };
+        let quotes = match choice(&map, "quotes", &["strict", "lenient"])? {
+            Some("lenient") => Quotes::Lenient,
+            _ => Quotes::Strict,
+        };
+        let duplicate_headers = match choice(&map, "duplicate_headers", &["error", "rename"])? {
+            Some("rename") => DuplicateHeaders::Rename,
+            _ => DuplicateHeaders::Error,
+        };
+        let verify = match choice(&map, "verify", &["window", "full"])? {
+            Some("full") => Verify::Full,
+            _ => Verify::Window,
+        };
+        let settle_seconds = match map.get("settle_seconds") {
+            None => DEFAULT_SETTLE_SECONDS,
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= MAX_SETTLE_SECONDS => n,
+                _ => {
+                    return Err(invalid(format!(
+                        "\"settle_seconds\" must be a whole number of seconds from 0 to \
+                         {MAX_SETTLE_SECONDS}, got {v}"
+                    )));
+                }
+            },
+        };
         let encoding = match map.get("encoding") {
             None => TextEncoding::Utf8,
             Some(Value::String(s)) => TextEncoding::from_label(s).map_err(invalid)?,
@@ -142,11 +208,15 @@ impl Config {
                 escape: escape.filter(|&e| Some(e) != quote),
                 trim: boolean(&map, "trim", false)?,
                 max_record_bytes,
+                quotes,
             },
             has_header: boolean(&map, "has_header", true)?,
             encoding,
             columns: columns(&map)?,
             types: types(&map)?,
+            duplicate_headers,
+            settle: Duration::from_secs(settle_seconds),
+            verify,
         })
     }
 }
@@ -169,6 +239,22 @@ fn single_byte(key: &str, v: &Value) -> Result<u8> {
     }
 }
 
+/// A key whose value is one of `allowed` strings; `None` when it is absent.
+fn choice<'a>(map: &'a Map<String, Value>, key: &str, allowed: &[&str]) -> Result<Option<&'a str>> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(Some(s)),
+        Some(v) => Err(invalid(format!(
+            "\"{key}\" must be {}, got {v}",
+            allowed
+                .iter()
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ))),
+    }
+}
+
 fn boolean(map: &Map<String, Value>, key: &str, default: bool) -> Result<bool> {
     match map.get(key) {
         None => Ok(default),
@@ -187,6 +273,17 @@ fn columns(map: &Map<String, Value>) -> Result<Option<Vec<String>>> {
         .iter()
         .map(|n| n.as_str().map(str::to_owned).ok_or_else(bad))
         .collect::<Result<Vec<_>>>()?;
+    // Names the operator wrote must be usable as they are: no policy renames them.
+    if let Some((first, second)) = crate::header::first_duplicate(&names) {
+        return Err(invalid(format!(
+            "\"columns\" names two columns the same: {:?} (column {}) and {:?} (column {}); \
+             names are compared ignoring case",
+            names[first],
+            first + 1,
+            names[second],
+            second + 1
+        )));
+    }
     Ok(Some(names))
 }
 
@@ -235,6 +332,10 @@ mod tests {
         assert_eq!(c.encoding, TextEncoding::Utf8);
         assert_eq!(c.columns, None);
         assert!(c.types.is_empty());
+        assert_eq!(c.dialect.quotes, Quotes::Strict);
+        assert_eq!(c.duplicate_headers, DuplicateHeaders::Error);
+        assert_eq!(c.settle, Duration::from_secs(5));
+        assert_eq!(c.verify, Verify::Window);
     }
 
     #[test]
@@ -242,7 +343,9 @@ mod tests {
         let c = Config::parse(
             r#"{"path": "/d/x.csv", "delimiter": "tab", "quote": "'", "escape": "\\",
                 "has_header": false, "encoding": "latin-1", "columns": ["a", "b"],
-                "types": {"a": "integer", "b": "real"}, "trim": true, "max_record_bytes": 10}"#,
+                "types": {"a": "integer", "b": "real"}, "trim": true, "max_record_bytes": 10,
+                "quotes": "lenient", "duplicate_headers": "rename", "settle_seconds": 0,
+                "verify": "full"}"#,
         )
         .unwrap();
         assert_eq!(
@@ -252,9 +355,13 @@ mod tests {
                 quote: Some(b'\''),
                 escape: Some(b'\\'),
                 trim: true,
-                max_record_bytes: 10
+                max_record_bytes: 10,
+                quotes: Quotes::Lenient,
             }
         );
+        assert_eq!(c.duplicate_headers, DuplicateHeaders::Rename);
+        assert_eq!(c.settle, Duration::ZERO);
+        assert_eq!(c.verify, Verify::Full);
         assert!(!c.has_header);
         assert_eq!(c.encoding.name(), "windows-1252");
         assert_eq!(c.columns.unwrap(), ["a", "b"]);
@@ -284,6 +391,25 @@ mod tests {
         assert!(err(r#"{"path": "p", "trim": "yes"}"#).contains("\"trim\""));
         assert!(err(r#"{"path": "p", "columns": []}"#).contains("\"columns\""));
         assert!(err(r#"{"path": "p", "max_record_bytes": 0}"#).contains("max_record_bytes"));
+        assert_eq!(
+            err(r#"{"path": "p", "quotes": "relaxed"}"#),
+            "\"quotes\" must be \"strict\" or \"lenient\", got \"relaxed\""
+        );
+        assert!(err(r#"{"path": "p", "duplicate_headers": true}"#).contains("\"rename\""));
+        assert!(err(r#"{"path": "p", "verify": "all"}"#).contains("\"window\" or \"full\""));
+        for bad in ["-1", "1.5", "86401", "\"5\""] {
+            let e = err(&format!(r#"{{"path": "p", "settle_seconds": {bad}}}"#));
+            assert!(
+                e.contains("\"settle_seconds\" must be a whole number"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            err(r#"{"path": "p", "columns": ["id", "Name", "name"]}"#),
+            "\"columns\" names two columns the same: \"Name\" (column 2) and \"name\" (column 3); \
+             names are compared ignoring case"
+        );
+        assert!(err(r#"{"path": "p", "settel_seconds": 1}"#).contains("unknown key"));
         assert!(err(r#"[1]"#).contains("JSON object"));
         assert!(err(r#"{"path": "#).contains("not valid JSON"));
     }
@@ -294,5 +420,19 @@ mod tests {
         let props = v["properties"].as_object().unwrap();
         assert_eq!(props.len(), KEYS.len());
         assert!(KEYS.iter().all(|k| props.contains_key(*k)));
+        // The documented defaults and choices are the ones `parse` applies and accepts.
+        assert_eq!(props["settle_seconds"]["default"], DEFAULT_SETTLE_SECONDS);
+        assert_eq!(props["settle_seconds"]["maximum"], MAX_SETTLE_SECONDS);
+        for (key, default) in [
+            ("quotes", "strict"),
+            ("duplicate_headers", "error"),
+            ("verify", "window"),
+        ] {
+            assert_eq!(props[key]["default"], default, "{key}");
+            for choice in props[key]["enum"].as_array().unwrap() {
+                let json = format!(r#"{{"path": "p", "{key}": {choice}}}"#);
+                assert!(Config::parse(&json).is_ok(), "{json}");
+            }
+        }
     }
 }

@@ -86,6 +86,14 @@ pub fn raw_text(encoding: TextEncoding, raw: &[u8], limit: usize) -> String {
     text
 }
 
+/// A field quoted in a reject's reason: at most 64 bytes, with line breaks written as `\r` and
+/// `\n` so that the reason stays one line (the reject's raw text has the record as it is).
+pub fn shown(encoding: TextEncoding, field: &[u8]) -> String {
+    raw_text(encoding, field, 64)
+        .replace('\r', "\\r")
+        .replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +132,11 @@ mod tests {
         assert_eq!(raw_text(TextEncoding::Utf8, "aäb".as_bytes(), 2), "a…");
         assert_eq!(raw_text(TextEncoding::Utf8, b"ab", 2), "ab");
         assert_eq!(raw_text(TextEncoding::Utf8, b"a\xFFb", 9), "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn shown_fields_stay_on_one_line() {
+        assert_eq!(shown(TextEncoding::Utf8, b"\"a\r\nb\"c"), "\"a\\r\\nb\"c");
+        assert_eq!(shown(TextEncoding::Utf8, &[b'x'; 70]), "x".repeat(64) + "…");
     }
 }

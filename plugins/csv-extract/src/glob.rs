@@ -4,10 +4,17 @@
 //! character) and `[...]` (a class with ranges, negated by a leading `!` or `^`; a `]` right
 //! after the opening bracket is literal). The directory part is used as written, because the
 //! host preopens each granted directory at exactly the path string of `grants.read_dirs`.
+//!
+//! A match that cannot be read is skipped with its reason in words, never a bare OS error:
+//! the sandbox answers "operation not permitted" for a symlink that leads outside the granted
+//! directory, which says nothing to the operator. So symlinks are followed here, by their
+//! text, only as far as they stay inside the directory (natively too, so that tests see what
+//! the sandbox does).
 
 use crate::error::{Error, Result};
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
+use std::path::{Component, Path};
 
 /// One matching file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,9 +30,34 @@ pub struct FileMatch {
 pub struct Listing {
     /// Matching regular files, sorted by path.
     pub files: Vec<FileMatch>,
-    /// Entries that matched but were skipped, with why (for a log warning).
+    /// Entries that matched but were skipped, each `<path>: skipped: <reason>` (a warning).
     pub skipped: Vec<String>,
+    /// The configured path, for [`Listing::summary`].
+    path: String,
 }
+
+impl Listing {
+    /// A warning when matches were found but every one was skipped, so that a run with no
+    /// partitions says why rather than just "completed".
+    pub fn summary(&self) -> Option<String> {
+        (self.files.is_empty() && !self.skipped.is_empty()).then(|| {
+            format!(
+                "\"path\" {:?}: no file to read: {} matching {} skipped (see the warnings \
+                 before this one)",
+                self.path,
+                self.skipped.len(),
+                if self.skipped.len() == 1 {
+                    "entry was"
+                } else {
+                    "entries were"
+                }
+            )
+        })
+    }
+}
+
+/// How many symlinks in a row are followed before giving up (as the OS does, against loops).
+const MAX_LINKS: usize = 8;
 
 /// One token of a compiled file-name pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +202,10 @@ pub fn list(path: &str) -> Result<Listing> {
         d => d.trim_end_matches('/'),
     };
     let entries = fs::read_dir(read_path).map_err(|e| dir_error(read_path, path, &e))?;
-    let mut listing = Listing::default();
+    let mut listing = Listing {
+        path: path.to_owned(),
+        ..Listing::default()
+    };
     for entry in entries {
         let entry = entry.map_err(|e| dir_error(read_path, path, &e))?;
         let Ok(name) = entry.file_name().into_string() else {
@@ -184,20 +219,85 @@ pub fn list(path: &str) -> Result<Listing> {
             continue;
         }
         let file = format!("{dir}{name}");
-        // `fs::metadata` follows symlinks, so a link to a file counts as that file.
-        match fs::metadata(&file) {
-            Ok(m) if m.is_file() => listing.files.push(FileMatch {
-                path: file,
-                size: m.len(),
-            }),
-            Ok(_) => listing
-                .skipped
-                .push(format!("{file}: skipped: not a regular file")),
-            Err(e) => listing.skipped.push(format!("{file}: skipped: {e}")),
+        match check(dir, read_path, &name) {
+            Ok(size) => listing.files.push(FileMatch { path: file, size }),
+            Err(reason) => listing.skipped.push(format!("{file}: skipped: {reason}")),
         }
     }
     listing.files.sort_by(|a, b| a.path.cmp(&b.path));
+    listing.skipped.sort();
     Ok(listing)
+}
+
+/// The size of the matched entry `name` of `dir` (shown as `shown`) if it can be read as a
+/// file, else why not, in words.
+fn check(dir: &str, shown: &str, name: &str) -> std::result::Result<u64, String> {
+    let file = format!("{dir}{name}");
+    let link = fs::symlink_metadata(&file)
+        .map_err(|e| in_words(&e))?
+        .is_symlink();
+    if link {
+        stays_inside(dir, shown, name)?;
+    }
+    match fs::metadata(&file) {
+        Ok(m) if m.is_file() => match fs::File::open(&file) {
+            Ok(_) => Ok(m.len()),
+            Err(e) => Err(format!("not readable: {}", in_words(&e))),
+        },
+        Ok(m) if m.is_dir() => Err("a directory, not a regular file".into()),
+        Ok(_) => Err("not a regular file (a FIFO, socket or device)".into()),
+        Err(e) if link && e.kind() == ErrorKind::NotFound => {
+            Err("symlink to a file that does not exist".into())
+        }
+        Err(e) => Err(in_words(&e)),
+    }
+}
+
+/// Follow the symlink `name` of `dir` by its text; an error if it leads outside `dir`
+/// (which the sandbox refuses to open, and where the operator granted nothing).
+fn stays_inside(dir: &str, shown: &str, name: &str) -> std::result::Result<(), String> {
+    // The path of the current link, in components below `dir`.
+    let mut at: Vec<String> = vec![name.to_owned()];
+    for _ in 0..MAX_LINKS {
+        let current = format!("{dir}{}", at.join("/"));
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.is_symlink() => {}
+            // Not a link (any more), or missing: `check` says what it is.
+            _ => return Ok(()),
+        }
+        let target = fs::read_link(&current)
+            .map_err(|e| format!("cannot read the symlink: {}", in_words(&e)))?;
+        let outside = || {
+            format!(
+                "symlink points outside the granted directory {shown} (to {})",
+                target.display()
+            )
+        };
+        at.pop();
+        for part in Path::new(&target).components() {
+            match part {
+                Component::Normal(p) => at.push(p.to_string_lossy().into_owned()),
+                Component::CurDir => {}
+                // Even a `..` that comes back in is refused by the sandbox.
+                Component::ParentDir => {
+                    at.pop().ok_or_else(outside)?;
+                }
+                Component::RootDir | Component::Prefix(_) => return Err(outside()),
+            }
+        }
+    }
+    Err(format!("more than {MAX_LINKS} symlinks in a row"))
+}
+
+/// An I/O error as words a user can act on, not `os error 63`.
+fn in_words(e: &io::Error) -> String {
+    match e.kind() {
+        ErrorKind::NotFound => "it vanished while the directory was listed".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::IsADirectory => "a directory, not a regular file".into(),
+        // Anything rarer keeps the OS text, but says what failed.
+        _ => format!("cannot be read ({e})"),
+    }
 }
 
 fn dir_error(dir: &str, path: &str, e: &std::io::Error) -> Error {
@@ -277,7 +377,12 @@ mod tests {
             got,
             [(format!("{base}/a.csv"), 1), (format!("{base}/b.csv"), 2)]
         );
-        assert_eq!(listing.skipped.len(), 1, "the directory sub.csv");
+        assert_eq!(
+            listing.skipped,
+            [format!(
+                "{base}/sub.csv: skipped: a directory, not a regular file"
+            )]
+        );
         let missing = list(&format!("{base}/nope/*.csv")).unwrap_err();
         assert!(
             missing.message().contains("grants.read_dirs"),

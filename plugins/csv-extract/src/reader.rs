@@ -1,19 +1,40 @@
 //! One partition (file) as a stream of batches: header → schema, resume from a checkpoint,
-//! records → rows and rejects, checkpoint and progress after every batch.
+//! records → rows and rejects, checkpoint and progress after every batch, and the last record
+//! held back while the file is still being written.
 
-use crate::checkpoint::{self, Checkpoint, Fnv, WINDOW};
+use crate::checkpoint::Tracker;
 use crate::columns::BatchBuilder;
 use crate::config::{ColumnType, Config};
-use crate::encoding::{TextEncoding, raw_text};
-use crate::error::{Error, Result, io_error};
+use crate::encoding::{TextEncoding, raw_text, shown};
+use crate::error::{Result, io_error};
+use crate::header::{columns, read_header};
 use crate::parser::{Outcome, Parser, RAW_LIMIT};
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
+use std::time::{Duration, SystemTime};
 use weir_sdk::{Batch, Column, Kind, Progress, Rows, Schema, SourceReject};
 
 /// A batch stops early once it has consumed this many bytes, so that a batch of very long
 /// records stays well inside the plugin's memory limit (and `u32` text offsets).
 const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How loud a [`Notice`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Worth knowing (a record held back).
+    Info,
+    /// Worth acting on (columns renamed).
+    Warn,
+}
+
+/// A line for the host log, which the engine also turns into a `plugin_log` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// How loud.
+    pub level: Level,
+    /// The message, naming the file.
+    pub message: String,
+}
 
 /// Reads one CSV file.
 pub struct CsvReader {
@@ -24,21 +45,19 @@ pub struct CsvReader {
     max_record_bytes: usize,
     schema: Schema,
     builder: BatchBuilder,
-    /// Hash of the header record, part of every checkpoint.
-    header_hash: u64,
-    /// Hash of the first `WINDOW` bytes, once the offset is past them (it cannot change then).
-    head_hash: Option<u64>,
+    /// How reasons name each column.
+    labels: Vec<String>,
+    tracker: Tracker,
+    /// How long the file must be unchanged before an unfinished last record is read.
+    settle: Duration,
+    /// Offset and line of a last record held back because the file is still being written:
+    /// the checkpoint stays before it.
+    held: Option<(u64, u64)>,
     /// File size at open, for progress.
     size: u64,
     /// End of file was reached: the reader returns `None` from now on.
     finished: bool,
-}
-
-/// What the start of the file says about the columns.
-struct Header {
-    names: Vec<String>,
-    /// Hash of the raw header record (of nothing without a header).
-    hash: u64,
+    notices: Vec<Notice>,
 }
 
 impl CsvReader {
@@ -54,7 +73,9 @@ impl CsvReader {
         if config.encoding == TextEncoding::Utf8 {
             parser.skip_bom().map_err(read_err)?;
         }
-        let header = read_header(config, path, &mut parser)?;
+        let header = read_header(config, path, &mut parser, |p| {
+            Ok(young(p, path, config.settle)?.is_some())
+        })?;
         // Rows start after the header; without one, at the start (the peeked record is data).
         let body_start = if config.has_header {
             (parser.offset(), parser.line())
@@ -62,11 +83,12 @@ impl CsvReader {
             (0, 1)
         };
 
-        let (names, types) = columns(config, path, header.names)?;
+        let cols = columns(config, path, header.names)?;
         let schema = Schema {
-            columns: names
+            columns: cols
+                .names
                 .iter()
-                .zip(&types)
+                .zip(&cols.types)
                 .map(|(name, ty)| Column {
                     name: name.clone(),
                     kind: match ty {
@@ -79,12 +101,25 @@ impl CsvReader {
                 .collect(),
             primary_key: Vec::new(),
         };
+        let mut notices: Vec<Notice> = cols
+            .warnings
+            .into_iter()
+            .map(|message| Notice {
+                level: Level::Warn,
+                message,
+            })
+            .collect();
 
         // Where to start reading rows: after the header, or after the checkpoint.
+        let mut tracker = Tracker::new(path, header.hash, config.verify);
         let (offset, line) = match checkpoint {
             None => body_start,
-            Some(cp) => {
-                let cp = verify_checkpoint(path, cp, size, header.hash, body_start.0, &mut parser)?;
+            Some(stored) => {
+                let (cp, note) = tracker.resume(parser.source_mut(), stored, size, body_start.0)?;
+                notices.extend(note.map(|message| Notice {
+                    level: Level::Info,
+                    message,
+                }));
                 (cp.offset, cp.line)
             }
         };
@@ -103,18 +138,26 @@ impl CsvReader {
             parser,
             encoding: config.encoding,
             max_record_bytes: config.dialect.max_record_bytes,
-            builder: BatchBuilder::new(&names, &types, config.encoding),
+            builder: BatchBuilder::new(&cols.names, &cols.types, config.encoding),
+            labels: cols.labels,
             schema,
-            header_hash: header.hash,
-            head_hash: None,
+            tracker,
+            settle: config.settle,
+            held: None,
             size,
             finished: false,
+            notices,
         })
     }
 
     /// The schema of every batch.
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// Log lines gathered since the last call (renamed columns, a held-back record).
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Up to `max_rows` rows plus the rejects among them, or `None` at end of file.
@@ -133,22 +176,35 @@ impl CsvReader {
                 .parser
                 .next_record()
                 .map_err(|e| io_error(&self.path, "read failed", &e))?;
+            let Some(outcome) = outcome else {
+                self.finished = true;
+                break;
+            };
+            if self.parser.unfinished() && self.hold_back(outcome)? {
+                self.finished = true;
+                break;
+            }
             let reason = match outcome {
-                None => {
-                    self.finished = true;
-                    break;
-                }
-                Some(Outcome::Record) => match self.builder.push_record(&self.parser) {
+                Outcome::Record => match self.builder.push_record(&self.parser) {
                     Ok(()) => {
                         positions.push(self.parser.record_line());
                         continue;
                     }
                     Err(reason) => reason,
                 },
-                Some(Outcome::Unterminated { quote_line }) => {
+                Outcome::StrayQuote { field, kind } => format!(
+                    "{}: {}: {}",
+                    self.labels
+                        .get(field)
+                        .cloned()
+                        .unwrap_or_else(|| format!("column {}", field + 1)),
+                    kind.describe(),
+                    shown(self.encoding, self.parser.stray_field())
+                ),
+                Outcome::Unterminated { quote_line } => {
                     format!("unterminated quoted field starting at line {quote_line}")
                 }
-                Some(Outcome::Oversized { bytes }) => format!(
+                Outcome::Oversized { bytes } => format!(
                     "record of {bytes} bytes exceeds max_record_bytes ({})",
                     self.max_record_bytes
                 ),
@@ -161,212 +217,103 @@ impl CsvReader {
         }
         let row_count = self.builder.rows() as u32;
         if row_count == 0 && rejects.is_empty() {
-            // Only blank lines (or nothing) were left.
+            // Only blank lines (or nothing, or a held-back record) were left.
             return Ok(None);
         }
         let columns = self.builder.take();
-        let checkpoint = self.checkpoint()?.encode();
-        let done = self.parser.offset();
+        let (offset, line) = self
+            .held
+            .unwrap_or((self.parser.offset(), self.parser.line()));
+        let checkpoint = self
+            .tracker
+            .checkpoint(self.parser.source_mut(), offset, line)?
+            .encode();
         Ok(Some(Batch {
             rows: Rows { row_count, columns },
             positions,
             rejects,
             checkpoint,
             progress: Progress {
-                done,
-                total: Some(self.size.max(done)),
+                done: offset,
+                total: Some(self.size.max(offset)),
             },
         }))
     }
 
-    /// The checkpoint at the parser's current offset (a record boundary).
-    fn checkpoint(&mut self) -> Result<Checkpoint> {
-        let offset = self.parser.offset();
-        let path = &self.path;
-        let src = self.parser.source_mut();
-        let hash_err = |e: std::io::Error| io_error(path, "cannot read for the checkpoint", &e);
-        let head = match self.head_hash {
-            Some(h) => h,
-            None => {
-                let h = checkpoint::hash_range(src, 0, offset.min(WINDOW)).map_err(hash_err)?;
-                if offset >= WINDOW {
-                    self.head_hash = Some(h);
-                }
-                h
+    /// The last record ran into the end of the file: hold it back (neither a row nor a
+    /// reject, and the checkpoint stays before it) if the file is still being written.
+    fn hold_back(&mut self, outcome: Outcome) -> Result<bool> {
+        let Some(age) = young(&mut self.parser, &self.path, self.settle)? else {
+            return Ok(false);
+        };
+        self.held = Some((self.parser.record_offset(), self.parser.record_line()));
+        let what = match outcome {
+            Outcome::Unterminated { quote_line } => {
+                format!("has a quoted field still open since line {quote_line}")
             }
+            _ => "has no complete line break yet".into(),
         };
-        let tail_start = offset.saturating_sub(WINDOW);
-        let tail =
-            checkpoint::hash_range(src, tail_start, offset - tail_start).map_err(hash_err)?;
-        Ok(Checkpoint {
-            offset,
-            line: self.parser.line(),
-            head,
-            tail,
-            header: self.header_hash,
-        })
-    }
-}
-
-/// Read the header record (or, without one, peek at the first record to count its fields).
-fn read_header(config: &Config, path: &str, parser: &mut Parser<File>) -> Result<Header> {
-    if let (false, Some(names)) = (config.has_header, &config.columns) {
-        return Ok(Header {
-            names: names.clone(),
-            hash: Fnv::hash(b""),
+        self.notices.push(Notice {
+            level: Level::Info,
+            message: format!(
+                "{}: line {}: the last record {what} and the file was modified {:.1} s ago: \
+                 held back until the file has been unchanged for {} s (settle_seconds)",
+                self.path,
+                self.parser.record_line(),
+                age.as_secs_f64(),
+                self.settle.as_secs()
+            ),
         });
+        Ok(true)
     }
-    let outcome = parser
-        .next_record()
-        .map_err(|e| io_error(path, "read failed", &e))?;
-    let what = if config.has_header {
-        "header"
-    } else {
-        "first record"
-    };
-    match outcome {
-        Some(Outcome::Record) => {}
-        None if config.columns.is_some() => {
-            return Ok(Header {
-                names: Vec::new(),
-                hash: Fnv::hash(b""),
-            });
-        }
-        None => {
-            return Err(Error::BadData(format!(
-                "{path}: the file is empty, so it has no {what} to name the columns; set \
-                 \"columns\" in the config to read such files"
-            )));
-        }
-        Some(Outcome::Unterminated { quote_line }) => {
-            return Err(Error::BadData(format!(
-                "{path}: line {}: the {what} has an unterminated quoted field starting at line \
-                 {quote_line}",
-                parser.record_line()
-            )));
-        }
-        Some(Outcome::Oversized { bytes }) => {
-            return Err(Error::BadData(format!(
-                "{path}: line {}: the {what} is {bytes} bytes long, more than max_record_bytes",
-                parser.record_line()
-            )));
-        }
-    }
-    let count = parser.field_count();
-    if !config.has_header {
-        // Only the width was wanted; `open` rewinds to read this record as data.
-        return Ok(Header {
-            names: (1..=count).map(|i| format!("column_{i}")).collect(),
-            hash: Fnv::hash(b""),
-        });
-    }
-    let names = (0..count)
-        .map(|i| {
-            let name = config.encoding.decode_lossy(parser.field(i));
-            // Surrounding blanks in a header are never meant to be part of a column name.
-            name.trim().to_owned()
-        })
-        .collect();
-    Ok(Header {
-        names,
-        hash: Fnv::hash(parser.raw()),
-    })
 }
 
-/// Final column names and kinds: `columns` replaces the header's names; empty names become
-/// `column_N`, repeated names get `_2`, `_3`, …; `types` must name existing columns.
-fn columns(
-    config: &Config,
-    path: &str,
-    header: Vec<String>,
-) -> Result<(Vec<String>, Vec<ColumnType>)> {
-    let raw = match &config.columns {
-        Some(names) if config.has_header && !header.is_empty() && names.len() != header.len() => {
-            return Err(Error::InvalidConfig(format!(
-                "\"columns\" has {} names but the header of {path} has {} fields",
-                names.len(),
-                header.len()
-            )));
-        }
-        Some(names) => names.clone(),
-        None => header,
-    };
-    let names = unique_names(raw);
-    let types = names
-        .iter()
-        .map(|n| config.types.get(n).copied().unwrap_or(ColumnType::Text))
-        .collect();
-    if let Some(missing) = config.types.keys().find(|k| !names.contains(k)) {
-        return Err(Error::InvalidConfig(format!(
-            "\"types\" names column \"{missing}\", which {path} does not have (columns: {})",
-            names.join(", ")
-        )));
+/// `Some(age)` if the file was modified less than `settle` ago (a writer may still be
+/// appending), from its modification time and the wall clock. A modification time in the
+/// future (clock skew, a network share) counts as just now.
+fn young(parser: &mut Parser<File>, path: &str, settle: Duration) -> Result<Option<Duration>> {
+    if settle.is_zero() {
+        return Ok(None);
     }
-    Ok((names, types))
+    let modified = parser
+        .source_mut()
+        .metadata()
+        .and_then(|m| m.modified())
+        .map_err(|e| io_error(path, "cannot read its modification time", &e))?;
+    let age = SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or(Duration::ZERO);
+    Ok((age < settle).then_some(age))
 }
 
-/// Make column names non-empty and unique.
-pub fn unique_names(raw: Vec<String>) -> Vec<String> {
-    let mut names: Vec<String> = Vec::with_capacity(raw.len());
-    for (i, name) in raw.into_iter().enumerate() {
-        let base = if name.is_empty() {
-            format!("column_{}", i + 1)
-        } else {
-            name
-        };
-        let mut candidate = base.clone();
-        let mut n = 2;
-        while names.contains(&candidate) {
-            candidate = format!("{base}_{n}");
-            n += 1;
-        }
-        names.push(candidate);
-    }
-    names
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
 
-/// Check that `checkpoint` still fits the file; the error tells the operator what to do.
-fn verify_checkpoint(
-    path: &str,
-    checkpoint: &str,
-    size: u64,
-    header_hash: u64,
-    body_start: u64,
-    parser: &mut Parser<File>,
-) -> Result<Checkpoint> {
-    let reset = format!("run `weir checkpoints reset <pipeline> {path}` to load it from the start");
-    let cp = Checkpoint::decode(checkpoint).map_err(|e| {
-        Error::BadData(format!(
-            "{path}: the checkpoint is not one of csv-extract's ({e}): {checkpoint:?}; {reset}"
-        ))
-    })?;
-    if size < cp.offset {
-        return Err(Error::BadData(format!(
-            "{path}: file is shorter than the last checkpoint ({size} bytes < offset {}): it was \
-             truncated or replaced; {reset}",
-            cp.offset
-        )));
+    /// Error::Unavailable from a young file whose header has no line break yet; once the file
+    /// is older than settle_seconds the header is read.
+    #[test]
+    fn a_header_still_being_written_is_retried_later() {
+        let dir = std::env::temp_dir().join(format!("csvx-young-header-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("h.csv");
+        std::fs::write(&path, "id,na").unwrap();
+        let p = path.to_str().unwrap();
+        let config = Config::parse(&format!(r#"{{"path": {p:?}}}"#)).unwrap();
+        match CsvReader::open(&config, p, None) {
+            Err(Error::Unavailable(m)) => assert!(m.contains("header has no line break"), "{m}"),
+            other => panic!("{:?}", other.err()),
+        }
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let reader = CsvReader::open(&config, p, None).unwrap();
+        assert_eq!(reader.schema().columns.len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
-    let changed = |what: &str| {
-        Error::BadData(format!(
-            "{path}: {what} changed since the last checkpoint (offset {}, line {}): the file was \
-             replaced or edited, so resuming could skip or repeat rows; {reset}",
-            cp.offset, cp.line
-        ))
-    };
-    if cp.header != header_hash {
-        return Err(changed("the header line"));
-    }
-    if cp.offset < body_start {
-        return Err(changed("the header line"));
-    }
-    let (head, tail) = checkpoint::fingerprint(parser.source_mut(), cp.offset)
-        .map_err(|e| io_error(path, "cannot read for the checkpoint", &e))?;
-    if head != cp.head {
-        return Err(changed("the start of the file"));
-    }
-    if tail != cp.tail {
-        return Err(changed("the content before the checkpoint"));
-    }
-    Ok(cp)
 }

@@ -2,14 +2,14 @@
 
 mod common;
 
-use common::{config, read, temp_dir};
+use common::{config, read, temp_dir, write_settled};
 use csv_extract::CsvExtract;
 use std::path::PathBuf;
 use weir_sdk::{Error, Extractor, Kind, Partition};
 
 fn file(test: &str, name: &str, bytes: &[u8]) -> PathBuf {
     let path = temp_dir(test).join(name);
-    std::fs::write(&path, bytes).unwrap();
+    write_settled(&path, bytes);
     path
 }
 
@@ -150,13 +150,10 @@ fn raw_text_of_a_reject_is_capped() {
 }
 
 #[test]
-fn header_names_are_made_unique() {
-    let f = file("names", "n.csv", b" id ,,name,id,name,id_2\n1,2,3,4,5,6\n");
+fn empty_header_names_are_numbered() {
+    let f = file("names", "n.csv", b" id ,,name, \n1,2,3,4\n");
     let out = read(&config(&f, ""), &f, None, 10).unwrap();
-    assert_eq!(
-        out.columns,
-        ["id", "column_2", "name", "id_2", "name_2", "id_2_2"]
-    );
+    assert_eq!(out.columns, ["id", "column_2", "name", "column_4"]);
 }
 
 #[test]
@@ -266,7 +263,7 @@ fn progress_counts_bytes() {
 fn partitions_are_the_sorted_matching_files() {
     let dir = temp_dir("partitions");
     for name in ["2026-02.csv", "2026-01.csv", "notes.txt"] {
-        std::fs::write(dir.join(name), "a\n1\n").unwrap();
+        write_settled(&dir.join(name), "a\n1\n");
     }
     let cfg = config(&dir.join("*.csv"), "");
     let listing = CsvExtract::list(&cfg).unwrap();

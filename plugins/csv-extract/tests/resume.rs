@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{Output, config, read, temp_dir};
-use std::io::Write;
-use std::path::PathBuf;
+use common::{Output, append_settled, config, read, temp_dir, write_settled};
+use std::path::{Path, PathBuf};
 use weir_sdk::Error;
 
 /// A file with a header, quoted newlines and CRLF, so line numbers and offsets are not trivial.
@@ -23,13 +22,12 @@ fn sample(rows: usize) -> String {
 
 fn write(test: &str, body: &[u8]) -> PathBuf {
     let path = temp_dir(test).join("data.csv");
-    std::fs::write(&path, body).unwrap();
+    write_settled(&path, body);
     path
 }
 
-fn append(path: &PathBuf, body: &[u8]) {
-    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    f.write_all(body).unwrap();
+fn append(path: &Path, body: &[u8]) {
+    append_settled(path, body);
 }
 
 fn bad_data(result: Result<Output, Error>) -> String {
@@ -95,7 +93,7 @@ fn truncated_file_is_bad_data() {
     let path = write("truncated", sample(10).as_bytes());
     let cfg = config(&path, "");
     let full = read(&cfg, &path, None, 100).unwrap();
-    std::fs::write(&path, &sample(10).as_bytes()[..40]).unwrap();
+    write_settled(&path, &sample(10).as_bytes()[..40]);
     let msg = bad_data(read(&cfg, &path, full.last_checkpoint(), 100));
     let name = path.to_str().unwrap();
     assert!(
@@ -118,7 +116,7 @@ fn replaced_file_is_bad_data() {
     let cp = read(&cfg_for(&path), &path, None, 100)
         .unwrap()
         .last_checkpoint();
-    std::fs::write(&path, sample(10).replace("plain", "other") + "99,x,1\r\n").unwrap();
+    write_settled(&path, sample(10).replace("plain", "other") + "99,x,1\r\n");
     let msg = bad_data(read(&cfg_for(&path), &path, cp, 100));
     assert!(msg.contains("changed since the last checkpoint"), "{msg}");
 
@@ -127,7 +125,7 @@ fn replaced_file_is_bad_data() {
     let cp = read(&cfg_for(&path), &path, None, 100)
         .unwrap()
         .last_checkpoint();
-    std::fs::write(&path, sample(3).replacen("memo", "note", 1)).unwrap();
+    write_settled(&path, sample(3).replacen("memo", "note", 1));
     let msg = bad_data(read(&cfg_for(&path), &path, cp, 100));
     assert!(msg.contains("the header line changed"), "{msg}");
 
@@ -137,7 +135,7 @@ fn replaced_file_is_bad_data() {
     let cp = read(&cfg_for(&path), &path, None, 1000)
         .unwrap()
         .last_checkpoint();
-    std::fs::write(&path, body.replace("499,plain 499", "499,PLAIN 499")).unwrap();
+    write_settled(&path, body.replace("499,plain 499", "499,PLAIN 499"));
     let msg = bad_data(read(&cfg_for(&path), &path, cp.clone(), 100));
     assert!(
         msg.contains("the content before the checkpoint changed"),
@@ -145,7 +143,7 @@ fn replaced_file_is_bad_data() {
     );
 
     // An unchanged long file resumes fine.
-    std::fs::write(&path, body.as_bytes()).unwrap();
+    write_settled(&path, body.as_bytes());
     assert!(
         read(&cfg_for(&path), &path, cp, 100)
             .unwrap()
@@ -192,4 +190,58 @@ fn resume_without_header_and_in_windows_1252() {
     let rest = read(&cfg, &path, Some(full.checkpoints[0].clone()), 10).unwrap();
     assert_eq!(rest.values(), [["2", "Köln"], ["3", "Ärger"]]);
     assert_eq!(rest.lines(), [2, 3]);
+}
+
+#[test]
+fn verify_full_sees_a_same_length_edit_in_the_middle_that_the_windows_miss() {
+    let body = sample(2000);
+    let path = write("verify-full", body.as_bytes());
+    let full = config(&path, r#""verify": "full""#);
+    let window = config(&path, "");
+    let cp_full = read(&full, &path, None, 300).unwrap().last_checkpoint();
+    let cp_window = read(&window, &path, None, 300).unwrap().last_checkpoint();
+    let stored: serde_json::Value = serde_json::from_str(cp_full.as_deref().unwrap()).unwrap();
+    assert_eq!(stored["full"].as_str().unwrap().len(), 16);
+    assert!(!cp_window.as_deref().unwrap().contains("full"));
+
+    // Same length, far from both 4 KiB windows.
+    let edited = body.replace("1000,plain 1000,", "1000,PLAIN 1000,");
+    assert_eq!(edited.len(), body.len());
+    write_settled(&path, &edited);
+    let unnoticed = read(&window, &path, cp_window, 100).unwrap();
+    assert!(
+        unnoticed.rows.is_empty(),
+        "the documented limit of the windows"
+    );
+    let msg = bad_data(read(&full, &path, cp_full.clone(), 100));
+    assert!(
+        msg.contains(
+            "the content between the first 4 KiB and the 4 KiB before the checkpoint changed"
+        ),
+        "{msg}"
+    );
+
+    // Unchanged, it resumes, and appended rows carry the running hash on across runs.
+    write_settled(&path, &body);
+    assert!(
+        read(&full, &path, cp_full.clone(), 100)
+            .unwrap()
+            .rows
+            .is_empty()
+    );
+    append(&path, b"2001,x,1\r\n");
+    let next = read(&full, &path, cp_full, 100).unwrap();
+    assert_eq!(next.values(), [["2001", "x", "1"]]);
+    append(&path, b"2002,y,2\r\n");
+    let last = read(&full, &path, next.last_checkpoint(), 100).unwrap();
+    assert_eq!(last.values(), [["2002", "y", "2"]]);
+    let resumed_cp = last.last_checkpoint().unwrap();
+    let fresh_cp = read(&full, &path, None, 100)
+        .unwrap()
+        .last_checkpoint()
+        .unwrap();
+    assert_eq!(
+        resumed_cp, fresh_cp,
+        "a resumed hash equals a from-scratch one"
+    );
 }

@@ -1,6 +1,7 @@
 //! Throughput figure, not a pass/fail test (ignored by default). Run natively with
 //! `cargo test --release -p csv-extract --target x86_64-unknown-linux-gnu --test throughput
-//! -- --ignored --nocapture` (`CSVX_ROWS` sets the row count, default 200000).
+//! -- --ignored --nocapture` (`CSVX_ROWS` sets the row count, default 200000; 1000000 for
+//! `verify_cost`).
 
 mod common;
 
@@ -88,4 +89,37 @@ fn scanner_only() {
     }
     let secs = start.elapsed().as_secs_f64();
     println!("scanner: {n} records, {fields} fields in {secs:.3} s");
+}
+
+/// The cost of `verify = "full"`: reading a file with each mode, then resuming at its end
+/// (window: two 4 KiB hashes; full: re-hashing every byte before the offset).
+#[test]
+#[ignore = "benchmark: prints a figure"]
+fn verify_cost() {
+    let rows: usize = std::env::var("CSVX_ROWS").map_or(1_000_000, |v| v.parse().unwrap());
+    let path = temp_dir("verify-cost").join("bank.csv");
+    std::fs::write(&path, bank_csv(rows)).unwrap();
+    let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+    let partition = || Partition {
+        id: path.to_str().unwrap().into(),
+        size: None,
+    };
+    for verify in ["window", "full"] {
+        let cfg = config(&path, &format!(r#""verify": "{verify}""#));
+        let start = Instant::now();
+        let mut reader = CsvExtract::open(&cfg, partition(), None).unwrap();
+        let mut checkpoint = String::new();
+        while let Some(batch) = reader.next_batch(1024).unwrap() {
+            checkpoint = batch.checkpoint;
+        }
+        let read = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let mut reader = CsvExtract::open(&cfg, partition(), Some(checkpoint)).unwrap();
+        assert!(reader.next_batch(1024).unwrap().is_none());
+        let resume = start.elapsed().as_secs_f64();
+        println!(
+            "verify {verify}: {mb:.0} MB read in {read:.3} s, resumed at the end in {:.1} ms",
+            resume * 1e3
+        );
+    }
 }

@@ -20,6 +20,40 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Set `path`'s modification time `secs_ago` seconds into the past (negative: the future),
+/// to stand for a file at rest or one being written without sleeping.
+pub fn set_age(path: &Path, secs_ago: i64) {
+    let now = std::time::SystemTime::now();
+    let delta = std::time::Duration::from_secs(secs_ago.unsigned_abs());
+    let when = if secs_ago >= 0 {
+        now - delta
+    } else {
+        now + delta
+    };
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}
+
+/// Write a file that has been at rest for an hour, so no record of it is held back as still
+/// being written.
+pub fn write_settled(path: &Path, bytes: impl AsRef<[u8]>) {
+    std::fs::write(path, bytes).unwrap();
+    set_age(path, 3600);
+}
+
+/// Append to a file and leave it at rest for an hour (see [`write_settled`]).
+pub fn append_settled(path: &Path, bytes: impl AsRef<[u8]>) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes.as_ref()).unwrap();
+    drop(f);
+    set_age(path, 3600);
+}
+
 /// Everything a reader produced.
 #[derive(Debug, Default)]
 pub struct Output {
