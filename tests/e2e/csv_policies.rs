@@ -187,6 +187,13 @@ fn a_symlink_leading_outside_the_granted_directory_is_skipped_with_its_reason() 
         ]
     );
     let validate = fx.weir(&["validate"]);
+    assert!(
+        validate
+            .stdout()
+            .contains(&format!("pipeline p: ok, no partitions yet; checkpoints are saved in database ledger\n  warning: {reason}")),
+        "{}",
+        validate.stdout()
+    );
     let all = run.stdout() + &run.stderr() + &validate.stdout() + &validate.stderr();
     assert!(!all.contains("os error"), "{all}");
 

@@ -274,8 +274,18 @@ pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
         println!("  rejected {}: {}", r.file.display(), r.reason);
     }
     for (name, verdict) in &report.pipelines {
+        let warnings = report
+            .warnings
+            .iter()
+            .filter(|(pipeline, _)| pipeline == name)
+            .flat_map(|(_, lines)| lines);
         match verdict {
-            Ok(guarantee) => println!("pipeline {name}: ok, {guarantee}"),
+            Ok(guarantee) => {
+                println!("pipeline {name}: ok, {guarantee}");
+                for warning in warnings {
+                    println!("  warning: {warning}");
+                }
+            }
             Err(problems) => {
                 println!("pipeline {name}: INVALID");
                 for problem in problems {

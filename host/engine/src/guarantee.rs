@@ -2,7 +2,7 @@
 //! when every load writes through a write plan into the database the history store commits
 //! to (rows, rejects and checkpoint in one transaction), at-least-once otherwise.
 
-use weir_runtime::{LoadTarget, PluginError, Runtime};
+use weir_runtime::{LoadTarget, LogSink, PluginError, Runtime};
 
 use crate::pipeline::{DatabaseAccess, ResolvedPipeline, Step};
 
@@ -47,10 +47,12 @@ pub async fn delivery_guarantee(
     runtime: &Runtime,
     pipeline: &ResolvedPipeline,
     access: DatabaseAccess,
+    logs: Option<LogSink>,
 ) -> Result<Guarantee, PluginError> {
     let cfg = &pipeline.config;
     let databases = pipeline.databases(access);
-    let options = |step, plugin| pipeline.options(step, plugin, None, (access, &databases), None);
+    let options =
+        |step, plugin| pipeline.options(step, plugin, None, (access, &databases), logs.clone());
     let mut history = runtime
         .history_store(&pipeline.history, options(Step::History, &pipeline.history))
         .await?;

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use weir_runtime::{Catalog, Runtime};
+use std::sync::{Arc, Mutex};
+
+use weir_runtime::{Catalog, LogSink, Runtime};
 
 use crate::config::{ConfigError, PartialConfig, PipelineConfig};
 use crate::guarantee::{Guarantee, delivery_guarantee};
@@ -16,6 +18,8 @@ pub struct Report {
     pub config_problems: Vec<ConfigError>,
     /// Each pipeline that parsed: its guarantee, or its problems (one per line).
     pub pipelines: Vec<(String, Result<Guarantee, Vec<String>>)>,
+    /// Warnings the plugins logged while being checked (a file skipped, and why), by pipeline.
+    pub warnings: Vec<(String, Vec<String>)>,
 }
 
 impl Report {
@@ -29,7 +33,21 @@ impl Report {
 pub async fn validate(partial: &PartialConfig, runtime: &Runtime, catalog: &Catalog) -> Report {
     let config = &partial.config;
     let mut pipelines = Vec::new();
+    let mut warnings = Vec::new();
     for pipeline in &config.pipelines {
+        let logged: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = {
+            let logged = logged.clone();
+            LogSink(Arc::new(move |level, message| {
+                if level <= tracing::Level::WARN {
+                    let mut logged = logged.lock().unwrap_or_else(|p| p.into_inner());
+                    // A bounded list: validate shows what to look at, not a log.
+                    if logged.len() < 20 {
+                        logged.push(message.to_owned());
+                    }
+                }
+            }))
+        };
         let mut problems: Vec<String> = partial
             .pipeline_problems
             .get(&pipeline.name)
@@ -42,13 +60,17 @@ pub async fn validate(partial: &PartialConfig, runtime: &Runtime, catalog: &Cata
                 Err(problems)
             }
             Ok(resolved) if problems.is_empty() => {
-                delivery_guarantee(runtime, &resolved, DatabaseAccess::Validate)
+                delivery_guarantee(runtime, &resolved, DatabaseAccess::Validate, Some(sink))
                     .await
                     .map_err(|e| vec![e.to_string()])
             }
             Ok(_) => Err(problems),
         };
         pipelines.push((pipeline.name.clone(), verdict));
+        let logged = std::mem::take(&mut *logged.lock().unwrap_or_else(|p| p.into_inner()));
+        if !logged.is_empty() {
+            warnings.push((pipeline.name.clone(), logged));
+        }
     }
     let in_pipelines: Vec<&ConfigError> = partial.pipeline_problems.values().flatten().collect();
     Report {
@@ -63,6 +85,7 @@ pub async fn validate(partial: &PartialConfig, runtime: &Runtime, catalog: &Cata
             .cloned()
             .collect(),
         pipelines,
+        warnings,
     }
 }
 
