@@ -1,4 +1,4 @@
-//! The dashboard (DESIGN §9): the files of `dashboard/`, embedded in the binary so `weir serve`
+//! The dashboard (docs/design.md, "Service mode"): the files of `dashboard/`, embedded in the binary so `weir serve`
 //! shows it from any working directory and with no network at all. It is served from the
 //! API's own origin, which the session cookie (`SameSite=Strict`) and the policy below rely on.
 

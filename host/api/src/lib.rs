@@ -1,4 +1,4 @@
-//! The HTTP API of `weir serve` (DESIGN §8): pipelines, runs, rejects, checkpoints, plugins,
+//! The HTTP API of `weir serve` (docs/design.md, "Service mode"): pipelines, runs, rejects, checkpoints, plugins,
 //! health, Prometheus metrics and the live event stream, over the engine's [`Service`].
 //!
 //! [`app`] builds the whole router, so handlers are tested with `oneshot` and no socket.

@@ -18,10 +18,10 @@ pub mod supervisor;
 pub mod validate;
 mod worker;
 
+pub use config::RestartPolicy;
 pub use config::{Config, ConfigError, PipelineConfig};
 pub use error::WorkerError;
 pub use events::{EventBus, EventKind, SyncEvent};
 pub use pipeline::{DatabaseAccess, ResolvedPipeline, Step};
 pub use run::{PartitionOutcome, Run, RunSummary};
-pub use supervisor::RestartPolicy;
 pub use weir_store::Totals;

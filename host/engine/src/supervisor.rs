@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use weir_runtime::types::Partition;
 use weir_store::Totals;
 
+use crate::config::RestartPolicy;
 use crate::context::RunContext;
 use crate::error::WorkerError;
 use crate::events::EventKind;
@@ -102,30 +103,6 @@ fn cancelled(ctx: &RunContext, partition: &str, totals: Totals) -> (Totals, Resu
         },
     );
     (totals, Err(WorkerError::Cancelled.to_string()))
-}
-
-/// How a pipeline's workers are restarted. Defaults are documented in the README.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RestartPolicy {
-    /// Restarts allowed within `window` before the worker fails for good.
-    pub max_restarts: u32,
-    /// The sliding window the budget counts restarts in.
-    pub window: Duration,
-    /// Delay before the first restart; doubles with every further restart…
-    pub backoff_min: Duration,
-    /// …up to this.
-    pub backoff_max: Duration,
-}
-
-impl Default for RestartPolicy {
-    fn default() -> Self {
-        Self {
-            max_restarts: 5,
-            window: Duration::from_secs(600),
-            backoff_min: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(30),
-        }
-    }
 }
 
 /// The restart bookkeeping of one worker.

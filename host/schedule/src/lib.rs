@@ -1,5 +1,5 @@
 //! Cron schedules for `weir serve`: parse a pipeline's `schedule`, compute its fire times in its
-//! time zone, and say in words when it runs (DESIGN §7).
+//! time zone, and say in words when it runs (README, "Schedules").
 //!
 //! # Syntax
 //!

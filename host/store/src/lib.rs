@@ -1,4 +1,4 @@
-//! The state database of `weir serve` (DESIGN §8): the persisted event log with bounded
+//! The state database of `weir serve` (docs/design.md, "Service mode"): the persisted event log with bounded
 //! retention, and run records *derived from those events* in the same transaction, so the
 //! event stream and the run table cannot disagree.
 //!

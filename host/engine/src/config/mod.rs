@@ -17,7 +17,6 @@ use std::time::Duration;
 use weir_runtime::{DatabaseOptions, DirGrant, Grants, Limits};
 
 use crate::columns::SizeBounds;
-use crate::supervisor::RestartPolicy;
 use raw::{Problem, RawDatabase, RawPipeline, RawStep};
 use values::{LineIndex, interpolate, interpolate_json, toml_to_json};
 
@@ -50,6 +49,30 @@ pub struct PartialConfig {
     pub problems: Vec<ConfigError>,
     /// Pipeline name → the problems inside its `[[pipeline]]` table (also in `problems`).
     pub pipeline_problems: BTreeMap<String, Vec<ConfigError>>,
+}
+
+/// How a pipeline's workers are restarted. Defaults are documented in the README.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartPolicy {
+    /// Restarts allowed within `window` before the worker fails for good.
+    pub max_restarts: u32,
+    /// The sliding window the budget counts restarts in.
+    pub window: Duration,
+    /// Delay before the first restart; doubles with every further restart…
+    pub backoff_min: Duration,
+    /// …up to this.
+    pub backoff_max: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            max_restarts: 5,
+            window: Duration::from_secs(600),
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Engine-wide settings.

@@ -1,4 +1,4 @@
-//! SyncEvents: the one way the outside world watches the engine (DESIGN §8). Each event type
+//! SyncEvents: the one way the outside world watches the engine (docs/design.md, "Events"). Each event type
 //! is declared once, here; its name is serde's tag ([`name`]), and what it means for the run
 //! records and the metrics is mapped beside it ([`effects`]). The [`bus`] sends every event to
 //! the tracing log, the state database and subscribers, so none of them can drift apart.
@@ -118,7 +118,7 @@ pub enum EventKind {
         attempts: u32,
     },
     /// A line a plugin logged (`log` at info level or above, or a line of its stdout/stderr),
-    /// at most [`crate::run::MAX_LOG_EVENTS`] per plugin instance; the host log has them all.
+    /// at most 100 per plugin instance (see `RunContext::log_sink`); the host log has them all.
     PluginLog {
         plugin: String,
         /// `error`, `warn` or `info`.
