@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 run_tests=false
 [[ ${1:-} == --test ]] && run_tests=true
 
-wit=../../wit
+wit=../../wit/0.1.0
 mkdir -p dist
 
 # True when $1 is missing or older than any source file under the other arguments.

@@ -47,18 +47,18 @@ pub struct NewPlugin {
 
 /// The WIT contract, copied into Python and JavaScript projects.
 const WIT: &[(&str, &str)] = &[
-    ("worlds.wit", include_str!("../../../wit/worlds.wit")),
-    ("types.wit", include_str!("../../../wit/types.wit")),
-    ("host.wit", include_str!("../../../wit/host.wit")),
-    ("extractor.wit", include_str!("../../../wit/extractor.wit")),
+    ("worlds.wit", include_str!("../../../wit/0.1.0/worlds.wit")),
+    ("types.wit", include_str!("../../../wit/0.1.0/types.wit")),
+    ("host.wit", include_str!("../../../wit/0.1.0/host.wit")),
+    ("extractor.wit", include_str!("../../../wit/0.1.0/extractor.wit")),
     (
         "transformer.wit",
-        include_str!("../../../wit/transformer.wit"),
+        include_str!("../../../wit/0.1.0/transformer.wit"),
     ),
-    ("loader.wit", include_str!("../../../wit/loader.wit")),
+    ("loader.wit", include_str!("../../../wit/0.1.0/loader.wit")),
     (
         "history-store.wit",
-        include_str!("../../../wit/history-store.wit"),
+        include_str!("../../../wit/0.1.0/history-store.wit"),
     ),
 ];
 

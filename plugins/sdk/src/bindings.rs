@@ -11,7 +11,7 @@
 pub mod extractor {
     wit_bindgen::generate!({
         world: "extractor-plugin",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         pub_export_macro: true,
         additional_derives: [PartialEq],
         generate_all,
@@ -21,7 +21,7 @@ pub mod extractor {
 pub mod transformer {
     wit_bindgen::generate!({
         world: "transformer-plugin",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         pub_export_macro: true,
         additional_derives: [PartialEq],
         with: {
@@ -35,7 +35,7 @@ pub mod transformer {
 pub mod loader {
     wit_bindgen::generate!({
         world: "loader-plugin",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         pub_export_macro: true,
         // Not `additional_derives`: `target` holds a `sink` resource, which has no `PartialEq`.
         additional_type_attributes: {
@@ -52,7 +52,7 @@ pub mod loader {
 pub mod history {
     wit_bindgen::generate!({
         world: "history-store-plugin",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         pub_export_macro: true,
         additional_derives: [PartialEq],
         with: {
