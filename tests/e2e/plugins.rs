@@ -44,7 +44,7 @@ fn non_components_and_wrong_worlds_are_rejected_while_the_rest_load() {
     );
     assert!(
         out.contains(
-            "future.wasm: exports weir:plugin/transformer@0.2.0, but this weir supports weir:plugin@0.1.0"
+            "future.wasm: exports weir:plugin/transformer@0.9.0, but this weir supports weir:plugin@0.1.0, 0.2.0"
         ),
         "{out}"
     );

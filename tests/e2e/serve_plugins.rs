@@ -232,7 +232,7 @@ fn a_broken_plugin_file_is_rejected_and_the_version_before_it_keeps_serving() {
     assert_eq!(rejected.kind, "plugin_rejected", "{rejected:#?}");
     assert!(
         rejected.data["reason"].as_str().unwrap().contains(
-            "exports weir:plugin/transformer@0.2.0, but this weir supports weir:plugin@0.1.0"
+            "exports weir:plugin/transformer@0.9.0, but this weir supports weir:plugin@0.1.0, 0.2.0"
         ),
         "{rejected:#?}"
     );

@@ -344,11 +344,8 @@ pub async fn plugins_inspect(config_path: &Path, file: &Path) -> anyhow::Result<
             println!("plugin:   {} {}", p.info.name, p.info.version);
             println!("about:    {}", p.info.description);
             println!("kind:     {}", p.kind);
-            println!(
-                "world:    weir:plugin/{}@{}",
-                p.kind.world(),
-                weir_runtime::CONTRACT_VERSION
-            );
+            println!("contract: weir:plugin@{}", p.contract);
+            println!("world:    weir:plugin/{}@{}", p.kind.world(), p.contract);
             println!("sha256:   {}", p.hash);
             println!("imports:");
             for import in &p.imports {

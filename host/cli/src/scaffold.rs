@@ -50,7 +50,10 @@ const WIT: &[(&str, &str)] = &[
     ("worlds.wit", include_str!("../../../wit/0.1.0/worlds.wit")),
     ("types.wit", include_str!("../../../wit/0.1.0/types.wit")),
     ("host.wit", include_str!("../../../wit/0.1.0/host.wit")),
-    ("extractor.wit", include_str!("../../../wit/0.1.0/extractor.wit")),
+    (
+        "extractor.wit",
+        include_str!("../../../wit/0.1.0/extractor.wit"),
+    ),
     (
         "transformer.wit",
         include_str!("../../../wit/0.1.0/transformer.wit"),

@@ -403,52 +403,55 @@ pub fn empty_rows(schema: &Schema) -> Rows {
 
 /// Keep the rows where `keep[i]` is true, in order.
 pub fn filter_rows(rows: &Rows, keep: &[bool]) -> Rows {
-    use weir_runtime::types::{ColumnVector, VarWidth};
     let kept = keep.iter().filter(|k| **k).count();
-    let pick = |len: usize| (0..len).filter(|&i| keep[i]);
-    let columns = rows
-        .columns
-        .iter()
-        .map(|c| {
-            let data = match &c.data {
-                ColumnData::Boolean(v) => {
-                    ColumnData::Boolean(pick(v.len()).map(|i| v[i]).collect())
-                }
-                ColumnData::Integer(v) => {
-                    ColumnData::Integer(pick(v.len()).map(|i| v[i]).collect())
-                }
-                ColumnData::Real(v) => ColumnData::Real(pick(v.len()).map(|i| v[i]).collect()),
-                ColumnData::Text(w) | ColumnData::Blob(w) => {
-                    let mut out = VarWidth {
-                        data: Vec::new(),
-                        ends: Vec::with_capacity(kept),
-                    };
-                    for i in pick(w.ends.len()) {
-                        let (s, e) = span(&w.ends, i);
-                        out.data.extend_from_slice(&w.data[s..e]);
-                        out.ends.push(out.data.len() as u32);
-                    }
-                    if matches!(c.data, ColumnData::Text(_)) {
-                        ColumnData::Text(out)
-                    } else {
-                        ColumnData::Blob(out)
-                    }
-                }
-            };
-            let nulls = c.nulls.as_ref().map(|bits| {
-                let mut out = vec![0u8; kept.div_ceil(8)];
-                for (j, i) in pick(rows.row_count as usize).enumerate() {
-                    if bits[i / 8] & (1 << (i % 8)) != 0 {
-                        out[j / 8] |= 1 << (j % 8);
-                    }
-                }
-                out
-            });
-            ColumnVector { data, nulls }
-        })
-        .collect();
     Rows {
         row_count: kept as u32,
-        columns,
+        columns: rows
+            .columns
+            .iter()
+            .map(|c| filter_column(c, rows.row_count as usize, keep, kept))
+            .collect(),
     }
+}
+
+/// One column of `row_count` rows with only the rows `keep` says (`kept` of them).
+pub fn filter_column(
+    column: &weir_runtime::types::ColumnVector,
+    row_count: usize,
+    keep: &[bool],
+    kept: usize,
+) -> weir_runtime::types::ColumnVector {
+    use weir_runtime::types::{ColumnVector, VarWidth};
+    let pick = |len: usize| (0..len).filter(|&i| keep[i]);
+    let data = match &column.data {
+        ColumnData::Boolean(v) => ColumnData::Boolean(pick(v.len()).map(|i| v[i]).collect()),
+        ColumnData::Integer(v) => ColumnData::Integer(pick(v.len()).map(|i| v[i]).collect()),
+        ColumnData::Real(v) => ColumnData::Real(pick(v.len()).map(|i| v[i]).collect()),
+        ColumnData::Text(w) | ColumnData::Blob(w) => {
+            let mut out = VarWidth {
+                data: Vec::new(),
+                ends: Vec::with_capacity(kept),
+            };
+            for i in pick(w.ends.len()) {
+                let (s, e) = span(&w.ends, i);
+                out.data.extend_from_slice(&w.data[s..e]);
+                out.ends.push(out.data.len() as u32);
+            }
+            if matches!(column.data, ColumnData::Text(_)) {
+                ColumnData::Text(out)
+            } else {
+                ColumnData::Blob(out)
+            }
+        }
+    };
+    let nulls = column.nulls.as_ref().map(|bits| {
+        let mut out = vec![0u8; kept.div_ceil(8)];
+        for (j, i) in pick(row_count).enumerate() {
+            if bits[i / 8] & (1 << (i % 8)) != 0 {
+                out[j / 8] |= 1 << (j % 8);
+            }
+        }
+        out
+    });
+    ColumnVector { data, nulls }
 }

@@ -24,10 +24,12 @@ use weir_store::rejects::{self, RejectContext, RejectRecord};
 
 use crate::columns::RowsView;
 use crate::error::WorkerError;
-use crate::plan::{self, PlanError, PlanLoad};
+use crate::plan::{PlanError, PlanLoad};
 
 /// A load step that returned a sink; the instance stays alive to receive batches.
 pub struct SinkLoad {
+    /// The loader's name, for rejects.
+    pub name: String,
     pub instance: LoaderInstance,
 }
 
@@ -36,7 +38,7 @@ pub struct CommitTarget<'a> {
     pub pipeline: &'a str,
     pub partition: &'a str,
     pub run_id: &'a str,
-    pub plans: &'a [PlanLoad],
+    pub plans: &'a mut [PlanLoad],
     pub sinks: &'a mut [SinkLoad],
     pub history: &'a mut HistoryInstance,
     /// The database the history store saves to, when it has one: the batch commits there.
@@ -80,7 +82,16 @@ impl CommitTarget<'_> {
                 progress: batch.progress,
             };
             for sink in self.sinks.iter_mut() {
-                sink.instance.write(&as_batch).await?;
+                let refused = sink.instance.write(&as_batch).await?;
+                for reject in refused {
+                    let index = reject.index as usize;
+                    batch.rejects.push(RejectRecord {
+                        stage: sink.name.clone(),
+                        position: batch.positions.get(index).copied(),
+                        reason: reject.reason,
+                        raw: batch.view.row_json(index, batch.schema),
+                    });
+                }
             }
         }
         let ordered = self.databases_in_order();
@@ -104,8 +115,8 @@ impl CommitTarget<'_> {
     /// fails, the checkpoint is not saved and the batch is retried (at-least-once there).
     fn databases_in_order(&self) -> Vec<(String, SharedConnection)> {
         let mut dbs: BTreeMap<&str, &SharedConnection> = BTreeMap::new();
-        for load in self.plans {
-            dbs.insert(load.plan.database.as_str(), &load.conn);
+        for load in self.plans.iter() {
+            dbs.insert(load.database.as_str(), &load.conn);
         }
         dbs.insert(self.rejects_db.0, self.rejects_db.1);
         let commit_db = self.commit_db;
@@ -134,28 +145,30 @@ impl CommitTarget<'_> {
         }
         let clock = Instant::now();
         let mut loaded = None;
-        for load in self.plans {
-            let n = plan::execute_plan(
-                &lock(&load.conn),
-                &load.plan,
-                batch.view,
-                batch.schema,
-                batch.positions,
-                &load.label,
-                batch.rejects,
-            )
-            .map_err(|e| {
-                let context = format!(
-                    "{}: writing to database \"{}\" failed",
-                    load.label, load.plan.database
-                );
-                match e {
+        for load in self.plans.iter_mut() {
+            let context = format!(
+                "{}: writing to database \"{}\" failed",
+                load.label, load.database
+            );
+            let conn = load.conn.clone();
+            let db = lock(&conn);
+            // A 0.2.0 plan's schema changes commit with its first batch.
+            load.migrate(&db)
+                .map_err(|e| WorkerError::sqlite(&format!("{context}: migration"), &e))?;
+            let n = load
+                .execute(
+                    &db,
+                    batch.view,
+                    batch.schema,
+                    batch.positions,
+                    batch.rejects,
+                )
+                .map_err(|e| match e {
                     PlanError::Sqlite(e) => WorkerError::sqlite(&context, &e),
                     ended @ PlanError::TransactionEnded { .. } => {
                         WorkerError::host(format!("{context}: {ended}"))
                     }
-                }
-            })?;
+                })?;
             loaded.get_or_insert(n);
         }
         *load_time = clock.elapsed();

@@ -77,10 +77,12 @@ pub async fn delivery_guarantee(
     for (step, plugin) in cfg.loads.iter().zip(&pipeline.loads) {
         let mut l = runtime.loader(plugin, options(Step::Load, plugin)).await?;
         match l.open(&step.config, &schema).await? {
+            LoadTarget::SqlPlan(plan) if Some(&plan.database) == commit_db.as_ref() => {}
             LoadTarget::Plan(plan) if Some(&plan.database) == commit_db.as_ref() => {}
-            LoadTarget::Plan(plan) => outside.push(format!(
-                "{} writes to database {}",
-                plugin.info.name, plan.database
+            LoadTarget::SqlPlan(weir_runtime::SqlPlan { database, .. })
+            | LoadTarget::Plan(weir_runtime::WritePlan { database, .. }) => outside.push(format!(
+                "{} writes to database {database}",
+                plugin.info.name
             )),
             LoadTarget::Sink => outside.push(format!("{} is a sink", plugin.info.name)),
         }

@@ -11,10 +11,8 @@ use weir_bindings::types::PluginInfo;
 
 use crate::Runtime;
 use crate::cache::{CacheOutcome, content_hash};
+use crate::contract::Contract;
 use crate::exports::Exports;
-
-/// The WIT package version this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
 
 /// The four kinds of plugin, one per world of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -86,6 +84,8 @@ pub struct Plugin {
     /// What `describe()` returned.
     pub info: PluginInfo,
     pub kind: PluginKind,
+    /// The contract version it was built against.
+    pub contract: Contract,
     /// The file it was loaded from.
     pub file: PathBuf,
     /// SHA-256 of the file.
@@ -155,29 +155,31 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Which plugin kind a component's exports make it.
-fn kind_of(exports: &[String]) -> Result<PluginKind, String> {
+/// Which plugin kind a component's exports make it, and of which contract version.
+fn kind_of(exports: &[String]) -> Result<(PluginKind, Contract), String> {
     let mut found = Vec::new();
     for export in exports {
         let (name, version) = export.split_once('@').unwrap_or((export.as_str(), ""));
         if let Some(kind) = PluginKind::ALL.iter().find(|k| k.interface() == name) {
-            if version != CONTRACT_VERSION {
+            let Some(contract) = Contract::parse(version) else {
                 return Err(format!(
-                    "exports {export}, but this weir supports weir:plugin@{CONTRACT_VERSION}; rebuild the plugin against wit/ of this weir"
+                    "exports {export}, but this weir supports weir:plugin@{}; rebuild the plugin against one of the versions in wit/ of this weir",
+                    Contract::list()
                 ));
-            }
-            found.push(*kind);
+            };
+            found.push((*kind, contract));
         }
     }
     match found.as_slice() {
-        [kind] => Ok(*kind),
+        [found] => Ok(*found),
         [] => Err(format!(
-            "exports no weir plugin interface (expected one of {}); its exports are: {}",
+            "exports no weir plugin interface (expected one of {} at version {}); its exports are: {}",
             PluginKind::ALL
                 .iter()
-                .map(|k| format!("{}@{CONTRACT_VERSION}", k.interface()))
+                .map(|k| k.interface())
                 .collect::<Vec<_>>()
                 .join(", "),
+            Contract::list(),
             if exports.is_empty() {
                 "none".to_owned()
             } else {
@@ -264,12 +266,12 @@ impl Runtime {
             .imports(&self.engine)
             .map(|(n, _)| n.to_owned())
             .collect();
-        let kind = kind_of(&exports)?;
+        let (kind, contract) = kind_of(&exports)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| format!("needs something the host does not provide: {e:#}"))?;
-        let exports = Exports::find(&component, kind, CONTRACT_VERSION)?;
+        let exports = Exports::find(&component, kind, contract)?;
         let pre = PluginPre {
             kind,
             pre: instance_pre,
@@ -286,6 +288,7 @@ impl Runtime {
         Ok(Plugin {
             info,
             kind,
+            contract,
             file: file.to_owned(),
             hash,
             imports,

@@ -12,6 +12,7 @@ use wasmtime::component::{
 };
 
 use crate::catalog::PluginKind;
+use crate::contract::Contract;
 use crate::state::PluginState;
 
 /// One function of a plugin interface, by its name in the component.
@@ -23,6 +24,8 @@ pub(crate) enum Export {
     ReaderSchema,
     ReaderNextBatch,
     TransformOutputSchema,
+    /// 0.2.0 and later.
+    TransformProjection,
     TransformApply,
     SinkWrite,
     SinkFinish,
@@ -43,6 +46,7 @@ impl Export {
             Self::ReaderSchema => "[method]reader.schema",
             Self::ReaderNextBatch => "[method]reader.next-batch",
             Self::TransformOutputSchema => "[method]transform.output-schema",
+            Self::TransformProjection => "[method]transform.projection",
             Self::TransformApply => "[method]transform.apply",
             Self::SinkWrite => "[method]sink.write",
             Self::SinkFinish => "[method]sink.finish",
@@ -54,9 +58,16 @@ impl Export {
         }
     }
 
-    /// The functions a plugin of `kind` exports.
-    fn of_kind(kind: PluginKind) -> &'static [Export] {
+    /// The functions a plugin of `kind` built against `contract` exports.
+    fn of_kind(kind: PluginKind, contract: Contract) -> &'static [Export] {
         match kind {
+            PluginKind::Transformer if contract >= Contract::V0_2_0 => &[
+                Self::Describe,
+                Self::Open,
+                Self::TransformOutputSchema,
+                Self::TransformProjection,
+                Self::TransformApply,
+            ],
             PluginKind::Extractor => &[
                 Self::Describe,
                 Self::Partitions,
@@ -94,28 +105,34 @@ impl Export {
 pub(crate) struct Exports {
     /// The interface instance, e.g. `weir:plugin/extractor@0.1.0`.
     pub interface: String,
+    /// Its contract version: which shapes its functions have.
+    pub contract: Contract,
     index: Vec<(Export, ComponentExportIndex)>,
 }
 
 impl Exports {
-    /// Find every function of `kind`'s interface of contract `version` in `component`.
+    /// Find every function of `kind`'s interface of version `contract` in `component`.
     pub(crate) fn find(
         component: &Component,
         kind: PluginKind,
-        version: &str,
+        contract: Contract,
     ) -> Result<Self, String> {
-        let interface = format!("{}@{version}", kind.interface());
+        let interface = format!("{}@{contract}", kind.interface());
         let instance = component
             .get_export_index(None, interface.as_str())
             .ok_or_else(|| format!("does not export {interface}"))?;
         let mut index = Vec::new();
-        for &export in Export::of_kind(kind) {
+        for &export in Export::of_kind(kind, contract) {
             let at = component
                 .get_export_index(Some(&instance), export.name())
                 .ok_or_else(|| format!("exports {interface} without `{}`", export.name()))?;
             index.push((export, at));
         }
-        Ok(Self { interface, index })
+        Ok(Self {
+            interface,
+            contract,
+            index,
+        })
     }
 
     fn index(&self, export: Export) -> wasmtime::Result<&ComponentExportIndex> {

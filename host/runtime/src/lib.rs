@@ -7,11 +7,11 @@
 mod cache;
 mod caps;
 mod catalog;
+mod contract;
 mod database;
 mod error;
 mod exports;
 mod grants;
-mod host;
 mod instances;
 mod limiter;
 mod limits;
@@ -25,12 +25,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
 pub use cache::{CacheOutcome, content_hash};
 pub use caps::truncate_text;
-pub use catalog::{CONTRACT_VERSION, Catalog, Plugin, PluginKind, RejectedPlugin};
+pub use catalog::{Catalog, Plugin, PluginKind, RejectedPlugin};
+pub use contract::Contract;
 pub use database::DatabaseMode;
 pub use error::{FaultKind, PluginError};
 pub use grants::{
@@ -38,14 +39,14 @@ pub use grants::{
     duplicate_databases, lock, open_database, open_database_with,
 };
 pub use instances::{
-    CheckpointEntry, ExtractorInstance, HistoryInstance, LoadTarget, LoaderInstance, RowReject,
-    TransformedRows, TransformerInstance,
+    CheckpointEntry, ExtractorInstance, HistoryInstance, LoadTarget, LoaderInstance, Migration,
+    OutputColumn, PlanColumn, Projection, RowReject, SinkReject, SqlPlan, TransformedRows,
+    TransformerInstance, WriteMode, WritePlan,
 };
 pub use limits::{EPOCH_TICK, Limits, MAX_SQL_CONNECTIONS};
 pub use sql_call::{SqlValue, from_sql};
 pub use state::{CallSite, LogSink, PluginState};
 pub use watch::{FileEvent, PluginChange, SETTLE, watch_dir};
-pub use weir_bindings::loader::exports::weir::plugin::loader::WritePlan;
 pub use weir_bindings::types;
 
 use catalog::PluginPre;
@@ -71,11 +72,8 @@ impl Runtime {
         // WASI for what guest toolchains import (filesystem, clocks, random, stdio; sockets are
         // linked but every use is denied by the store's WASI context).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        // The four worlds share their imports, so one world's add_to_linker serves all.
-        weir_bindings::transformer::TransformerPlugin::add_to_linker::<_, HasSelf<PluginState>>(
-            &mut linker,
-            |state| state,
-        )?;
+        // weir's own imports, at every contract version this host runs.
+        contract::add_to_linker(&mut linker)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), stop_ticker.clone());

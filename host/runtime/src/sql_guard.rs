@@ -331,7 +331,7 @@ pub fn explain(err: rusqlite::Error) -> rusqlite::Error {
 /// makes SQLite prepare a statement again, authorizing it again, when it is next stepped).
 ///
 /// ```no_run
-/// # fn load(conn: &rusqlite::Connection, plan: &weir_runtime::WritePlan) -> rusqlite::Result<u64> {
+/// # fn load(conn: &rusqlite::Connection, plan: &weir_runtime::SqlPlan) -> rusqlite::Result<u64> {
 /// use weir_runtime::sql_guard::{as_plugin, explain};
 /// // Once per stream:
 /// as_plugin(conn, |db| plan.setup.iter().try_for_each(|s| db.execute_batch(s)))?;

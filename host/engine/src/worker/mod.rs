@@ -103,7 +103,7 @@ async fn attempt(
         source_schema,
         mut transforms,
         schema,
-        plans,
+        mut plans,
         mut sinks,
         rejects_db,
     } = open::open_steps(ctx, pipeline, &partition, &mut times).await?;
@@ -135,7 +135,7 @@ async fn attempt(
         pipeline: &cfg.name,
         partition: &partition.id,
         run_id: &ctx.run_id,
-        plans: &plans,
+        plans: &mut plans,
         sinks: &mut sinks,
         history: &mut history,
         commit_db: commit_db.as_deref(),

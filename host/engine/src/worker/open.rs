@@ -9,13 +9,13 @@ use weir_runtime::{
 };
 
 use super::StageTimes;
-use super::transform::TransformStep;
+use super::transform::{self, TransformStep};
 use crate::commit::SinkLoad;
 use crate::context::RunContext;
 use crate::error::WorkerError;
 use crate::events::EventKind;
 use crate::pipeline::{DatabaseAccess, ResolvedPipeline, Step};
-use crate::plan::{self, PlanLoad};
+use crate::plan::PlanLoad;
 
 /// One attempt's opened steps.
 pub struct Opened {
@@ -91,10 +91,16 @@ pub async fn open_steps(
         times.instantiate += clock.elapsed();
         let input = schema.clone();
         schema = instance.open(&step.config, &input).await?;
+        let projection = instance.projection().await?;
+        if let Some(projection) = &projection {
+            transform::check_projection(projection, &input, &schema)
+                .map_err(|e| PluginError::contract(&plugin.label(), "projection", e))?;
+        }
         transforms.push(TransformStep {
             name: plugin.info.name.clone(),
             instance,
             input,
+            projection,
         });
     }
 
@@ -106,37 +112,28 @@ pub async fn open_steps(
         let mut instance = runtime.loader(plugin, options(Step::Load, plugin)).await?;
         times.instantiate += clock.elapsed();
         match instance.open(&step.config, &schema).await? {
-            LoadTarget::Sink => sinks.push(SinkLoad { instance }),
-            LoadTarget::Plan(write_plan) => {
-                let conn = granted(&databases, &write_plan.database).map_err(|e| match e {
-                    Granted::Missing => PluginError::contract(
-                        &label,
-                        "open",
-                        format!(
-                            "write plan targets database \"{}\", which this pipeline does not grant",
-                            write_plan.database
-                        ),
-                    )
-                    .into(),
-                    Granted::Failed(e) => e,
-                })?;
-                plan::run_setup(&conn, &write_plan).map_err(|e| {
-                    WorkerError::sqlite(&format!("{label}: setup statement failed"), &e)
-                })?;
-                plan::check_plan(&write_plan, &schema, &lock(&conn))
+            LoadTarget::Sink => sinks.push(SinkLoad {
+                name: plugin.info.name.clone(),
+                instance,
+            }),
+            LoadTarget::SqlPlan(plan) => {
+                let conn = plan_connection(&databases, &plan.database, &label)?;
+                let load = PlanLoad::from_sql(plugin.info.name.clone(), plan, conn, &schema)
                     .map_err(|e| PluginError::contract(&label, "open", e))?;
-                plans.push(PlanLoad {
-                    label: plugin.info.name.clone(),
-                    plan: write_plan,
-                    conn,
-                });
+                plans.push(load);
+            }
+            LoadTarget::Plan(plan) => {
+                let conn = plan_connection(&databases, &plan.database, &label)?;
+                let load = PlanLoad::from_declared(plugin.info.name.clone(), plan, conn, &schema)
+                    .map_err(|e| PluginError::contract(&label, "open", e))?;
+                plans.push(load);
             }
         }
     }
 
     let rejects_db_name = commit_db
         .clone()
-        .or_else(|| plans.first().map(|p| p.plan.database.clone()))
+        .or_else(|| plans.first().map(|p| p.database.clone()))
         .ok_or_else(|| WorkerError::Host {
             message: "no database to record rejects in: the history store has no commit database and no load writes to one".into(),
             retryable: false,
@@ -162,6 +159,25 @@ pub async fn open_steps(
         plans,
         sinks,
         rejects_db: (rejects_db_name, rejects_conn),
+    })
+}
+
+/// The shared connection a write plan targets, which must be granted.
+fn plan_connection(
+    databases: &Databases,
+    database: &str,
+    label: &str,
+) -> Result<SharedConnection, WorkerError> {
+    granted(databases, database).map_err(|e| match e {
+        Granted::Missing => PluginError::contract(
+            label,
+            "open",
+            format!(
+                "write plan targets database \"{database}\", which this pipeline does not grant"
+            ),
+        )
+        .into(),
+        Granted::Failed(e) => e,
     })
 }
 

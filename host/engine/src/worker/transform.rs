@@ -2,17 +2,77 @@
 //! a transform returns `{index, reason}` per refused row; the host keeps the source positions
 //! and works out the survivors' positions, so no transform in any language has to.
 
-use weir_runtime::types::{Rows, Schema};
-use weir_runtime::{PluginError, TransformerInstance};
+use weir_runtime::types::{ColumnVector, Rows, Schema};
+use weir_runtime::{OutputColumn, PluginError, Projection, TransformerInstance};
 use weir_store::rejects::RejectRecord;
 
-use crate::columns::RowsView;
+use crate::columns::{self, RowsView};
 
-/// One opened transform step: its plugin name, instance and input schema.
+/// One opened transform step: its plugin name, instance and input schema, and, when the
+/// transform declared one (contract 0.2.0), what it reads and computes.
 pub struct TransformStep {
     pub name: String,
     pub instance: TransformerInstance,
     pub input: Schema,
+    pub projection: Option<Projection>,
+}
+
+/// Check a transform's projection against its input and output schemas, when it is opened.
+pub fn check_projection(
+    projection: &Projection,
+    input: &Schema,
+    output: &Schema,
+) -> Result<(), String> {
+    if let Some(bad) = projection
+        .reads
+        .iter()
+        .find(|&&j| j as usize >= input.columns.len())
+    {
+        return Err(format!(
+            "projection reads input column {bad}, but the input has {} columns",
+            input.columns.len()
+        ));
+    }
+    if projection.outputs.len() != output.columns.len() {
+        return Err(format!(
+            "projection describes {} output columns, but the output schema has {}",
+            projection.outputs.len(),
+            output.columns.len()
+        ));
+    }
+    let mut computed = 0;
+    for (column, source) in output.columns.iter().zip(&projection.outputs) {
+        match *source {
+            OutputColumn::Computed(k) => computed = computed.max(k as usize + 1),
+            OutputColumn::Input(j) => {
+                let Some(from) = input.columns.get(j as usize) else {
+                    return Err(format!(
+                        "output column `{}` copies input column {j}, but the input has {} columns",
+                        column.name,
+                        input.columns.len()
+                    ));
+                };
+                if from.kind != column.kind {
+                    return Err(format!(
+                        "output column `{}` ({:?}) copies input column `{}` ({:?})",
+                        column.name, column.kind, from.name, from.kind
+                    ));
+                }
+            }
+        }
+    }
+    let declared = projection
+        .outputs
+        .iter()
+        .filter(|o| matches!(o, OutputColumn::Computed(_)))
+        .count();
+    if computed != declared {
+        return Err(format!(
+            "projection's computed columns must be numbered 0 to {} once each",
+            declared.saturating_sub(1)
+        ));
+    }
+    Ok(())
 }
 
 /// Rows on their way through the transforms, with the source position of each row.
@@ -36,7 +96,20 @@ pub async fn apply_all(
         if batch.rows.row_count == 0 {
             break;
         }
-        let out = step.instance.apply_within(&batch.rows, max_bytes).await?;
+        let out = match &step.projection {
+            None => step.instance.apply_within(&batch.rows, max_bytes).await?,
+            Some(projection) => {
+                let read = Rows {
+                    row_count: batch.rows.row_count,
+                    columns: projection
+                        .reads
+                        .iter()
+                        .map(|&j| batch.rows.columns[j as usize].clone())
+                        .collect(),
+                };
+                step.instance.apply_within(&read, max_bytes).await?
+            }
+        };
         batch.untouched = false;
         let refused = refused_rows(step, &batch, &out.rejects, rejects)?;
         let kept = refused.len() - out.rejects.len();
@@ -59,9 +132,51 @@ pub async fn apply_all(
             .zip(&refused)
             .filter_map(|(p, &r)| (!r).then_some(p))
             .collect();
-        batch.rows = out.rows;
+        batch.rows = match &step.projection {
+            None => out.rows,
+            Some(projection) => assemble(projection, batch.rows, out.rows, &refused, kept)
+                .map_err(|e| PluginError::contract(&step.name, "apply", e))?,
+        };
     }
     Ok(batch)
+}
+
+/// The output rows of a projected transform: its computed columns, and the input columns it
+/// passes through, copied by the host without the rows it refused.
+fn assemble(
+    projection: &Projection,
+    input: Rows,
+    computed: Rows,
+    refused: &[bool],
+    kept: usize,
+) -> Result<Rows, String> {
+    let keep: Vec<bool> = refused.iter().map(|r| !r).collect();
+    let any_refused = kept != refused.len();
+    let returned = computed.columns.len();
+    let mut computed: Vec<Option<ColumnVector>> = computed.columns.into_iter().map(Some).collect();
+    let mut columns = Vec::with_capacity(projection.outputs.len());
+    for source in &projection.outputs {
+        columns.push(match *source {
+            OutputColumn::Computed(k) => computed
+                .get_mut(k as usize)
+                .and_then(Option::take)
+                .ok_or_else(|| {
+                    format!("returned {returned} columns, but its projection computes column {k}")
+                })?,
+            OutputColumn::Input(j) => {
+                let column = &input.columns[j as usize];
+                if any_refused {
+                    columns::filter_column(column, refused.len(), &keep, kept)
+                } else {
+                    column.clone()
+                }
+            }
+        });
+    }
+    Ok(Rows {
+        row_count: kept as u32,
+        columns,
+    })
 }
 
 /// Which input rows a transform refused (checked: in range, each once), recording each as a

@@ -14,8 +14,10 @@ use weir_bindings::types::{Error as GuestError, PluginInfo};
 
 pub use extractor::ExtractorInstance;
 pub use history::{CheckpointEntry, HistoryInstance};
-pub use loader::{LoadTarget, LoaderInstance};
-pub use transformer::{RowReject, TransformedRows, TransformerInstance};
+pub use loader::{
+    LoadTarget, LoaderInstance, Migration, PlanColumn, SinkReject, SqlPlan, WriteMode, WritePlan,
+};
+pub use transformer::{OutputColumn, Projection, RowReject, TransformedRows, TransformerInstance};
 
 use crate::catalog::PluginKind;
 use crate::error::PluginError;

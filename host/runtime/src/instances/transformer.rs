@@ -7,9 +7,13 @@ use weir_bindings::types::{Rows, Schema};
 pub use weir_bindings::transformer::exports::weir::plugin::transformer::{
     RowReject, Transformed as TransformedRows,
 };
+pub use weir_bindings::v0_2_0::transformer::exports::weir::plugin::transformer::{
+    OutputColumn, Projection,
+};
 
 use super::{Fallible, Live};
 use crate::caps::truncate_in_place;
+use crate::contract::Contract;
 use crate::error::PluginError;
 use crate::exports::{Export, Exports};
 use crate::sandbox::{DataCap, guarded, guarded_infallible};
@@ -22,6 +26,13 @@ pub(super) fn check_shapes(
 ) -> wasmtime::Result<()> {
     exports.check::<(&str, &Schema), Fallible<ResourceAny>>(store, instance, Export::Open)?;
     exports.check::<(ResourceAny,), Schema>(store, instance, Export::TransformOutputSchema)?;
+    if exports.contract >= Contract::V0_2_0 {
+        exports.check::<(ResourceAny,), Option<Projection>>(
+            store,
+            instance,
+            Export::TransformProjection,
+        )?;
+    }
     exports.check::<(ResourceAny, &Rows), Fallible<TransformedRows>>(
         store,
         instance,
@@ -69,6 +80,30 @@ impl TransformerInstance {
                 store,
                 instance,
                 Export::TransformOutputSchema,
+                (transform,)
+            ))
+    }
+
+    /// `transform.projection()` (contract 0.2.0; `None` for 0.1.0 transforms): which input
+    /// columns `apply` reads and where each output column comes from. Call after `open`.
+    pub async fn projection(&mut self) -> Result<Option<Projection>, PluginError> {
+        if self.live.exports.contract < Contract::V0_2_0 {
+            return Ok(None);
+        }
+        let transform = self
+            .live
+            .handle(self.transform, "projection", "called before open")?;
+        let Live {
+            sandbox,
+            instance,
+            exports,
+        } = &mut self.live;
+        let cap = sandbox.result_cap();
+        guarded_infallible!(*sandbox, "projection", cap, |store| exports
+            .call::<(ResourceAny,), Option<Projection>>(
+                store,
+                instance,
+                Export::TransformProjection,
                 (transform,)
             ))
     }

@@ -1,9 +1,9 @@
-//! A transformer of a newer contract, `weir:plugin@0.2.0`: weir must reject it with the version
+//! A transformer of a newer contract, `weir:plugin@0.9.0`: weir must reject it with the version
 //! it supports (and, while serving, keep the version it has), not fail on a missing function.
 
 wit_bindgen::generate!({
     inline: r#"
-        package weir:plugin@0.2.0;
+        package weir:plugin@0.9.0;
         interface transformer {
             record plugin-info { name: string, version: string }
             describe: func() -> plugin-info;

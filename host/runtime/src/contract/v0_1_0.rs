@@ -1,11 +1,11 @@
-//! The host side of the `log` and `sql` imports: thin trait impls; the SQL work itself is in
-//! [`crate::sql_call`], the rules in [`crate::sql_guard`].
+//! `weir:plugin@0.1.0`'s host imports, `log` and `sql`: thin trait impls; the SQL work itself
+//! is in [`crate::sql_call`], the rules in [`crate::sql_guard`].
 
 use wasmtime::component::Resource;
 use weir_bindings::SqlConnection;
-use weir_bindings::log::{self, Level};
-use weir_bindings::sql::{self, QueryResult};
-use weir_bindings::types::{self, Error, Value};
+use weir_bindings::v0_1_0::log::{self, Level};
+use weir_bindings::v0_1_0::sql::{self, QueryResult};
+use weir_bindings::v0_1_0::types::{self, Error, Value};
 
 use crate::error::{FaultKind, HostLimit};
 use crate::limits::MAX_SQL_CONNECTIONS;

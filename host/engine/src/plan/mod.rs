@@ -1,0 +1,202 @@
+//! Write plans: how the host writes a loader's rows into a database it speaks, inside the
+//! batch's transaction, so rows never cross into the loader.
+//!
+//! - `sql`: contract 0.1.0 plans, SQL the loader wrote, run under the plugin SQL rules;
+//! - `sqlite`: contract 0.2.0 declarative plans rendered for SQLite by the host;
+//! - this module: the plan of one load step, migrations, and binding a batch's rows.
+
+mod sql;
+mod sqlite;
+
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, Statement};
+use weir_runtime::sql_guard::{self, explain};
+use weir_runtime::types::Schema;
+use weir_runtime::{SharedConnection, SqlPlan, WritePlan, lock};
+use weir_store::rejects::RejectRecord;
+
+use crate::columns::RowsView;
+
+/// A load step that returned a write plan. Its instance is no longer needed: the host
+/// executes the plan itself.
+pub struct PlanLoad {
+    /// The loader's name, for rejects and messages.
+    pub label: String,
+    /// The granted database it writes to.
+    pub database: String,
+    pub conn: SharedConnection,
+    writer: Writer,
+    /// Migrations still to apply, inside the next batch's transaction.
+    pending_migrations: Vec<sqlite::Step>,
+}
+
+/// How the rows are written.
+enum Writer {
+    /// A 0.1.0 plan: the loader's own statement and parameter mapping.
+    Sql(SqlPlan),
+    /// A 0.2.0 plan rendered by the host.
+    Rendered(sqlite::Rendered),
+}
+
+/// Why writing a batch through a plan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// A row's error made SQLite roll back the whole transaction (a `RAISE(ROLLBACK)` trigger,
+    /// `ON CONFLICT ROLLBACK`): the rows before it are gone too, so the batch must fail and be
+    /// retried from the last committed checkpoint, never go on as if only the row failed.
+    #[error(
+        "row at position {position} ended the transaction ({error}); the batch was rolled back"
+    )]
+    TransactionEnded {
+        position: String,
+        error: rusqlite::Error,
+    },
+}
+
+impl PlanLoad {
+    /// A 0.1.0 plan: its setup runs now (in its own transaction, under the plugin rules), and
+    /// its statement must prepare and bind exactly the columns it maps.
+    pub fn from_sql(
+        label: String,
+        plan: SqlPlan,
+        conn: SharedConnection,
+        schema: &Schema,
+    ) -> Result<Self, String> {
+        sql::run_setup(&conn, &plan).map_err(|e| format!("setup statement failed: {e}"))?;
+        sql::check(&plan, schema, &lock(&conn))?;
+        Ok(Self {
+            label,
+            database: plan.database.clone(),
+            conn,
+            writer: Writer::Sql(plan),
+            pending_migrations: Vec::new(),
+        })
+    }
+
+    /// A 0.2.0 plan, rendered for SQLite; its migrations wait for the first batch's
+    /// transaction.
+    pub fn from_declared(
+        label: String,
+        plan: WritePlan,
+        conn: SharedConnection,
+        schema: &Schema,
+    ) -> Result<Self, String> {
+        let rendered = sqlite::render(&plan, schema)?;
+        Ok(Self {
+            label,
+            database: plan.database.clone(),
+            conn,
+            pending_migrations: rendered.migrations.clone(),
+            writer: Writer::Rendered(rendered),
+        })
+    }
+
+    /// Apply the plan's migrations, once, inside the open transaction (the first batch's).
+    /// Idempotent against another worker that applied them first.
+    pub fn migrate(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if let Writer::Rendered(rendered) = &self.writer {
+            for step in &self.pending_migrations {
+                sqlite::apply_migration(conn, &rendered.table, step)?;
+            }
+        }
+        self.pending_migrations.clear();
+        Ok(())
+    }
+
+    /// Bind every row of `rows` to the plan's statement inside the open transaction on `conn`.
+    /// Rows the database refuses (constraint, type) become rejects — unless the refusal ended
+    /// the transaction; returns rows written.
+    pub fn execute(
+        &self,
+        conn: &Connection,
+        rows: &RowsView<'_>,
+        schema: &Schema,
+        positions: &[u64],
+        rejects: &mut Vec<RejectRecord>,
+    ) -> Result<u64, PlanError> {
+        let batch = BatchRows {
+            rows,
+            schema,
+            positions,
+            stage: &self.label,
+        };
+        match &self.writer {
+            // SQL the plugin wrote runs under the plugin rules.
+            Writer::Sql(plan) => sql_guard::as_plugin(conn, |sql| {
+                let mut stmt = sql.prepare(&plan.statement)?;
+                batch.bind_all(&mut stmt, &plan.params, || sql.is_autocommit(), rejects)
+            }),
+            // SQL the host rendered from checked names runs as the host's.
+            Writer::Rendered(rendered) => {
+                let mut stmt = conn.prepare_cached(&rendered.statement)?;
+                batch.bind_all(
+                    &mut stmt,
+                    &rendered.params,
+                    || conn.is_autocommit(),
+                    rejects,
+                )
+            }
+        }
+    }
+}
+
+/// The rows of one batch, and what a reject needs to say where it came from.
+struct BatchRows<'a> {
+    rows: &'a RowsView<'a>,
+    schema: &'a Schema,
+    positions: &'a [u64],
+    stage: &'a str,
+}
+
+impl BatchRows<'_> {
+    fn bind_all(
+        &self,
+        stmt: &mut Statement<'_>,
+        params: &[u32],
+        autocommit: impl Fn() -> bool,
+        rejects: &mut Vec<RejectRecord>,
+    ) -> Result<u64, PlanError> {
+        let mut written = 0;
+        for row in 0..self.rows.row_count {
+            for (k, &col) in params.iter().enumerate() {
+                stmt.raw_bind_parameter(
+                    k + 1,
+                    ToSqlOutput::Borrowed(self.rows.value(row, col as usize)),
+                )?;
+            }
+            match stmt.raw_execute().map_err(explain) {
+                Ok(_) => written += 1,
+                Err(error) if is_row_error(&error) => {
+                    if autocommit() {
+                        return Err(PlanError::TransactionEnded {
+                            position: self
+                                .positions
+                                .get(row)
+                                .map_or_else(|| format!("#{row}"), u64::to_string),
+                            error,
+                        });
+                    }
+                    rejects.push(RejectRecord {
+                        stage: self.stage.to_owned(),
+                        position: self.positions.get(row).copied(),
+                        reason: error.to_string(),
+                        raw: self.rows.row_json(row, self.schema),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// Whether a failed row insert is the row's fault (a reject) rather than the database's
+/// (which fails the batch and is retried).
+fn is_row_error(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TypeMismatch)
+    )
+}
