@@ -353,8 +353,9 @@ impl Service {
     /// The checkpoints the pipeline's history store keeps.
     pub async fn checkpoints(&self, pipeline: &str) -> Result<Vec<CheckpointEntry>, ServiceError> {
         let resolved = self.runnable(pipeline)?;
+        // A read (`GET .../checkpoints`) must write nothing: no file, no WAL switch, no DDL.
         let mut history = resolved
-            .open_history(&self.runtime, DatabaseAccess::Run)
+            .open_history(&self.runtime, DatabaseAccess::ReadOnly)
             .await?;
         Ok(history.entries(Some(pipeline)).await?)
     }
