@@ -19,7 +19,7 @@ use weir_runtime::CacheOutcome;
 use weir_store::{RunRecord, Store};
 
 use crate::AppState;
-use crate::auth::{Reader, Writer, session_clear_cookie, session_set_cookie};
+use crate::auth::{ClientAddr, Reader, Writer, session_clear_cookie, session_set_cookie};
 use crate::error::ApiError;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -359,14 +359,13 @@ pub struct Login {
 
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Json(body): Json<Login>,
 ) -> ApiResult<impl IntoResponse> {
-    let session = state
-        .auth()
-        .login(&body.token)
-        .ok_or(ApiError::Unauthorized)?;
+    let session = state.auth().login(client, &body.token)?;
+    let cookie = session_set_cookie(&session, state.options().behind_tls);
     Ok((
-        AppendHeaders([(SET_COOKIE, session_set_cookie(&session))]),
+        AppendHeaders([(SET_COOKIE, cookie)]),
         Json(json!({ "authenticated": true })),
     ))
 }
@@ -374,15 +373,20 @@ pub async fn login(
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     state.auth().logout(&headers);
     (
-        AppendHeaders([(SET_COOKIE, session_clear_cookie())]),
+        AppendHeaders([(SET_COOKIE, session_clear_cookie(state.options().behind_tls))]),
         Json(json!({ "authenticated": false })),
     )
 }
 
 /// Whether this browser is logged in, and whether reads need it: what the dashboard asks first.
-pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+/// A bearer token sent here is checked (and counted when wrong) like anywhere else.
+pub async fn session(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Json<Value> {
     Json(json!({
-        "authenticated": state.auth().authenticate(&headers).is_ok(),
+        "authenticated": state.auth().authenticate(client, &headers).is_ok(),
         "reads_open": state.auth().reads_are_open(),
     }))
 }
