@@ -16,5 +16,6 @@ mod serve;
 mod serve_load;
 mod serve_plugins;
 mod serve_schedule;
+mod serve_security;
 mod serve_support;
 mod upsert;
