@@ -18,5 +18,6 @@ mod serve;
 mod serve_load;
 mod serve_plugins;
 mod serve_schedule;
+mod serve_security;
 mod serve_support;
 mod upsert;

@@ -1,8 +1,11 @@
 //! One error type for every handler. 4xx messages are passed to the client as they are (they
 //! say what to fix); 5xx details are logged and hidden behind a generic message.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use weir_engine::service::ServiceError;
@@ -18,6 +21,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// Too many wrong tokens from this address; nothing is checked until `retry_after` passes.
+    #[error(
+        "too many wrong tokens from this address: token checks are refused for {} s",
+        whole_seconds(*retry_after)
+    )]
+    TooManyAttempts { retry_after: Duration },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -34,6 +43,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -68,8 +78,19 @@ impl IntoResponse for ApiError {
             }
             e => e.to_string(),
         };
-        error_response(status, &message)
+        let mut response = error_response(status, &message);
+        if let Self::TooManyAttempts { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, whole_seconds(retry_after).into());
+        }
+        response
     }
+}
+
+/// Seconds, rounded up: a client that waits this long is not refused again.
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000).max(1) as u64
 }
 
 /// The JSON body every error has.

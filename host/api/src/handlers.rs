@@ -19,17 +19,21 @@ use weir_runtime::CacheOutcome;
 use weir_store::{RunRecord, Store};
 
 use crate::AppState;
-use crate::auth::{Reader, Writer, session_clear_cookie, session_set_cookie};
+use crate::auth::{ClientAddr, Reader, Writer, session_clear_cookie, session_set_cookie};
 use crate::error::ApiError;
 
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Run `f` on the store on the blocking pool.
+/// Read the state database once every event published so far is in it, so a client that has
+/// seen an event (over SSE) reads records that reflect it. Bounded: a slow disk delays a read
+/// by at most a second, then it answers from what is there.
 async fn with_store<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
 ) -> ApiResult<T> {
     let store = state.service().store().clone();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), store.flush()).await;
     tokio::task::spawn_blocking(move || f(&store))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("store task failed: {e}")))?
@@ -278,7 +282,14 @@ pub async fn rejects(
         .collect();
     let (pipeline, offset) = (record.pipeline.clone(), q.offset.unwrap_or(0));
     let page = with_store(&state, move |_| {
-        weir_store::rejects_page(&databases, &pipeline, &id, offset, limit)
+        weir_store::rejects_page(
+            &databases,
+            &pipeline,
+            &id,
+            offset,
+            limit,
+            &weir_runtime::open_snapshot,
+        )
     })
     .await?;
     Ok(Json(json!(page)))
@@ -359,14 +370,13 @@ pub struct Login {
 
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Json(body): Json<Login>,
 ) -> ApiResult<impl IntoResponse> {
-    let session = state
-        .auth()
-        .login(&body.token)
-        .ok_or(ApiError::Unauthorized)?;
+    let session = state.auth().login(client, &body.token)?;
+    let cookie = session_set_cookie(&session, state.options().behind_tls);
     Ok((
-        AppendHeaders([(SET_COOKIE, session_set_cookie(&session))]),
+        AppendHeaders([(SET_COOKIE, cookie)]),
         Json(json!({ "authenticated": true })),
     ))
 }
@@ -374,15 +384,20 @@ pub async fn login(
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     state.auth().logout(&headers);
     (
-        AppendHeaders([(SET_COOKIE, session_clear_cookie())]),
+        AppendHeaders([(SET_COOKIE, session_clear_cookie(state.options().behind_tls))]),
         Json(json!({ "authenticated": false })),
     )
 }
 
 /// Whether this browser is logged in, and whether reads need it: what the dashboard asks first.
-pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+/// A bearer token sent here is checked (and counted when wrong) like anywhere else.
+pub async fn session(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Json<Value> {
     Json(json!({
-        "authenticated": state.auth().authenticate(&headers).is_ok(),
+        "authenticated": state.auth().authenticate(client, &headers).is_ok(),
         "reads_open": state.auth().reads_are_open(),
     }))
 }

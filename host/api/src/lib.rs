@@ -7,19 +7,25 @@ mod auth;
 mod dashboard;
 mod error;
 mod handlers;
+mod hosts;
 mod metrics;
 mod router;
 mod sse;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use weir_engine::service::Service;
 
-pub use auth::{Auth, COOKIE_NAME, TokenSource, random_hex, resolve_token};
+pub use auth::{
+    Auth, COOKIE_NAME, MIN_TOKEN_CHARS, TokenSource, TokenTooShort, random_hex, resolve_token,
+};
 pub use error::ApiError;
+pub use hosts::AllowedHosts;
 pub use metrics::Metrics;
 pub use router::app;
+pub use throttle::{Clock, LoginLimit};
 
 /// Limits and intervals of the API.
 #[derive(Debug, Clone)]
@@ -30,6 +36,10 @@ pub struct ApiOptions {
     pub request_timeout: Duration,
     /// Largest request body accepted.
     pub body_limit: usize,
+    /// The `Host` names served; any other gets `421` (DNS rebinding protection).
+    pub allowed_hosts: AllowedHosts,
+    /// Clients come through a TLS proxy: the session cookie is `Secure`.
+    pub behind_tls: bool,
 }
 
 impl Default for ApiOptions {
@@ -38,6 +48,8 @@ impl Default for ApiOptions {
             keep_alive: Duration::from_secs(15),
             request_timeout: Duration::from_secs(30),
             body_limit: 64 * 1024,
+            allowed_hosts: AllowedHosts::default(),
+            behind_tls: false,
         }
     }
 }

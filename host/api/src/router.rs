@@ -1,5 +1,7 @@
 //! Every route, and the middleware stack in one place.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
@@ -11,12 +13,13 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::error_response;
-use crate::{AppState, handlers, sse};
+use crate::{AppState, handlers, hosts, sse};
 
 /// The whole API. Reads take [`crate::auth::Reader`], changes take [`crate::auth::Writer`];
 /// see `auth.rs` for what each needs.
 pub fn app(state: AppState) -> Router {
     let options = state.options().clone();
+    let allowed_hosts = Arc::new(options.allowed_hosts.clone());
     Router::new()
         .route("/api/health", get(handlers::health))
         .route("/api/pipelines", get(handlers::pipelines))
@@ -39,15 +42,24 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .with_state(state)
-        // Layers run outside-in in the reverse order of these calls: `json_errors` sees every
-        // response, including the timeout's and the body limit's, and turns them into JSON.
-        // The timeout covers producing the response head only, so event streams are not cut.
+        // Layers run outside-in in the reverse order of these calls (the last one first):
+        // - `check_host` is outermost: a request for a host that is not ours (DNS rebinding) is
+        //   refused before anything else looks at it — no route, body, token check or login
+        //   count — on every route, the dashboard's files and the fallback included. Its answer
+        //   is JSON already.
+        // - `json_errors` sees every other response, including the timeout's and the body
+        //   limit's, and turns them into JSON.
+        // - The timeout covers producing the response head only, so event streams are not cut.
         .layer(RequestBodyLimitLayer::new(options.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
         ))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(
+            allowed_hosts,
+            hosts::check_host,
+        ))
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> Response {

@@ -19,7 +19,7 @@ use weir_store::{Retention, Store};
 
 use crate::{ApiOptions, AppState, Auth, Metrics, app};
 
-const TOKEN: &str = "test-token";
+const TOKEN: &str = "test-token-0123456789";
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -43,6 +43,10 @@ history = { plugin = "sqlite-history", config = { database = "ledger" } }
 "#;
 
 async fn fixture_with(open_reads: bool, options: ApiOptions) -> Fixture {
+    fixture_with_auth(Auth::new(TOKEN.into(), open_reads), options).await
+}
+
+async fn fixture_with_auth(auth: Auth, options: ApiOptions) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("plugins")).unwrap();
     let config = Config::parse(&dir.path().join("weir.toml"), CONFIG, &|_| None).unwrap();
@@ -51,7 +55,6 @@ async fn fixture_with(open_reads: bool, options: ApiOptions) -> Fixture {
     let store = Arc::new(Store::open(&config.engine.state_db, Retention::default()).unwrap());
     let metrics = Metrics::new(config.pipelines.iter().map(|p| p.name.as_str()));
     let service = Service::new(config, runtime, catalog, store, vec![metrics.tap()]);
-    let auth = Auth::new(TOKEN.into(), open_reads);
     let app = app(AppState::new(service.clone(), auth, metrics, options));
     Fixture { dir, service, app }
 }
@@ -60,8 +63,12 @@ async fn fixture() -> Fixture {
     fixture_with(true, ApiOptions::default()).await
 }
 
+/// A request with `headers`, and `Host: 127.0.0.1:7878` unless they name another.
 fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: Body) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        builder = builder.header("host", "127.0.0.1:7878");
+    }
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
@@ -227,6 +234,10 @@ async fn login_sets_an_httponly_strict_cookie_that_mutating_routes_accept() {
     for attribute in ["weir_session=", "HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
+    assert!(
+        !set_cookie.contains("Secure"),
+        "not behind TLS: {set_cookie}"
+    );
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
 
     let (_, _, session) = fx
@@ -688,4 +699,271 @@ async fn serves_on_a_real_socket() {
         seen.push_str(std::str::from_utf8(&buf[..n]).unwrap());
     }
     assert!(seen.contains("event: run_skipped"), "{seen}");
+}
+
+/// Every route of `router.rs` and `dashboard.rs`, plus one that does not exist.
+const EVERY_ROUTE: [(&str, &str); 20] = [
+    ("GET", "/api/health"),
+    ("GET", "/api/pipelines"),
+    ("GET", "/api/pipelines/bank"),
+    ("POST", "/api/pipelines/bank/runs"),
+    ("GET", "/api/pipelines/bank/checkpoints"),
+    ("DELETE", "/api/pipelines/bank/checkpoints"),
+    ("GET", "/api/runs"),
+    ("GET", "/api/runs/r1"),
+    ("POST", "/api/runs/r1/cancel"),
+    ("GET", "/api/runs/r1/rejects"),
+    ("GET", "/api/plugins"),
+    ("GET", "/api/events"),
+    ("POST", "/api/login"),
+    ("POST", "/api/logout"),
+    ("GET", "/api/session"),
+    ("GET", "/metrics"),
+    ("GET", "/"),
+    ("GET", "/app.js"),
+    ("GET", "/style.css"),
+    ("GET", "/favicon.svg"),
+];
+
+#[tokio::test]
+async fn a_foreign_host_gets_421_on_every_route_before_anything_else() {
+    let fx = fixture().await;
+    let (k, v) = bearer();
+    let login = format!(r#"{{"token":"{TOKEN}"}}"#);
+    let routes = EVERY_ROUTE.iter().chain(&[("GET", "/nothing-here")]);
+    for (method, uri) in routes {
+        for host in [
+            "attacker.example",
+            "attacker.example:7878",
+            "127.0.0.1.nip.io",
+        ] {
+            // With the token and a valid body: the host alone decides.
+            let headers = [
+                ("host", host),
+                (k, v.as_str()),
+                ("content-type", "application/json"),
+            ];
+            let (status, response_headers, body) = fx
+                .call(request(method, uri, &headers, Body::from(login.clone())))
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::MISDIRECTED_REQUEST,
+                "{method} {uri} {host}"
+            );
+            assert_eq!(body["status"], 421, "{body}");
+            let message = body["error"].as_str().unwrap();
+            assert!(
+                message.starts_with(&format!("host \"{host}\" is not served here")),
+                "{message}"
+            );
+            assert!(message.contains("engine.allowed_hosts"), "{message}");
+            assert!(!response_headers.contains_key("set-cookie"));
+        }
+    }
+    // Nothing ran and nobody logged in.
+    assert_eq!(fx.service.active_count(), 0);
+    assert_eq!(fx.get("/api/runs").await.1["runs"], json!([]));
+
+    // The URI's authority (HTTP/2, absolute-form) is checked too.
+    let (status, _, _) = fx
+        .call(request(
+            "GET",
+            "http://attacker.example/api/health",
+            &[],
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+    // No Host at all.
+    let bare = Request::get("/api/health").body(Body::empty()).unwrap();
+    let (status, _, body) = fx.call(bare).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no Host header"),
+        "{body}"
+    );
+    // A Host that is not text, or has a user part.
+    let mut odd = request("GET", "/api/health", &[], Body::empty());
+    odd.headers_mut().insert(
+        "host",
+        axum::http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+    );
+    assert_eq!(fx.call(odd).await.0, StatusCode::MISDIRECTED_REQUEST);
+    let user = [("host", "attacker.example@localhost")];
+    let (status, _, _) = fx
+        .call(request("GET", "/api/health", &user, Body::empty()))
+        .await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+
+    // Loopback names, any port, are served.
+    for host in [
+        "127.0.0.1:7878",
+        "localhost",
+        "LocalHost:9",
+        "[::1]:7878",
+        "127.0.0.1",
+    ] {
+        let (status, _, body) = fx
+            .call(request(
+                "GET",
+                "/api/health",
+                &[("host", host)],
+                Body::empty(),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn hosts_named_in_the_config_and_the_listen_host_are_served() {
+    let fx = fixture_with(
+        true,
+        ApiOptions {
+            allowed_hosts: crate::AllowedHosts::new("10.0.0.5:7878", ["weir.example.com"]),
+            ..ApiOptions::default()
+        },
+    )
+    .await;
+    for (host, expected) in [
+        ("weir.example.com", StatusCode::OK),
+        ("WEIR.example.com:8443", StatusCode::OK),
+        ("10.0.0.5:7878", StatusCode::OK),
+        ("localhost:7878", StatusCode::OK),
+        ("evil.weir.example.com", StatusCode::MISDIRECTED_REQUEST),
+        ("attacker.example", StatusCode::MISDIRECTED_REQUEST),
+    ] {
+        let (status, _, _) = fx
+            .call(request("GET", "/", &[("host", host)], Body::empty()))
+            .await;
+        assert_eq!(status, expected, "{host}");
+    }
+}
+
+/// A request from `ip` (as `weir serve` records the peer of each connection).
+fn from(ip: [u8; 4], mut request: Request<Body>) -> Request<Body> {
+    let addr = std::net::SocketAddr::from((ip, 40000));
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    request
+}
+
+fn login_body(token: &str) -> Body {
+    Body::from(format!(r#"{{"token":"{token}"}}"#))
+}
+
+#[tokio::test]
+async fn wrong_tokens_lock_the_address_out_with_429_and_retry_after() {
+    let (clock, offset_ms) = crate::throttle::tests::manual_clock();
+    let auth = Auth::new(TOKEN.into(), true).with_login_limit(crate::LoginLimit::default(), clock);
+    let fx = fixture_with_auth(auth, ApiOptions::default()).await;
+    let json = [("content-type", "application/json")];
+    let (a, b) = ([192, 0, 2, 1], [192, 0, 2, 2]);
+    let login = |ip, token: &str| from(ip, request("POST", "/api/login", &json, login_body(token)));
+
+    for attempt in 1..=5 {
+        let (status, _, body) = fx.call(login(a, "wrong-token-0123456789")).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}: {body}"
+        );
+    }
+    let (status, headers, body) = fx.call(login(a, "wrong-token-0123456789")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(headers["retry-after"], "300");
+    assert_eq!(body["status"], 429);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many wrong tokens from this address"),
+        "{body}"
+    );
+    // During the lockout the right token is refused too (else the answer would tell), by login
+    // and as a bearer.
+    let (status, _, _) = fx.call(login(a, TOKEN)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (k, v) = bearer();
+    let trigger = |ip, headers: &[(&str, &str)]| {
+        from(
+            ip,
+            request("POST", "/api/pipelines/bank/runs", headers, Body::empty()),
+        )
+    };
+    let (status, _, _) = fx.call(trigger(a, &[(k, &v)])).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Open reads check no token, so they still work; another address is not affected.
+    let (status, _, _) = fx
+        .call(from(a, request("GET", "/api/health", &[], Body::empty())))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = fx.call(login(b, TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Time passes (no sleeping: the clock is the test's).
+    offset_ms.fetch_add(299_000, std::sync::atomic::Ordering::SeqCst);
+    let (_, headers, _) = fx.call(login(a, TOKEN)).await;
+    assert_eq!(headers["retry-after"], "1");
+    offset_ms.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst);
+    let (status, _, body) = fx.call(login(a, TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Wrong bearer tokens on mutating routes count the same way; no token at all does not.
+    let c = [192, 0, 2, 3];
+    for _ in 0..10 {
+        let (status, _, _) = fx.call(trigger(c, &[])).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    for _ in 0..5 {
+        let (status, _, _) = fx
+            .call(trigger(
+                c,
+                &[("authorization", "Bearer wrong-token-0123456789")],
+            ))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, _) = fx.call(trigger(c, &[(k, &v)])).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "300");
+    // `GET /api/session` answers no during the lockout, whatever the token.
+    let (_, _, session) = fx
+        .call(from(
+            c,
+            request("GET", "/api/session", &[(k, &v)], Body::empty()),
+        ))
+        .await;
+    assert_eq!(session["authenticated"], false);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_tls() {
+    let fx = fixture_with(
+        true,
+        ApiOptions {
+            behind_tls: true,
+            ..ApiOptions::default()
+        },
+    )
+    .await;
+    let json = [("content-type", "application/json")];
+    let (status, headers, _) = fx
+        .call(request("POST", "/api/login", &json, login_body(TOKEN)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let set_cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.starts_with("weir_session="), "{set_cookie}");
+    assert!(set_cookie.ends_with("; Secure"), "{set_cookie}");
+    let (_, headers, _) = fx
+        .call(request("POST", "/api/logout", &[], Body::empty()))
+        .await;
+    assert!(
+        headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .ends_with("Max-Age=0; Secure")
+    );
 }

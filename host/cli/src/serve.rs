@@ -1,5 +1,6 @@
 //! `weir serve`: the scheduler and the HTTP API, until SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use weir_api::{ApiOptions, AppState, Auth, Metrics, TokenSource};
+use weir_api::{AllowedHosts, ApiOptions, AppState, Auth, Metrics, TokenSource};
 use weir_engine::service::Service;
 use weir_engine::{Config, ResolvedPipeline};
 use weir_runtime::{Catalog, Runtime};
@@ -80,6 +81,15 @@ pub async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
 
 pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<ExitCode> {
     let (config, runtime, catalog) = load(config_path).await?;
+    // Before the state database is opened: a refused start leaves none behind.
+    let (token, source) = weir_api::resolve_token(
+        config.engine.token.as_deref(),
+        std::env::var("WEIR_TOKEN").ok().as_deref(),
+    )
+    .map_err(|e| match e.from {
+        TokenSource::Config => anyhow::anyhow!("{}: {e}", config.file.display()),
+        _ => anyhow::Error::new(e),
+    })?;
     let store = Store::open(
         &config.engine.state_db,
         Retention {
@@ -87,10 +97,6 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
             runs: config.engine.run_retention,
         },
     )?;
-    let (token, source) = weir_api::resolve_token(
-        config.engine.token.as_deref(),
-        std::env::var("WEIR_TOKEN").ok().as_deref(),
-    );
     let listen = listen.unwrap_or(&config.engine.listen).to_owned();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -102,9 +108,14 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
         })?;
     let addr = listener.local_addr()?;
     let open_reads = addr.ip().is_loopback();
-    if !open_reads {
-        tracing::warn!(%addr, "listening beyond loopback: every route needs the token, and traffic is plain HTTP (put TLS in front)");
+    if !open_reads && !config.engine.behind_tls {
+        tracing::warn!(%addr, "listening beyond loopback: every route needs the token, and traffic is plain HTTP (put TLS in front and set engine.behind_tls)");
     }
+    let options = ApiOptions {
+        allowed_hosts: AllowedHosts::new(&listen, &config.engine.allowed_hosts),
+        behind_tls: config.engine.behind_tls,
+        ..ApiOptions::default()
+    };
 
     let metrics = Metrics::new(config.pipelines.iter().map(|p| p.name.as_str()));
     let service = Service::new(
@@ -118,7 +129,7 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
         service.clone(),
         Auth::new(token.clone(), open_reads),
         metrics,
-        ApiOptions::default(),
+        options,
     );
 
     // Tests and scripts read this line to find the port (with `listen = "127.0.0.1:0"`).
@@ -177,12 +188,16 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
     };
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        axum::serve(listener, weir_api::app(state))
-            .with_graceful_shutdown(async move {
-                stopping.await;
-                let _ = stopped_tx.send(());
-            })
-            .into_future(),
+        // The peer address goes with every request: wrong tokens are counted per address.
+        axum::serve(
+            listener,
+            weir_api::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            stopping.await;
+            let _ = stopped_tx.send(());
+        })
+        .into_future(),
     );
     // Once the runs have stopped, event streams end by themselves; a client that stopped
     // reading must not keep the process alive.

@@ -105,7 +105,10 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 /// the file alone is the whole database: `immutable=1` makes SQLite take no locks and create
 /// nothing. (Should a writer start between the check and the read, validation may see a
 /// stale or briefly inconsistent schema; it reports the error and the next attempt is fine.)
-fn open_snapshot(path: &Path) -> anyhow::Result<Connection> {
+/// Open an existing SQLite file to read it without creating or changing any file: read-only,
+/// and `immutable` when no writer has it open (a read-only reader of a WAL database would
+/// otherwise create `-shm` and `-wal` beside it and leave them there).
+pub fn open_snapshot(path: &Path) -> anyhow::Result<Connection> {
     let live_wal = sidecar(path, "-wal").exists() && sidecar(path, "-shm").exists();
     let conn = if live_wal {
         Connection::open_with_flags(

@@ -32,7 +32,7 @@ pub use cache::{CacheOutcome, content_hash};
 pub use caps::truncate_text;
 pub use catalog::{Catalog, Plugin, PluginKind, RejectedPlugin};
 pub use contract::Contract;
-pub use database::DatabaseMode;
+pub use database::{DatabaseMode, open_snapshot};
 pub use error::{FaultKind, PluginError};
 pub use grants::{
     DatabaseOptions, Databases, DirGrant, DuplicateDatabase, Grants, SharedConnection,

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 
 /// The rejects table every commit database gets. Host-owned: plugins may not write it.
@@ -118,12 +118,16 @@ pub struct RejectPage {
 /// Rejects of `run_id` of `pipeline`, ordered by database, file and line, skipping `offset`.
 /// `databases` are (name, file) of the pipeline's grants; files that do not exist yet or have
 /// no rejects table are skipped. Opened read-only: this never creates or changes a file.
+///
+/// `open` opens each existing file for reading; the caller decides how, so that a read creates
+/// no companion file (`weir_runtime::open_snapshot` does that).
 pub fn rejects_page(
     databases: &[(String, PathBuf)],
     pipeline: &str,
     run_id: &str,
     offset: u64,
     limit: u64,
+    open: &dyn Fn(&std::path::Path) -> anyhow::Result<Connection>,
 ) -> anyhow::Result<RejectPage> {
     let mut page = RejectPage {
         total: 0,
@@ -137,11 +141,8 @@ pub fn rejects_page(
         if !path.is_file() {
             continue;
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("cannot open database \"{name}\" ({})", path.display()))?;
+        let conn = open(path)
+            .with_context(|| format!("cannot open database \"{name}\" ({})", path.display()))?;
         let mut read = || -> rusqlite::Result<Option<u64>> {
             if !table_exists(&conn)? {
                 return Ok(None);

@@ -305,7 +305,7 @@ fn rejects_are_paged_across_databases_that_have_the_table() {
         ("plain".to_owned(), plain),
         ("two".to_owned(), two),
     ];
-    let first = rejects_page(&dbs, "bank", "r1", 0, 2).unwrap();
+    let first = rejects_page(&dbs, "bank", "r1", 0, 2, &read_only).unwrap();
     assert_eq!(first.total, 3);
     assert_eq!(
         first
@@ -315,7 +315,7 @@ fn rejects_are_paged_across_databases_that_have_the_table() {
             .collect::<Vec<_>>(),
         vec![("one", Some(3)), ("one", Some(9))]
     );
-    let second = rejects_page(&dbs, "bank", "r1", 2, 2).unwrap();
+    let second = rejects_page(&dbs, "bank", "r1", 2, 2, &read_only).unwrap();
     assert_eq!(second.total, 3);
     assert_eq!(second.rejects.len(), 1);
     assert_eq!(
@@ -373,4 +373,11 @@ async fn a_state_database_of_layout_1_gains_the_plugins_and_bytes_columns_and_ke
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, 2);
+
+    fn read_only(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+        Ok(rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?)
+    }
 }

@@ -84,6 +84,13 @@ pub struct EngineConfig {
     /// Run locks: one file per pipeline, so two processes never run one pipeline at once.
     pub lock_dir: PathBuf,
     pub listen: String,
+    /// Host names (besides loopback and `listen`'s host) the API answers to, lowercase, without
+    /// a port: a request for any other `Host` is refused, so a web page cannot reach the API
+    /// through DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Clients reach the API over HTTPS through a TLS-terminating proxy: the session cookie is
+    /// marked `Secure`.
+    pub behind_tls: bool,
     /// The API's bearer token (`${VAR}` interpolated); `None`: `WEIR_TOKEN` or a generated one.
     pub token: Option<String>,
     /// Newest events kept in the state database.
@@ -350,6 +357,24 @@ impl Reader<'_> {
             .token
             .as_ref()
             .and_then(|t| self.interpolate(t.get_ref(), &t.span()));
+        let mut allowed_hosts = Vec::new();
+        for host in &raw.allowed_hosts {
+            let span = host.span();
+            let Some(value) = self.interpolate(host.get_ref(), &span) else {
+                continue;
+            };
+            match host_name(&value) {
+                Some(name) => allowed_hosts.push(name),
+                None => self.problem(
+                    &span,
+                    format!(
+                        "engine.allowed_hosts: \"{value}\" is not a host name: write the name or \
+                         address alone (\"weir.example.com\", \"10.0.0.5\", \"[fd00::5]\"), \
+                         without scheme, port or path; any port is allowed"
+                    ),
+                ),
+            }
+        }
         EngineConfig {
             plugins_dir: self.resolve(raw.plugins_dir.as_deref().unwrap_or("plugins")),
             state_db: self.resolve(raw.state_db.as_deref().unwrap_or("weir-state.db")),
@@ -359,6 +384,8 @@ impl Reader<'_> {
                 .listen
                 .clone()
                 .unwrap_or_else(|| "127.0.0.1:7878".to_owned()),
+            allowed_hosts,
+            behind_tls: raw.behind_tls.unwrap_or(false),
             token,
             event_retention: raw.event_retention.unwrap_or(100_000).max(1),
             run_retention: raw.run_retention.unwrap_or(10_000).max(1),
@@ -652,6 +679,25 @@ impl Reader<'_> {
     }
 }
 
+/// `value` as a bare host name or IP address, lowercase (IPv6 in brackets), or `None` when it
+/// has a scheme, port, path or characters no host name has.
+fn host_name(value: &str) -> Option<String> {
+    let value = value.trim().to_ascii_lowercase();
+    if let Some(inner) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|_| value.clone());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (value.len() <= 253 && value.split('.').all(label_ok)).then_some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -810,5 +856,45 @@ history = { plugin = "sqlite-history", config = { database = "ledger" } }
                 .to_string()
                 .contains("max_size_mb = 18446744073709551615 is too large")
         );
+    }
+
+    #[test]
+    fn api_host_keys_parse_and_bad_host_names_name_the_line() {
+        let config = parse(MINIMAL).unwrap();
+        assert!(config.engine.allowed_hosts.is_empty());
+        assert!(!config.engine.behind_tls);
+
+        let text = format!(
+            "[engine]\nallowed_hosts = [\"Weir.Example.com\", \"10.0.0.5\", \"[FD00::5]\", \"${{LEDGER}}\"]\nbehind_tls = true\n{MINIMAL}"
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(
+            config.engine.allowed_hosts,
+            ["weir.example.com", "10.0.0.5", "[fd00::5]", "books.db"]
+        );
+        assert!(config.engine.behind_tls);
+
+        for bad in [
+            "weir.example.com:8443",
+            "https://weir.example.com",
+            "weir.example.com/api",
+            "",
+            "a..b",
+            "[::1",
+            "[not-v6]",
+            "user@weir.example.com",
+        ] {
+            let text = format!("[engine]\nallowed_hosts = [\"{bad}\"]\n{MINIMAL}");
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.first().line, Some(2), "{bad}: {e}");
+            assert!(
+                e.to_string().contains(&format!(
+                    "engine.allowed_hosts: \"{bad}\" is not a host name"
+                )),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse(&format!("[engine]\nbehind_tls = \"yes\"\n{MINIMAL}")).unwrap_err();
+        assert_eq!(e.first().line, Some(2), "{e}");
     }
 }

@@ -161,6 +161,9 @@ pub(super) struct RawEngine {
     pub(super) cache_dir: Option<String>,
     pub(super) lock_dir: Option<String>,
     pub(super) listen: Option<String>,
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<Spanned<String>>,
+    pub(super) behind_tls: Option<bool>,
     pub(super) batch_size: Option<u32>,
     pub(super) token: Option<Spanned<String>>,
     pub(super) event_retention: Option<u64>,
