@@ -373,11 +373,11 @@ async fn a_state_database_of_layout_1_gains_the_plugins_and_bytes_columns_and_ke
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, 2);
+}
 
-    fn read_only(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
-        Ok(rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?)
-    }
+fn read_only(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+    Ok(rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?)
 }
