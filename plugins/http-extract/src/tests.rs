@@ -599,3 +599,20 @@ fn parents_give_one_partition_per_value() {
         matches!(err, Error::InvalidConfig(m) if m.contains("does not match resource `employees`'s parent"))
     );
 }
+
+#[test]
+fn the_hr_directory_example_configs_parse() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/hr-directory/weir.toml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    let pipelines = doc["pipeline"].as_array().unwrap();
+    assert_eq!(pipelines.len(), 2);
+    for p in pipelines {
+        let config = serde_json::to_string(&p["extract"]["config"]).unwrap();
+        let config = Config::parse(&config).unwrap_or_else(|e| panic!("{}: {e:?}", p["name"]));
+        assert_eq!(config.connection, "hr");
+    }
+}
