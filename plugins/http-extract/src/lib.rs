@@ -31,6 +31,8 @@ pub mod url;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod live;
+#[cfg(test)]
 mod tests;
 
 use config::{Config, NAME};
