@@ -59,6 +59,7 @@ mod cell;
 mod config;
 #[doc(hidden)]
 pub mod export;
+pub mod http;
 pub mod log;
 mod map;
 mod number;
