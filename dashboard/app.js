@@ -577,6 +577,14 @@ const workersBox = (pipeline) => h('div', { class: 'workers', hidden: true, data
 // events, debounced); leave() closes what it opened.
 let page = null;
 let refreshTimer = null;
+// Counts page changes: data that arrives for a page no longer shown is dropped (see shownSince).
+let routeCount = 0;
+
+/** A check for after an await: is the page that started it still the one shown? */
+function shownSince() {
+  const at = routeCount;
+  return () => at === routeCount;
+}
 
 /** Reload the page's data soon: at most twice a second however fast events come. */
 function scheduleRefresh() {
@@ -647,6 +655,7 @@ const pipelinesPage = {
 
   async refresh() {
     const list = $('#pipelines', this.view);
+    const shown = shownSince();
     let data;
     try {
       data = await api('/api/pipelines');
@@ -654,6 +663,7 @@ const pipelinesPage = {
       fill(list, errorBox(err, () => this.refresh()));
       return;
     }
+    if (!shown()) return;
     this.pipelines = data.pipelines;
     for (const p of data.pipelines) if (p.active_run && !latestRun.has(p.name)) followRun(p.active_run.run_id);
     const running = data.pipelines.filter((p) => p.status === 'running').length;
@@ -711,6 +721,7 @@ const historyPage = {
 
   async refresh() {
     const box = $('#runs', this.view);
+    const shown = shownSince();
     let p;
     let data;
     try {
@@ -722,6 +733,7 @@ const historyPage = {
       fill(box, errorBox(err, () => this.refresh()));
       return;
     }
+    if (!shown()) return;
     this.pipeline = p;
     if (p.active_run && !latestRun.has(p.name)) followRun(p.active_run.run_id);
     fill($('#head-status', this.view), statusBadge(p.status));
@@ -800,15 +812,18 @@ const runPage = {
   },
 
   async refresh() {
+    const shown = shownSince();
     let r;
     try {
       r = await api(`/api/runs/${encodeURIComponent(this.id)}`);
     } catch (err) {
+      if (!shown()) return;
       fill($('#summary', this.view), err.status === 404
         ? h('div', { class: 'empty' }, h('strong', {}, 'No such run. '), 'It may be older than the retention of the state database.')
         : errorBox(err, () => this.refresh()));
       return;
     }
+    if (!shown()) return;
     const ended = this.run && this.run.status === 'running' && r.status !== 'running';
     this.run = r;
     const back = $('#back', this.view);
@@ -857,6 +872,7 @@ const runPage = {
 
   async loadRejects() {
     const box = $('#rejects', this.view);
+    const shown = shownSince();
     let page;
     try {
       page = await api(`/api/runs/${encodeURIComponent(this.id)}/rejects?offset=${this.rejectsOffset}&limit=${REJECTS_PAGE}`);
@@ -864,6 +880,7 @@ const runPage = {
       fill(box, errorBox(err, () => this.loadRejects()));
       return;
     }
+    if (!shown()) return;
     $('#rejects-count', this.view).textContent = fmtInt(page.total);
     const pager = $('#rejects-pager', this.view);
     if (page.total === 0) {
@@ -976,6 +993,7 @@ const pluginsPage = {
 
   async refresh() {
     const box = $('#plugins', this.view);
+    const shown = shownSince();
     let data;
     try {
       data = await api('/api/plugins');
@@ -983,6 +1001,7 @@ const pluginsPage = {
       fill(box, errorBox(err, () => this.refresh()));
       return;
     }
+    if (!shown()) return;
     // A refresh (a plugin was swapped, a run ended) must not fold up the schema the reader opened.
     const open = new Set([...box.querySelectorAll('tr[data-plugin] details[open]')].map((d) =>
       `${d.closest('tr').dataset.plugin}/${d.className}`));
@@ -1071,6 +1090,7 @@ const routes = [
 async function route() {
   const path = location.hash.replace(/^#/, '');
   page?.leave?.();
+  routeCount += 1;
   const view = $('#view');
   const match = routes.map(([re, p, nav]) => [path.match(re), p, nav]).find(([m]) => m);
   for (const a of document.querySelectorAll('[data-nav]')) {
