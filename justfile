@@ -52,9 +52,14 @@ bench-polyglot: plugins plugins-examples
 build:
     cargo build --quiet -p weir
 
-# The bank-recon demo: build, load the inbox into SQLite twice (the second run loads nothing new).
-demo: plugins build
-    rm -f examples/bank-recon/ledger.db*
+# The demo: bank-recon loaded into SQLite twice, the ledger printed, then the dashboard (Ctrl-C).
+demo listen="127.0.0.1:7878": demo-once (serve listen)
+
+# The first run loads every statement file, the second nothing (nothing new); the state of
+# earlier demos is removed first, so the dashboard's history starts empty.
+# The demo's two runs and the ledger, without the dashboard: returns when done (for scripts).
+demo-once: plugins build
+    rm -f examples/bank-recon/ledger.db* examples/bank-recon/weir-state.db*
     @echo "== first run: every statement file is new"
     target/debug/weir -c examples/bank-recon/weir.toml run bank-recon
     @echo
@@ -65,6 +70,15 @@ demo: plugins build
     sqlite3 -header -column examples/bank-recon/ledger.db "SELECT count(*) AS transactions, printf('%.2f', sum(amount)) AS net_amount, min(booking_date) AS first, max(booking_date) AS last FROM transactions"
     sqlite3 -header -column examples/bank-recon/ledger.db "SELECT substr(file, length(file) - 10) AS file, line, stage, reason FROM _weir_rejects ORDER BY file, line"
     @echo "data: examples/bank-recon/ledger.db (table transactions); rejects: table _weir_rejects"
+
+# Runs start on the pipeline's schedule or from the page; the API token is $WEIR_TOKEN if set,
+# else generated and printed by weir serve.
+# weir serve on bank-recon: the dashboard at http://LISTEN/ and its API token; Ctrl-C stops it.
+serve listen="127.0.0.1:7878": plugins build
+    @echo
+    @echo "== the dashboard: open http://{{listen}}/ and log in (top right) with the API token below;"
+    @echo "   Run now loads what is new in examples/bank-recon/inbox/. Ctrl-C stops weir serve."
+    target/debug/weir -c examples/bank-recon/weir.toml serve --listen {{listen}}
 
 # Every test: plugin unit tests (native), engine unit tests, end-to-end tests with the real binary and plugins.
 test: plugins test-plugins plugins-examples-test

@@ -571,12 +571,368 @@ function updateWorkers(pipeline) {
 
 const workersBox = (pipeline) => h('div', { class: 'workers', hidden: true, dataset: { pipeline } });
 
+// ---------------------------------------------------------------- charts
+
+// Inline SVG drawn from the API's data, no library. A chart is redrawn whole from its data (a
+// few hundred elements at most) at its box's width in CSS pixels, so text stays crisp; colours
+// come from classes in style.css, since the page's CSP allows no inline style.
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** h() for SVG elements. */
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value == null || value === false) continue;
+    if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child != null && child !== false) el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+const compactFormat = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
+/** 950 · 1.2K · 35K · 1.2M: axis labels that fit in a few characters. */
+const fmtCompact = (n) => compactFormat.format(n);
+/** Axis labels of durations, in one unit per axis (the unit of its top value) and as many
+ *  decimals as its step needs: 0 · 2.5 ms · 5 ms, or 0 · 0.5 s · 1.0 s, or 0 · 2 min · 4 min. */
+function fmtTick(seconds, { step, top }) {
+  if (seconds === 0) return '0';
+  const [unit, scale] = top < 1 ? ['ms', 1000] : top < 180 ? ['s', 1] : top < 7200 ? ['min', 1 / 60] : ['h', 1 / 3600];
+  const decimals = [0, 1, 2, 3].find((d) => Math.abs(Math.round(step * scale * 10 ** d) - step * scale * 10 ** d) < 1e-6) ?? 3;
+  return `${(seconds * scale).toFixed(decimals)} ${unit}`;
+}
+/** Coordinates rounded to 0.1 px: shorter paths, same picture. */
+const px = (v) => Math.round(v * 10) / 10;
+
+/** Round steps from 0 to at least `max` (0, 20, 40, 60, 80 for 74); whole numbers only if
+ *  `integer`; time axes step by 1, 2 and 5 only. */
+function niceTicks(max, { count = 4, integer = false, steps = [1, 2, 2.5, 5, 10] } = {}) {
+  if (!(max > 0)) return { ticks: [0, 1], top: 1, step: 1 };
+  const raw = max / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  let step = steps.map((f) => f * magnitude).find((s) => s >= raw);
+  if (integer) step = Math.max(1, Math.ceil(step));
+  const top = Math.ceil(max / step - 1e-9) * step;
+  const ticks = [];
+  for (let i = 0; i * step <= top + step / 2; i += 1) ticks.push(Number((i * step).toPrecision(12)));
+  return { ticks, top, step };
+}
+
+/** The chart frame in `box` (kept across redraws, so nothing flickers) and the width its
+ *  content can take, in CSS pixels. */
+function chartFrame(box, id) {
+  let frame = box.querySelector(':scope > figure.chart');
+  if (!frame) {
+    frame = h('figure', { class: 'chart', id });
+    fill(box, frame);
+  }
+  const style = getComputedStyle(frame);
+  const inner = frame.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return [frame, inner > 0 ? Math.floor(inner) : 900];
+}
+
+/** An SVG of `width` × `height` labelled by a title and a description, for screen readers. */
+function chartSvg(id, width, height, title, description, ...children) {
+  return svg('svg', {
+    width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
+    'aria-labelledby': `${id}-title ${id}-desc`, id,
+  }, svg('title', { id: `${id}-title` }, title), svg('desc', { id: `${id}-desc` }, description), children);
+}
+
+/** A label near either end of the chart (about 90 px wide) stays inside it. */
+const anchorNear = (x, width) => (x < 46 ? 'start' : x > width - 46 ? 'end' : 'middle');
+/** Dots as large as the room between them allows. */
+const dotRadius = (spacing) => (spacing >= 12 ? 3.5 : spacing >= 6 ? 2.4 : 1.5);
+
+/** Horizontal grid lines with their labels on the left. */
+function leftAxis(ticks, y, left, right, format) {
+  return svg('g', { class: 'axis' }, ticks.map((t) => [
+    svg('line', { class: t === 0 ? 'axis-line' : 'grid-line', x1: left, x2: right, y1: px(y(t)), y2: px(y(t)) }),
+    svg('text', { x: left - 8, y: px(y(t)), 'text-anchor': 'end', 'dominant-baseline': 'middle' }, format(t)),
+  ]));
+}
+
+const HISTORY_CHART_RUNS = 120;
+
+/**
+ * A pipeline's runs as a chart, oldest on the left: a bar per run for its rows loaded (left
+ * axis), a dot per run for its duration (right axis) joined by a line, an amber mark above
+ * runs with rejected rows and a red cross above failed ones. Hovering a run shows its figures;
+ * clicking it opens the run. At least 4 px per run: a narrow screen shows the newest that fit.
+ */
+function historyChart(newestFirst, { width, pipeline, capped }) {
+  const height = 240;
+  const m = { top: 26, right: 66, bottom: 30, left: 56 };
+  const plotW = Math.max(40, width - m.left - m.right);
+  const plotH = height - m.top - m.bottom;
+  const runsShown = newestFirst.slice(0, Math.max(1, Math.floor(plotW / 4))).reverse();
+  const n = runsShown.length;
+  const slot = plotW / n;
+  const barW = Math.max(1, Math.min(slot * 0.68, 44));
+  const rows = niceTicks(Math.max(...runsShown.map((r) => r.rows_loaded)), { integer: true });
+  const duration = (r) => (r.status === 'running' ? null : r.duration_seconds);
+  const secs = niceTicks(Math.max(0, ...runsShown.map((r) => duration(r) ?? 0)));
+  const base = m.top + plotH;
+  const yRows = (v) => base - (v / rows.top) * plotH;
+  const ySecs = (v) => base - (v / secs.top) * plotH;
+  const cx = (i) => m.left + slot * (i + 0.5);
+
+  const bars = [];
+  const marks = [];
+  runsShown.forEach((r, i) => {
+    const top = Math.min(yRows(r.rows_loaded), base - 2); // an empty run still shows a sliver
+    bars.push(svg('rect', {
+      class: 'hc-bar', x: px(cx(i) - barW / 2), y: px(top), width: px(barW), height: px(base - top),
+      rx: Math.min(3, barW / 4), dataset: { run: r.id, status: r.status, loaded: r.rows_loaded },
+    }));
+    const size = Math.max(5, Math.min(10, barW * 0.6));
+    let y = top - 4;
+    if (r.rows_rejected > 0) {
+      marks.push(svg('path', {
+        class: 'hc-reject', dataset: { run: r.id },
+        d: `M${px(cx(i) - size / 2)},${px(y - size)}h${px(size)}l${px(-size / 2)},${px(size)}z`,
+      }));
+      y -= size + 3;
+    }
+    if (r.status === 'failed') {
+      const c = size / 2;
+      marks.push(svg('path', {
+        class: 'hc-fail', dataset: { run: r.id },
+        d: `M${px(cx(i) - c)},${px(y - 2 * c)}l${px(2 * c)},${px(2 * c)}m0,${px(-2 * c)}l${px(-2 * c)},${px(2 * c)}`,
+      }));
+    }
+  });
+
+  // The duration line breaks at runs still going (no duration yet).
+  let line = '';
+  let pen = false;
+  const dots = [];
+  runsShown.forEach((r, i) => {
+    const d = duration(r);
+    if (d == null) {
+      pen = false;
+      return;
+    }
+    line += `${pen ? 'L' : 'M'}${px(cx(i))},${px(ySecs(d))}`;
+    pen = true;
+    dots.push(svg('circle', { class: 'hc-dur', cx: px(cx(i)), cy: px(ySecs(d)), r: dotRadius(slot), dataset: { run: r.id } }));
+  });
+
+  // Start times under the bars, as many as fit, always the newest; times alone within one day.
+  const oneDay = new Date(runsShown[0].started_ms).toDateString() === new Date(runsShown[n - 1].started_ms).toDateString();
+  const labelFormat = oneDay
+    ? new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' })
+    : new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  const every = Math.ceil(n / Math.max(1, Math.floor(plotW / 110)));
+  const labels = runsShown.map((r, i) => ((n - 1 - i) % every === 0
+    ? svg('text', { x: px(cx(i)), y: base + 18, 'text-anchor': anchorNear(cx(i), width) }, labelFormat.format(new Date(r.started_ms)))
+    : null));
+
+  const hits = runsShown.map((r, i) => svg('rect', {
+    class: 'hc-hit', x: px(m.left + slot * i), y: m.top, width: px(slot), height: plotH,
+    dataset: { run: r.id },
+    onclick: () => { location.hash = `#/runs/${encodeURIComponent(r.id)}`; },
+  }, svg('title', {}, [
+    `${fmtDateTime(r.started_ms)} · ${r.status}`,
+    `${fmtInt(r.rows_loaded)} loaded · ${fmtInt(r.rows_read)} read · ${fmtInt(r.rows_rejected)} rejected`,
+    r.status === 'running' ? 'running' : `took ${fmtSeconds(r.duration_seconds)}`,
+    `run ${r.id}`,
+  ].join('\n'))));
+
+  const rejected = runsShown.filter((r) => r.rows_rejected > 0).length;
+  const failed = runsShown.filter((r) => r.status === 'failed').length;
+  const stopped = runsShown.filter((r) => r.status === 'cancelled' || r.status === 'interrupted').length;
+  const title = `${pipeline}: rows loaded and duration of ${n === 1 ? 'its only run' : `its last ${n} runs`}`;
+  const description = `${n} run${n === 1 ? '' : 's'} from ${fmtDateTime(runsShown[0].started_ms)} to `
+    + `${fmtDateTime(runsShown[n - 1].started_ms)}; rows loaded per run up to ${fmtInt(Math.max(...runsShown.map((r) => r.rows_loaded)))}; `
+    + `${rejected} with rejected rows; ${failed} failed; ${stopped} cancelled or interrupted.`;
+  const chart = chartSvg('history-svg', width, height, title, description,
+    leftAxis(rows.ticks, yRows, m.left, m.left + plotW, fmtCompact),
+    svg('g', { class: 'axis axis-right' }, secs.ticks.map((t) => [
+      svg('line', { class: 'tick', x1: m.left + plotW, x2: m.left + plotW + 4, y1: px(ySecs(t)), y2: px(ySecs(t)) }),
+      svg('text', { x: m.left + plotW + 8, y: px(ySecs(t)), 'dominant-baseline': 'middle' }, fmtTick(t, secs)),
+    ])),
+    svg('text', { class: 'axis-title hc-rows-title', x: m.left - 8, y: 12, 'text-anchor': 'end' }, 'rows'),
+    svg('text', { class: 'axis-title hc-dur-title', x: m.left + plotW + 8, y: 12 }, 'duration'),
+    svg('g', { class: 'hc-bars' }, bars),
+    svg('path', { class: 'hc-dur-line', d: line }),
+    svg('g', { class: 'hc-durs' }, dots),
+    svg('g', { class: 'hc-marks' }, marks),
+    svg('g', { class: 'x-labels' }, labels),
+    svg('g', { class: 'hc-hits' }, hits));
+  return [
+    h('figcaption', { class: 'chart-head' },
+      h('span', { class: 'chart-title' }, n === 1 ? 'The only run' : `The last ${fmtInt(n)} runs`),
+      h('span', { class: 'key key-bar' }, 'rows loaded'),
+      h('span', { class: 'key key-dur' }, 'duration'),
+      rejected > 0 && h('span', { class: 'key key-reject' }, 'rows rejected'),
+      failed > 0 && h('span', { class: 'key key-fail' }, 'failed'),
+      stopped > 0 && h('span', { class: 'key key-stop' }, 'cancelled or interrupted'),
+      (capped || n < newestFirst.length) && h('span', { class: 'muted' }, '· older runs are in the table'),
+      h('span', { class: 'spacer' }),
+      h('span', { class: 'muted small' }, 'click a run to open it')),
+    chart,
+  ];
+}
+
+// A run's throughput: rows read per second over time, from its batch_committed events.
+const THROUGHPUT_POINTS = 240;
+// Batches kept per run page; beyond, neighbours are merged (a run of a million batches).
+const THROUGHPUT_SAMPLES_MAX = 50000;
+// Event times are whole milliseconds: slices much shorter would show that rounding, not the run.
+const THROUGHPUT_SLICE_MIN_MS = 20;
+
+/**
+ * The batches of one run as time intervals: a batch of partition P covers the time from P's
+ * previous commit (or its worker's start) to its own commit, so the rows it read are spread
+ * over the time it took, and partitions loaded side by side add up.
+ */
+class Throughput {
+  constructor() {
+    this.start = null;
+    this.since = new Map();
+    this.samples = [];
+    this.batches = 0;
+  }
+
+  /** Take one event of the run; true if it changes the curve. */
+  add(e) {
+    if (e.type === 'run_started') this.start = e.time;
+    if (e.type === 'worker_started') this.since.set(e.partition, e.time);
+    if (e.type !== 'batch_committed') return false;
+    const from = Math.min(this.since.get(e.partition) ?? this.start ?? e.time, e.time);
+    this.samples.push({
+      from, to: e.time, rows: e.rows_in, loaded: e.rows_out, rejected: e.rejected, partition: e.partition, batches: 1,
+    });
+    this.since.set(e.partition, e.time);
+    this.batches += 1;
+    if (this.samples.length > THROUGHPUT_SAMPLES_MAX) this.compact();
+    return true;
+  }
+
+  compact() {
+    const merged = [];
+    for (let i = 0; i < this.samples.length; i += 2) {
+      const [a, b] = [this.samples[i], this.samples[i + 1]];
+      merged.push(!b ? a : {
+        from: Math.min(a.from, b.from), to: Math.max(a.to, b.to), rows: a.rows + b.rows, loaded: a.loaded + b.loaded,
+        rejected: a.rejected + b.rejected, partition: a.partition === b.partition ? a.partition : null, batches: a.batches + b.batches,
+      });
+    }
+    this.samples = merged;
+  }
+
+  /** Up to `max` points {t, rate, …}: one per batch when they fit — the summed rate of every
+   *  partition's batch in progress at that commit — else the rows read per time slice (of at
+   *  least THROUGHPUT_SLICE_MIN_MS). */
+  points(max = THROUGHPUT_POINTS) {
+    const samples = this.samples;
+    const rate = (s) => s.rows / (Math.max(1, s.to - s.from) / 1000);
+    if (samples.length <= max && samples.every((s) => s.batches === 1)) {
+      return samples.map((p) => ({
+        t: p.to, sample: p,
+        rate: samples.reduce((sum, q) => sum + (q === p || (q.from < p.to && p.to <= q.to) ? rate(q) : 0), 0),
+      })).sort((a, b) => a.t - b.t);
+    }
+    const t0 = Math.min(...samples.map((s) => s.from));
+    const t1 = Math.max(...samples.map((s) => s.to));
+    const count = Math.max(1, Math.min(max, Math.floor((t1 - t0) / THROUGHPUT_SLICE_MIN_MS)));
+    const step = Math.max(1, t1 - t0) / count;
+    const slices = Array.from({ length: count }, (_, i) => ({ from: t0 + i * step, to: t0 + (i + 1) * step, rows: 0, batches: 0, rejected: 0 }));
+    const at = (t) => Math.min(count - 1, Math.max(0, Math.floor((t - t0) / step)));
+    for (const s of samples) {
+      const last = slices[at(s.to)];
+      last.batches += s.batches;
+      last.rejected += s.rejected;
+      if (s.to <= s.from) {
+        last.rows += s.rows;
+        continue;
+      }
+      for (let i = at(s.from); i <= at(s.to); i += 1) {
+        const overlap = Math.min(s.to, slices[i].to) - Math.max(s.from, slices[i].from);
+        if (overlap > 0) slices[i].rows += (s.rows * overlap) / (s.to - s.from);
+      }
+    }
+    return slices.map((slice) => ({ t: (slice.from + slice.to) / 2, slice, rate: slice.rows / (step / 1000) }));
+  }
+}
+
+/** The throughput curve: rows read per second (left axis) against the time since the run
+ *  started, a point per batch or, for long runs, per time slice; an amber tick on the time
+ *  axis under each batch (or slice) with rejected rows. */
+function throughputChart(tp, { width, startMs, endMs }) {
+  const height = 220;
+  const m = { top: 16, right: 24, bottom: 30, left: 56 };
+  const plotW = Math.max(40, width - m.left - m.right);
+  const points = tp.points(Math.max(10, Math.min(THROUGHPUT_POINTS, Math.floor(plotW / 3))));
+  const plotH = height - m.top - m.bottom;
+  const base = m.top + plotH;
+  const last = points[points.length - 1].t;
+  // The x axis ends where the run (or, while it goes, its last batch) ends.
+  const span = Math.max(1, Math.max(last, endMs ?? 0) - startMs) / 1000;
+  const xs = niceTicks(span, { count: Math.max(2, Math.min(8, Math.floor(plotW / 110))), steps: [1, 2, 5, 10] });
+  const ys = niceTicks(Math.max(...points.map((p) => p.rate)));
+  const x = (t) => m.left + ((t - startMs) / 1000 / span) * plotW;
+  const y = (v) => base - (v / ys.top) * plotH;
+  const path = points.map((p, i) => `${i ? 'L' : 'M'}${px(x(p.t))},${px(y(p.rate))}`).join('');
+  const sliced = points[0].slice != null;
+  // A single batch: its rate over the time it took.
+  const area = points.length === 1 && !sliced
+    ? `M${px(x(points[0].sample.from))},${base}V${px(y(points[0].rate))}H${px(x(last))}V${base}Z`
+    : `${path}L${px(x(last))},${base}L${px(x(points[0].t))},${base}Z`;
+  const r = dotRadius(plotW / points.length);
+  const rel = (t) => `+${fmtSeconds((t - startMs) / 1000)}`;
+  const tip = (p) => (sliced
+    ? `${rel(p.slice.from)} – ${rel(p.slice.to)}: ${fmtCompact(p.rate)} rows/s\n${fmtInt(p.slice.batches)} batch${p.slice.batches === 1 ? '' : 'es'} committed · ${fmtInt(Math.round(p.slice.rows))} rows read${p.slice.rejected ? ` · ${fmtInt(p.slice.rejected)} rejected` : ''}`
+    : `${rel(p.t)}: ${fmtCompact(p.rate)} rows/s\n${p.sample.partition ?? ''}: batch of ${fmtInt(p.sample.rows)} rows (${fmtInt(p.sample.loaded)} loaded, ${fmtInt(p.sample.rejected)} rejected)`);
+  // Each point's hover area reaches halfway to its neighbours.
+  const edges = points.map((p, i) => (i === 0 ? m.left : (x(points[i - 1].t) + x(p.t)) / 2)).concat(m.left + plotW);
+  const samples = points.map((p, i) => svg('g', { class: 'tp-sample', dataset: { batches: sliced ? p.slice.batches : 1 } },
+    svg('rect', { class: 'tp-hit', x: px(edges[i]), y: m.top, width: px(Math.max(1, edges[i + 1] - edges[i])), height: plotH }),
+    svg('circle', { class: 'tp-point', cx: px(x(p.t)), cy: px(y(p.rate)), r }),
+    svg('title', {}, tip(p))));
+  const peak = Math.max(...points.map((p) => p.rate));
+  const title = `Throughput: rows read per second over the run, ${sliced ? `${points.length} time slices of ${fmtSeconds((points[0].slice.to - points[0].slice.from) / 1000)} each` : `one point per committed batch (${points.length})`}`;
+  const description = `${fmtInt(tp.batches)} batches committed in ${fmtSeconds((last - startMs) / 1000)}; peak ${fmtInt(Math.round(peak))} rows/s.`;
+  // Rejects as a rug under the curve: a run where every batch has one still reads clearly.
+  const rejectTicks = points.filter((p) => (sliced ? p.slice.rejected : p.sample.rejected) > 0).map((p) =>
+    svg('line', { class: 'tp-reject', x1: px(x(p.t)), x2: px(x(p.t)), y1: base - 1, y2: base - 7 }));
+  const rejects = rejectTicks.length > 0;
+  const unit = sliced ? `${fmtSeconds((points[0].slice.to - points[0].slice.from) / 1000)} slice` : 'batch';
+  const caption = h('figcaption', { class: 'chart-head' },
+    h('span', { class: 'chart-title' }, 'Rows read per second'),
+    h('span', { class: 'key key-point' }, sliced ? `a point per ${unit} (${fmtInt(tp.batches)} batches)` : 'a point per committed batch'),
+    rejects && h('span', { class: 'key key-rug' }, `${unit} with rejected rows`),
+    h('span', { class: 'spacer' }),
+    h('span', { class: 'muted small' }, 'time since the run started →'));
+  return [caption, chartSvg('throughput-svg', width, height, title, description,
+    leftAxis(ys.ticks, y, m.left, m.left + plotW, fmtCompact),
+    svg('g', { class: 'x-labels' }, xs.ticks.filter((t) => t <= span).map((t) =>
+      svg('text', { x: px(m.left + (t / span) * plotW), y: base + 18, 'text-anchor': anchorNear(m.left + (t / span) * plotW, width) }, fmtTick(t, xs)))),
+    svg('text', { class: 'axis-title', x: m.left - 8, y: 10, 'text-anchor': 'end' }, 'rows/s'),
+    svg('path', { class: 'tp-area', d: area }),
+    svg('g', { class: 'tp-rejects' }, rejectTicks),
+    svg('path', { class: 'tp-line', d: path }),
+    svg('g', { class: 'tp-samples', dataset: { points: points.length, batches: tp.batches } }, samples))];
+}
+
 // ---------------------------------------------------------------- pages
 
 // The current page: render() draws it from scratch; refresh() reloads its data (after run
 // events, debounced); leave() closes what it opened.
 let page = null;
 let refreshTimer = null;
+// Counts page changes: data that arrives for a page no longer shown is dropped (see shownSince).
+let routeCount = 0;
+
+/** A check for after an await: is the page that started it still the one shown? */
+function shownSince() {
+  const at = routeCount;
+  return () => at === routeCount;
+}
 
 /** Reload the page's data soon: at most twice a second however fast events come. */
 function scheduleRefresh() {
@@ -647,6 +1003,7 @@ const pipelinesPage = {
 
   async refresh() {
     const list = $('#pipelines', this.view);
+    const shown = shownSince();
     let data;
     try {
       data = await api('/api/pipelines');
@@ -654,6 +1011,7 @@ const pipelinesPage = {
       fill(list, errorBox(err, () => this.refresh()));
       return;
     }
+    if (!shown()) return;
     this.pipelines = data.pipelines;
     for (const p of data.pipelines) if (p.active_run && !latestRun.has(p.name)) followRun(p.active_run.run_id);
     const running = data.pipelines.filter((p) => p.status === 'running').length;
@@ -703,6 +1061,7 @@ const historyPage = {
       h('div', { id: 'hint' }),
       workersBox(name),
       h('h2', {}, 'Run history'),
+      h('div', { id: 'history-chart' }),
       h('div', { id: 'runs' }, h('p', { class: 'empty' }, 'Loading runs…')),
       h('div', { id: 'pager', class: 'pager' })));
     updateWorkers(name);
@@ -711,18 +1070,24 @@ const historyPage = {
 
   async refresh() {
     const box = $('#runs', this.view);
+    const shown = shownSince();
     let p;
     let data;
+    let recent;
     try {
-      [p, data] = await Promise.all([
+      [p, data, recent] = await Promise.all([
         api(`/api/pipelines/${encodeURIComponent(this.name)}`),
         api(`/api/runs?pipeline=${encodeURIComponent(this.name)}&limit=${HISTORY_PAGE + 1}&offset=${this.offset}`),
+        api(`/api/runs?pipeline=${encodeURIComponent(this.name)}&limit=${HISTORY_CHART_RUNS}`),
       ]);
     } catch (err) {
       fill(box, errorBox(err, () => this.refresh()));
       return;
     }
+    if (!shown()) return;
     this.pipeline = p;
+    this.recent = recent.runs;
+    this.redrawCharts();
     if (p.active_run && !latestRun.has(p.name)) followRun(p.active_run.run_id);
     fill($('#head-status', this.view), statusBadge(p.status));
     fill($('#head-actions', this.view), pipelineActions(p));
@@ -763,6 +1128,20 @@ const historyPage = {
     this.refresh();
   },
 
+  /** The chart of the newest runs (whatever page of the table is shown). */
+  redrawCharts() {
+    const box = $('#history-chart', this.view);
+    if (!box) return; // the page was left while its data loaded
+    if (!this.recent?.length) {
+      fill(box);
+      return;
+    }
+    const [frame, width] = chartFrame(box, 'history-figure');
+    fill(frame, historyChart(this.recent, {
+      width, pipeline: this.name, capped: this.recent.length === HISTORY_CHART_RUNS,
+    }));
+  },
+
   rerender() {
     if (this.pipeline) this.refresh();
   },
@@ -773,13 +1152,15 @@ const TIMELINE_MAX = 1000;
 
 const runPage = {
   async render(view, [id]) {
-    Object.assign(this, { view, id, rejectsOffset: 0, run: null, timelineCount: 0 });
+    Object.assign(this, { view, id, rejectsOffset: 0, run: null, timelineCount: 0, throughput: new Throughput() });
     fill(view, h('section', { class: 'page' },
       h('a', { class: 'back', id: 'back', href: '#/' }, '← Pipelines'),
       h('div', { class: 'page-head' }, h('h1', {}, 'Run ', h('span', { class: 'mono' }, id)), h('span', { id: 'head-status' }),
         h('span', { class: 'spacer' }), h('span', { id: 'head-actions' })),
       h('div', { id: 'hint' }),
       h('div', { id: 'summary' }, h('p', { class: 'empty' }, 'Loading run…')),
+      h('h2', {}, 'Throughput ', h('span', { class: 'count', id: 'throughput-count' })),
+      h('div', { id: 'throughput' }),
       h('h2', {}, 'Partitions'),
       h('div', { id: 'partitions' }),
       h('h2', {}, 'Rejected rows ', h('span', { class: 'count', id: 'rejects-count' })),
@@ -797,20 +1178,25 @@ const runPage = {
 
   leave() {
     this.stream?.close();
+    clearTimeout(this.throughputTimer);
   },
 
   async refresh() {
+    const shown = shownSince();
     let r;
     try {
       r = await api(`/api/runs/${encodeURIComponent(this.id)}`);
     } catch (err) {
+      if (!shown()) return;
       fill($('#summary', this.view), err.status === 404
         ? h('div', { class: 'empty' }, h('strong', {}, 'No such run. '), 'It may be older than the retention of the state database.')
         : errorBox(err, () => this.refresh()));
       return;
     }
+    if (!shown()) return;
     const ended = this.run && this.run.status === 'running' && r.status !== 'running';
     this.run = r;
+    this.redrawCharts();
     const back = $('#back', this.view);
     back.href = `#/pipelines/${encodeURIComponent(r.pipeline)}`;
     back.textContent = `← ${r.pipeline}`;
@@ -857,6 +1243,7 @@ const runPage = {
 
   async loadRejects() {
     const box = $('#rejects', this.view);
+    const shown = shownSince();
     let page;
     try {
       page = await api(`/api/runs/${encodeURIComponent(this.id)}/rejects?offset=${this.rejectsOffset}&limit=${REJECTS_PAGE}`);
@@ -864,6 +1251,7 @@ const runPage = {
       fill(box, errorBox(err, () => this.loadRejects()));
       return;
     }
+    if (!shown()) return;
     $('#rejects-count', this.view).textContent = fmtInt(page.total);
     const pager = $('#rejects-pager', this.view);
     if (page.total === 0) {
@@ -887,6 +1275,27 @@ const runPage = {
       last < page.total && h('button', { class: 'btn', type: 'button', onclick: () => this.pageRejects(REJECTS_PAGE) }, 'Next →'));
   },
 
+  /** The throughput curve, from the batches seen so far. */
+  redrawCharts() {
+    const box = $('#throughput', this.view);
+    if (!box) return; // the page was left while its data loaded
+    const tp = this.throughput;
+    const r = this.run;
+    const startMs = tp.start ?? r?.started_ms;
+    const seconds = r?.ended_ms != null && startMs != null ? (r.ended_ms - startMs) / 1000 : null;
+    const rows = tp.samples.reduce((sum, s) => sum + s.rows, 0);
+    $('#throughput-count', this.view).textContent = tp.batches === 0 ? ''
+      : `${fmtInt(tp.batches)} batch${tp.batches === 1 ? '' : 'es'}${seconds > 0 ? ` · ${fmtCompact(rows / seconds)} rows/s on average` : ''}`;
+    if (tp.batches === 0 || startMs == null) {
+      const running = !r || r.status === 'running';
+      fill(box, h('p', { class: 'empty' }, running ? 'No batch committed yet: the curve starts with the first.'
+        : 'No batch was committed in this run: there is no throughput to draw.'));
+      return;
+    }
+    const [frame, width] = chartFrame(box, 'throughput-figure');
+    fill(frame, throughputChart(tp, { width, startMs, endMs: r?.ended_ms }));
+  },
+
   pageRejects(delta) {
     this.rejectsOffset = Math.max(0, this.rejectsOffset + delta);
     this.loadRejects();
@@ -896,6 +1305,13 @@ const runPage = {
     if (event.type === 'resync') {
       this.refresh();
       return;
+    }
+    // A run replays hundreds of batches at once: one redraw for all of them.
+    if (this.throughput.add(event) && !this.throughputTimer) {
+      this.throughputTimer = setTimeout(() => {
+        this.throughputTimer = null;
+        this.redrawCharts();
+      }, 250);
     }
     const body = $('#timeline', this.view);
     body.append(h('tr', { class: `ev ev-${event.type}`, dataset: { id: event.id } },
@@ -976,6 +1392,7 @@ const pluginsPage = {
 
   async refresh() {
     const box = $('#plugins', this.view);
+    const shown = shownSince();
     let data;
     try {
       data = await api('/api/plugins');
@@ -983,6 +1400,7 @@ const pluginsPage = {
       fill(box, errorBox(err, () => this.refresh()));
       return;
     }
+    if (!shown()) return;
     // A refresh (a plugin was swapped, a run ended) must not fold up the schema the reader opened.
     const open = new Set([...box.querySelectorAll('tr[data-plugin] details[open]')].map((d) =>
       `${d.closest('tr').dataset.plugin}/${d.className}`));
@@ -1071,6 +1489,7 @@ const routes = [
 async function route() {
   const path = location.hash.replace(/^#/, '');
   page?.leave?.();
+  routeCount += 1;
   const view = $('#view');
   const match = routes.map(([re, p, nav]) => [path.match(re), p, nav]).find(([m]) => m);
   for (const a of document.querySelectorAll('[data-nav]')) {
@@ -1110,6 +1529,11 @@ async function start() {
   }
   startEvents(lastId);
   window.addEventListener('hashchange', route);
+  let resizeTimer = null;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => page?.redrawCharts?.(), 150);
+  });
   await route();
   // Relative times ("3 minutes ago") age while the page is open.
   setInterval(() => {

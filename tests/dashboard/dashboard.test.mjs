@@ -136,8 +136,9 @@ async function apiCall(method, route) {
   return body;
 }
 
-/** Every event of a run from the server's log, read from the SSE replay up to its end. */
-async function runEventIds(runId) {
+/** Every event of a run ({id, type}) from the server's log, read from the SSE replay up to
+ *  its end. */
+async function runEvents(runId) {
   const abort = new AbortController();
   const res = await fetch(`${base}/api/events?run=${runId}&last_event_id=0`, { signal: abort.signal });
   const decoder = new TextDecoder();
@@ -147,7 +148,32 @@ async function runEventIds(runId) {
     if (/event: run_(completed|failed|cancelled)\n/.test(text)) break;
   }
   abort.abort();
-  return [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+  return text.split('\n\n').map((block) => ({
+    id: Number(block.match(/^id: (\d+)$/m)?.[1]),
+    type: block.match(/^event: (\S+)$/m)?.[1],
+  })).filter((e) => e.id && e.type);
+}
+
+/** Trigger a run of `pipeline` with the API and wait for its end; its record. */
+async function runToEnd(pipeline) {
+  const { run_id: runId } = await apiCall('POST', `/api/pipelines/${pipeline}/runs`);
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    // The run's record is written with its first event, a moment after the trigger answers.
+    const res = await fetch(`${base}/api/runs/${runId}`);
+    const run = await res.json();
+    if (res.ok && run.status !== 'running') return run;
+    assert.ok(res.ok || res.status === 404, `GET /api/runs/${runId}: ${res.status} ${JSON.stringify(run)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`run ${runId} of ${pipeline} still running after a minute`);
+}
+
+/** The throughput curve's point count once it shows `batches` batches. */
+async function throughputPoints(batches) {
+  await page.waitForFunction((n) =>
+    document.querySelector('#throughput-svg .tp-samples')?.dataset.batches === String(n), batches);
+  return page.locator('#throughput-svg .tp-point').count();
 }
 
 before(async () => {
@@ -248,6 +274,16 @@ test('the run is in the history with 78 read, 74 loaded, 4 rejected', async () =
   assert.equal(await row.locator('.badge').textContent(), 'completed');
   assert.match(await row.textContent(), /manual/);
   assert.match(await row.locator('td').nth(3).textContent(), /^\d+(\.\d)? m?s$/, 'a duration like "0.3 s"');
+  // The chart above the table: a bar per run listed, its duration, the mark of its rejects.
+  const chart = page.locator('#history-svg');
+  await chart.waitFor();
+  assert.equal(await chart.locator('.hc-bar').count(), 1);
+  assert.equal(await chart.locator('.hc-bar').getAttribute('data-loaded'), '74');
+  assert.equal(await chart.locator('.hc-dur').count(), 1);
+  assert.equal(await chart.locator('.hc-reject').count(), 1);
+  assert.equal(await chart.locator('.hc-fail').count(), 0);
+  assert.match(await chart.getAttribute('aria-labelledby'), /history-svg-title/);
+  assert.match(await chart.locator('#history-svg-title').textContent(), /^bank-recon: rows loaded and duration/);
   await screenshot('dashboard-history.png');
 });
 
@@ -273,7 +309,13 @@ test('the run detail shows partitions, rejects with file and line, and the timel
   await page.locator('#timeline tr.ev-run_completed').waitFor();
   const runId = decodeURIComponent(new URL(page.url()).hash.replace('#/runs/', ''));
   const shown = (await timeline.evaluateAll((rows) => rows.map((r) => Number(r.dataset.id))));
-  assert.deepEqual(shown, await runEventIds(runId), 'every event of the run, once, in order');
+  const events = await runEvents(runId);
+  assert.deepEqual(shown, events.map((e) => e.id), 'every event of the run, once, in order');
+  // One point per committed batch: a batch per statement file (each fits in one).
+  const batches = events.filter((e) => e.type === 'batch_committed').length;
+  assert.equal(batches, 3);
+  assert.equal(await throughputPoints(batches), batches);
+  assert.equal(await page.locator('#throughput-count').textContent().then((t) => t.split(' · ')[0]), '3 batches');
   await screenshot('dashboard-run.png');
 });
 
@@ -312,6 +354,29 @@ test('the cancelled run\'s rejects come 20 to a page', async () => {
   assert.equal((await lines())[0], '5251', 'line numbers as editors show them');
   await page.getByRole('button', { name: '← Previous' }).click();
   await page.locator('#rejects-pager .muted', { hasText: /^1–20/ }).waitFor();
+});
+
+test('the cancelled run\'s throughput curve covers every batch it committed', async () => {
+  const runId = decodeURIComponent(new URL(page.url()).hash.replace('#/runs/', ''));
+  const batches = (await runEvents(runId)).filter((e) => e.type === 'batch_committed').length;
+  assert.ok(batches >= 100, `${batches} batches`); // about 3 % of the rows or more, 250 to a batch
+  // A point per batch, or per time slice (at most 240) for longer runs.
+  const points = await throughputPoints(batches);
+  if (batches <= 240) assert.equal(points, batches);
+  else assert.ok(points >= 1 && points <= 240, `${points} points`);
+  const { batches: recorded } = await apiCall('GET', `/api/runs/${runId}`);
+  assert.equal(recorded, batches);
+  const rates = await page.locator('#throughput-svg .tp-point').evaluateAll((points) =>
+    points.map((p) => Number(p.getAttribute('cy'))));
+  assert.ok(rates.every(Number.isFinite), 'every point has a height');
+  const perPoint = await page.locator('#throughput-svg .tp-sample').evaluateAll((gs) => gs.map((g) => Number(g.dataset.batches)));
+  assert.equal(perPoint.reduce((a, b) => a + b, 0), batches, 'each batch in one point');
+  // Every batch of this run has a reject (every 250th record is short a field): a tick under
+  // every point that has a batch.
+  assert.equal(await page.locator('#throughput-svg .tp-reject').count(), perPoint.filter((n) => n > 0).length);
+  await page.evaluate(() => document.querySelector('#toasts').replaceChildren());
+  await page.mouse.move(0, 0);
+  await page.locator('#throughput-figure').screenshot({ path: path.join(root, 'target/dashboard-throughput.png') });
 });
 
 test('the plugins page shows loaded plugins and the rejected file with its error', async () => {
@@ -386,6 +451,37 @@ test('a plugin replaced while serving shows a notice and the new version on the 
   assert.equal(stamp.sha256.replace(/^sha256:/, ''), sha256(v2));
   assert.deepEqual(rejected.map((r) => path.basename(r.file)), ['broken.wasm']);
   await screenshot('dashboard-plugin-replaced.png');
+});
+
+test('the history chart has a bar per run, a dot per duration and marks the runs with rejects', async () => {
+  // Two more runs: one loads a new statement file (it has a broken record), one finds nothing.
+  fs.copyFileSync(path.join(dir, 'inbox/2026-02.csv'), path.join(dir, 'inbox/2026-05.csv'));
+  await runToEnd('bank-recon');
+  await runToEnd('bank-recon');
+  const { runs } = await apiCall('GET', '/api/runs?pipeline=bank-recon');
+  assert.equal(runs.length, 4);
+  await page.goto(`${base}/#/pipelines/bank-recon`);
+  await page.waitForFunction((n) => document.querySelectorAll('#history-svg .hc-bar').length === n, runs.length);
+  assert.equal(await page.locator('table.runs tbody tr').count(), runs.length);
+  // Oldest on the left, as tall as the rows each run loaded; the run that loaded nothing
+  // still has its sliver.
+  const bars = await page.locator('#history-svg .hc-bar').evaluateAll((rects) =>
+    rects.map((r) => ({ loaded: Number(r.dataset.loaded), height: Number(r.getAttribute('height')) })));
+  assert.deepEqual(bars.map((b) => b.loaded), runs.map((r) => r.rows_loaded).reverse());
+  const tallest = Math.max(...bars.map((b) => b.loaded));
+  for (const b of bars) assert.ok(b.height > 0, 'every run is visible');
+  assert.ok(bars.every((b) => b.loaded !== tallest || b.height === Math.max(...bars.map((x) => x.height))));
+  assert.equal(await page.locator('#history-svg .hc-dur').count(), runs.length);
+  assert.equal(await page.locator('#history-svg .hc-reject').count(), runs.filter((r) => r.rows_rejected > 0).length);
+  assert.equal(await page.locator('#history-svg .hc-hit title').count(), runs.length);
+  assert.match(await page.locator('#history-svg .hc-hit title').last().textContent(), new RegExp(`run ${runs[0].id}$`));
+  // A run opens from the chart.
+  await page.evaluate(() => document.querySelector('#toasts').replaceChildren());
+  await page.mouse.move(0, 0);
+  await page.locator('#history-figure').screenshot({ path: path.join(root, 'target/dashboard-history-chart.png') });
+  await page.locator('#history-svg .hc-hit').last().click();
+  await page.waitForURL(`**/#/runs/${runs[0].id}`);
+  await page.locator('#summary .kvs').waitFor();
 });
 
 test('no console errors', () => {

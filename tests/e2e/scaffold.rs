@@ -1,8 +1,9 @@
 //! `weir plugins new`: what it generates builds, passes its own tests and runs in a pipeline.
 //!
-//! The Rust projects are created inside the repository (under target/), so they find the SDK
-//! by a relative path, and build with `plugins/target` as their target dir: the dependencies
-//! the bundled plugins already compiled (wit-bindgen, serde) are reused, not rebuilt.
+//! The Rust projects are created inside the repository (under target/), where they find the
+//! SDK by a relative path, and outside it (in the system's temporary folder) with `--sdk`. They
+//! build with `plugins/target` as their target dir: the dependencies the bundled plugins
+//! already compiled (wit-bindgen, serde) are reused, not rebuilt.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -175,6 +176,137 @@ history = {{ plugin = "my-history-store", config = {{ database = "out" }} }}
         "{}",
         checkpoints.stdout()
     );
+}
+
+/// Far from any weir checkout, with `--sdk` naming the SDK by absolute path: the project
+/// builds, passes its own tests and is a loadable transformer.
+#[test]
+fn a_rust_skeleton_outside_the_checkout_builds_with_an_sdk_path() {
+    let outside = tempfile::Builder::new()
+        .prefix("weir-scaffold-outside-")
+        .tempdir()
+        .unwrap();
+    assert!(
+        !outside.path().starts_with(repo_root()),
+        "{} is inside the checkout",
+        outside.path().display()
+    );
+    let sdk = repo_root().join("plugins/sdk");
+    let run = weir_new(
+        outside.path(),
+        &[
+            "--kind",
+            "transformer",
+            "--sdk",
+            sdk.to_str().unwrap(),
+            "far-transform",
+        ],
+    );
+    run.success();
+    let project = outside.path().join("far-transform");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    // Nothing in common with the checkout but `/`: the absolute path, as given.
+    assert!(
+        manifest.contains(&format!("weir-sdk = {{ path = \"{}\" }}", sdk.display())),
+        "{manifest}"
+    );
+    assert!(project.join("Cargo.lock").is_file());
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target_dir = repo_root().join("plugins/target");
+    let env = [("CARGO_TARGET_DIR", target_dir.as_path())];
+    let tests = run_in(
+        &project,
+        &cargo,
+        &["test", "-j1", "--target", &host_triple(), "--quiet"],
+        &env,
+    );
+    assert!(tests.contains("2 passed; 0 failed"), "{tests}");
+    run_in(
+        &project,
+        &cargo,
+        &["build", "-j1", "--release", "--quiet"],
+        &env,
+    );
+    let wasm = target_dir.join("wasm32-wasip2/release/far_transform.wasm");
+    let fx = Fixture::new();
+    fx.config("");
+    let inspect = fx.weir(&["plugins", "inspect", wasm.to_str().unwrap()]);
+    let out = inspect.success().stdout();
+    assert!(out.contains("plugin:   far-transform 0.1.0"), "{out}");
+    assert!(out.contains("kind:     transformer"), "{out}");
+}
+
+/// A git URL becomes a git dependency (cargo fetches it on the first build, which a test
+/// without network cannot do: the manifest is what is checked).
+#[test]
+fn scaffolds_take_the_sdk_from_a_git_url_and_refuse_what_is_no_sdk() {
+    let tmp = scratch();
+    let manifest =
+        |name: &str| std::fs::read_to_string(tmp.path().join(name).join("Cargo.toml")).unwrap();
+    weir_new(
+        tmp.path(),
+        &[
+            "--kind",
+            "loader",
+            "--sdk",
+            "https://example.com/weir.git",
+            "git-loader",
+        ],
+    )
+    .success();
+    let text = manifest("git-loader");
+    assert!(
+        text.contains(r#"weir-sdk = { git = "https://example.com/weir.git" }"#),
+        "{text}"
+    );
+    weir_new(
+        tmp.path(),
+        &[
+            "--kind",
+            "extractor",
+            "--sdk",
+            "https://example.com/weir.git#4f3c2b1a",
+            "pinned-extractor",
+        ],
+    )
+    .success();
+    let text = manifest("pinned-extractor");
+    assert!(
+        text.contains(r#"weir-sdk = { git = "https://example.com/weir.git", rev = "4f3c2b1a" }"#),
+        "{text}"
+    );
+
+    let not_sdk = weir_new(
+        tmp.path(),
+        &["--kind", "loader", "--sdk", "/no/such/sdk", "x"],
+    );
+    assert!(
+        not_sdk
+            .failure()
+            .stderr()
+            .contains("--sdk /no/such/sdk: not the weir Rust SDK"),
+        "{}",
+        not_sdk.stderr()
+    );
+    let scp = weir_new(
+        tmp.path(),
+        &[
+            "--kind",
+            "loader",
+            "--sdk",
+            "git@example.com:me/weir.git",
+            "y",
+        ],
+    );
+    assert!(
+        scp.failure()
+            .stderr()
+            .contains("write ssh://git@example.com/me/weir.git"),
+        "{}",
+        scp.stderr()
+    );
+    assert!(!tmp.path().join("x").exists() && !tmp.path().join("y").exists());
 }
 
 #[test]

@@ -99,10 +99,11 @@ enum PluginsCommand {
         /// Create the project in this folder instead of ./NAME.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The weir Rust SDK (plugins/sdk of a weir checkout); found on its own when the
-        /// project is created inside a checkout.
-        #[arg(long)]
-        sdk: Option<PathBuf>,
+        /// The weir Rust SDK: its folder (plugins/sdk of a weir checkout, or the checkout) or a
+        /// git URL of a weir repository (URL#REV pins a commit); default: the SDK of the
+        /// checkout this weir binary came from.
+        #[arg(long, value_name = "PATH|GIT_URL")]
+        sdk: Option<String>,
     },
 }
 

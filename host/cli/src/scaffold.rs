@@ -1,9 +1,10 @@
 //! `weir plugins new`: a new plugin project that builds and passes its own tests as generated.
 //!
-//! Rust projects depend on the SDK (`plugins/sdk` of a weir checkout) by a relative path and
-//! come with a skeleton of each plugin kind. Python and JavaScript projects are transformers
-//! with a copy of the WIT contract and of the example plugins' column helpers, so they build
-//! on their own. Templates live in `host/cli/templates/`.
+//! Rust projects depend on the SDK by path (`plugins/sdk` of a weir checkout) or by git URL
+//! (`--sdk`), so they build wherever they live, and come with a skeleton of each plugin kind.
+//! Python and JavaScript projects are transformers with a copy of the WIT contract and of the
+//! example plugins' column helpers, so they build on their own. Templates live in
+//! `host/cli/templates/`.
 
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
@@ -40,9 +41,9 @@ pub struct NewPlugin {
     pub name: String,
     /// The folder to create; default `./NAME`.
     pub dir: Option<PathBuf>,
-    /// The Rust SDK (`plugins/sdk`); default: found above the new folder or beside this binary's
-    /// sources.
-    pub sdk: Option<PathBuf>,
+    /// `--sdk`: the Rust SDK's folder, or a git URL of a weir repository (`URL#REV` pins a
+    /// revision); default: the SDK of the checkout this binary came from.
+    pub sdk: Option<String>,
 }
 
 /// The WIT contract, copied into Python and JavaScript projects.
@@ -73,6 +74,12 @@ pub fn new_plugin(args: &NewPlugin) -> anyhow::Result<ExitCode> {
     };
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
         bail!("{}: already exists and is not empty", dir.display());
+    }
+    if args.sdk.is_some() && args.lang != Lang::Rust {
+        bail!(
+            "--sdk is for --lang rust; Python and JavaScript projects carry their own copy of \
+             the contract"
+        );
     }
     let files = match args.lang {
         Lang::Rust => rust_files(args, &dir)?,
@@ -182,22 +189,26 @@ fn render(template: &str, args: &NewPlugin, sdk: &str) -> String {
 type Files = Vec<(String, String)>;
 
 fn rust_files(args: &NewPlugin, dir: &Path) -> anyhow::Result<Files> {
-    let sdk = find_sdk(args.sdk.as_deref(), dir)?;
-    let sdk_rel = relative_path(&absolute(dir)?, &sdk);
-    let sdk_text = sdk_rel.to_string_lossy().replace('\\', "/");
+    let sdk = resolve_sdk(args.sdk.as_deref(), &binary_checkouts())?;
+    let dependency = sdk.dependency(&absolute(dir)?);
     let lib = match args.kind {
         Kind::Extractor => include_str!("../templates/rust/extractor.rs"),
         Kind::Transformer => include_str!("../templates/rust/transformer.rs"),
         Kind::Loader => include_str!("../templates/rust/loader.rs"),
         Kind::HistoryStore => include_str!("../templates/rust/history-store.rs"),
     };
-    let mut files = vec![
+    let lock = match &sdk {
+        // The lock file beside that SDK: its checkout's tested versions.
+        SdkSource::Path(path) => std::fs::read_to_string(path.join("../Cargo.lock")).ok(),
+        SdkSource::Git { .. } => None,
+    };
+    Ok(vec![
         (
             "Cargo.toml".to_owned(),
             render(
                 include_str!("../templates/rust/Cargo.toml"),
                 args,
-                &sdk_text,
+                &dependency,
             ),
         ),
         (
@@ -208,14 +219,15 @@ fn rust_files(args: &NewPlugin, dir: &Path) -> anyhow::Result<Files> {
             ".gitignore".to_owned(),
             include_str!("../templates/rust/gitignore").to_owned(),
         ),
-        ("src/lib.rs".to_owned(), render(lib, args, &sdk_text)),
-    ];
-    // The bundled plugins' lock file: the new plugin starts with the dependency versions they
-    // are built and tested with (cargo drops what it does not need).
-    if let Ok(lock) = std::fs::read_to_string(sdk.join("../Cargo.lock")) {
-        files.push(("Cargo.lock".to_owned(), lock));
-    }
-    Ok(files)
+        ("src/lib.rs".to_owned(), render(lib, args, &dependency)),
+        // The bundled plugins' lock file: the new plugin starts with the dependency versions
+        // they are built and tested with (cargo drops what it does not need, and adds the
+        // SDK's git source when it is one).
+        (
+            "Cargo.lock".to_owned(),
+            lock.unwrap_or_else(|| include_str!("../../../plugins/Cargo.lock").to_owned()),
+        ),
+    ])
 }
 
 fn python_files(args: &NewPlugin) -> Files {
@@ -300,38 +312,98 @@ fn wit_files() -> Files {
         .collect()
 }
 
-/// The Rust SDK: `--sdk`, else `plugins/sdk` (or `sdk`) in a folder above the new plugin, else
-/// the SDK of the checkout this binary was built from.
-fn find_sdk(explicit: Option<&Path>, dir: &Path) -> anyhow::Result<PathBuf> {
-    let is_sdk = |p: &Path| {
-        std::fs::read_to_string(p.join("Cargo.toml"))
-            .is_ok_and(|t| t.contains("name = \"weir-sdk\""))
-    };
-    if let Some(path) = explicit {
-        let path = absolute(path)?;
-        if !is_sdk(&path) {
-            bail!(
-                "--sdk {}: not the weir Rust SDK (no Cargo.toml of weir-sdk there)",
-                path.display()
-            );
-        }
-        return Ok(normalize(&path));
-    }
-    let start = absolute(dir)?;
-    for ancestor in start.ancestors().skip(1) {
-        for candidate in [ancestor.join("plugins/sdk"), ancestor.join("sdk")] {
-            if is_sdk(&candidate) {
-                return Ok(normalize(&candidate));
+/// Where a Rust project's `weir-sdk` dependency comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SdkSource {
+    /// The SDK's folder (absolute, normalized).
+    Path(PathBuf),
+    /// A weir repository (cargo finds the `weir-sdk` package in it), at `rev` if given.
+    Git { url: String, rev: Option<String> },
+}
+
+impl SdkSource {
+    /// The dependency's inline table in the new project's Cargo.toml.
+    fn dependency(&self, project: &Path) -> String {
+        // serde_json's string escapes are a subset of TOML's basic-string escapes.
+        let quote = |s: &str| serde_json::to_string(s).expect("a string serializes");
+        match self {
+            Self::Path(sdk) => {
+                let rel = relative_path(project, sdk);
+                format!(
+                    "{{ path = {} }}",
+                    quote(&rel.to_string_lossy().replace('\\', "/"))
+                )
             }
+            Self::Git { url, rev: None } => format!("{{ git = {} }}", quote(url)),
+            Self::Git {
+                url,
+                rev: Some(rev),
+            } => format!("{{ git = {}, rev = {} }}", quote(url), quote(rev)),
         }
     }
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk");
-    if is_sdk(&built_from) {
-        return Ok(normalize(&built_from));
+}
+
+/// The SDK folders of the weir checkout this binary came from, most likely first: above the
+/// executable (`target/debug/weir` of a checkout), then where it was built. The SDK of the
+/// weir that will load the plugin speaks its contract version, so it is the default.
+fn binary_checkouts() -> Vec<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).map(|dir| dir.join("plugins/sdk")));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk"));
+    candidates
+}
+
+fn is_sdk(path: &Path) -> bool {
+    std::fs::read_to_string(path.join("Cargo.toml"))
+        .is_ok_and(|t| t.contains("name = \"weir-sdk\""))
+}
+
+/// `--sdk` as given (a git URL, a folder relative to the current one, or a weir checkout's
+/// root), else the first SDK among `candidates`.
+fn resolve_sdk(explicit: Option<&str>, candidates: &[PathBuf]) -> anyhow::Result<SdkSource> {
+    let Some(given) = explicit else {
+        if let Some(found) = candidates.iter().find(|c| is_sdk(c)) {
+            return Ok(SdkSource::Path(absolute(found)?));
+        }
+        bail!(
+            "cannot find the weir Rust SDK: this weir binary is not inside a weir checkout; pass \
+             --sdk PATH (plugins/sdk of a weir checkout) or --sdk GIT_URL (a weir repository, \
+             like https://example.com/weir.git, optionally #REV)"
+        );
+    };
+    if given.contains("://") {
+        let (url, rev) = match given.split_once('#') {
+            Some((url, rev)) if !rev.is_empty() => (url, Some(rev.to_owned())),
+            Some((url, _)) => (url, None),
+            None => (given, None),
+        };
+        return Ok(SdkSource::Git {
+            url: url.to_owned(),
+            rev,
+        });
+    }
+    // `git@host:owner/weir.git`, which git takes and cargo does not.
+    if let Some((user_host, repo)) = given.split_once(':')
+        && user_host.contains('@')
+        && !user_host.contains('/')
+    {
+        bail!(
+            "--sdk {given}: cargo needs git URLs with a scheme; write \
+             ssh://{user_host}/{repo}"
+        );
+    }
+    let path = absolute(Path::new(given))?;
+    for candidate in [path.clone(), path.join("plugins/sdk")] {
+        if is_sdk(&candidate) {
+            return Ok(SdkSource::Path(candidate));
+        }
     }
     bail!(
-        "cannot find the weir Rust SDK (plugins/sdk in a weir checkout) above {}; pass --sdk PATH",
-        start.display()
+        "--sdk {given}: not the weir Rust SDK (no Cargo.toml of weir-sdk in {} or its \
+         plugins/sdk); pass plugins/sdk of a weir checkout, or a git URL",
+        path.display()
     )
 }
 
@@ -400,6 +472,49 @@ mod tests {
             Path::new("/repo/plugins/sdk")
         );
         assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
+    }
+
+    #[test]
+    fn sdk_sources_become_cargo_dependencies() {
+        let checkout = normalize(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")));
+        let project = Path::new("/elsewhere/my-plugin");
+        let dependency = |given: Option<&str>, candidates: &[PathBuf]| {
+            resolve_sdk(given, candidates).map(|s| s.dependency(project))
+        };
+        let sdk = checkout.join("plugins/sdk");
+        let path_dep = format!("{{ path = \"{}\" }}", sdk.display());
+        // The default, a folder, a checkout's root.
+        assert_eq!(
+            dependency(None, &[checkout.join("nowhere"), sdk.clone()]).unwrap(),
+            path_dep
+        );
+        assert_eq!(dependency(sdk.to_str(), &[]).unwrap(), path_dep);
+        assert_eq!(dependency(checkout.to_str(), &[]).unwrap(), path_dep);
+        assert_eq!(
+            resolve_sdk(None, std::slice::from_ref(&sdk))
+                .unwrap()
+                .dependency(&checkout.join("plugins/my-plugin")),
+            r#"{ path = "../sdk" }"#
+        );
+        // Git URLs, pinned or not.
+        assert_eq!(
+            dependency(Some("https://example.com/weir.git"), &[]).unwrap(),
+            r#"{ git = "https://example.com/weir.git" }"#
+        );
+        assert_eq!(
+            dependency(Some("ssh://git@example.com/weir.git#0a1b2c3"), &[]).unwrap(),
+            r#"{ git = "ssh://git@example.com/weir.git", rev = "0a1b2c3" }"#
+        );
+        // What cannot work says what to pass instead.
+        let error = |given: Option<&str>| dependency(given, &[]).unwrap_err().to_string();
+        assert!(error(None).contains("pass --sdk PATH"), "{}", error(None));
+        let scp = error(Some("git@example.com:me/weir.git"));
+        assert!(scp.contains("ssh://git@example.com/me/weir.git"), "{scp}");
+        let missing = error(Some("/no/such/sdk"));
+        assert!(
+            missing.starts_with("--sdk /no/such/sdk: not the weir Rust SDK"),
+            "{missing}"
+        );
     }
 
     #[test]
