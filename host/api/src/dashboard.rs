@@ -13,7 +13,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// (path, content type, body).
-const FILES: [(&str, &str, &[u8]); 4] = [
+const FILES: [(&str, &str, &[u8]); 5] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -23,6 +23,11 @@ const FILES: [(&str, &str, &[u8]); 4] = [
         "/app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../dashboard/app.js"),
+    ),
+    (
+        "/charts.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../dashboard/charts.js"),
     ),
     (
         "/style.css",
