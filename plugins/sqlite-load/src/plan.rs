@@ -16,6 +16,52 @@ pub(crate) struct ExistingTable {
     /// The column sets of the primary key and of every full (non-partial) unique index: the
     /// conflict targets an upsert may name.
     pub(crate) unique_keys: Vec<Vec<String>>,
+    /// The columns that accept NULL, and why.
+    pub(crate) nullable: Vec<(String, Nullable)>,
+}
+
+/// Why a column of an existing table accepts NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nullable {
+    /// Declared without `NOT NULL`.
+    Plain,
+    /// A `PRIMARY KEY` column of a table that is neither STRICT nor WITHOUT ROWID: SQLite
+    /// keeps its historical rule that such keys may be NULL.
+    PrimaryKey,
+    /// The table's `INTEGER PRIMARY KEY` (the rowid): SQLite gives a NULL a new rowid.
+    Rowid,
+}
+
+/// One column of an existing table, as `pragma_table_info` describes it.
+#[derive(Debug)]
+pub(crate) struct ColumnInfo {
+    pub(crate) name: String,
+    /// Position in the primary key, from 1; 0 when not in it.
+    pub(crate) pk: i64,
+    /// Whether NULL is refused: declared `NOT NULL`, or a primary key column of a STRICT or
+    /// WITHOUT ROWID table (SQLite reports those as `notnull` too).
+    pub(crate) not_null: bool,
+    /// The declared type, as written.
+    pub(crate) declared_type: String,
+}
+
+/// The columns that accept NULL, and why.
+pub(crate) fn nullable_columns(columns: &[ColumnInfo]) -> Vec<(String, Nullable)> {
+    let key_len = columns.iter().filter(|c| c.pk > 0).count();
+    columns
+        .iter()
+        .filter(|c| !c.not_null)
+        .map(|c| {
+            let why = if c.pk == 0 {
+                Nullable::Plain
+            } else if key_len == 1 && c.declared_type.eq_ignore_ascii_case("INTEGER") {
+                Nullable::Rowid
+            } else {
+                Nullable::PrimaryKey
+            };
+            (c.name.clone(), why)
+        })
+        .collect()
 }
 
 /// A column the table lacks, and the statement that adds it.
@@ -61,6 +107,7 @@ pub(crate) fn plan(
         Some(existing) => {
             if config.mode == Mode::Upsert {
                 check_conflict_target(config, existing, &key)?;
+                check_keys_not_null(config, existing, &key)?;
             }
             let present: HashSet<String> = existing
                 .columns
@@ -187,6 +234,48 @@ fn check_conflict_target(
         key.join(", "),
         quote_identifier(&config.table),
         columns.join(", ")
+    )))
+}
+
+/// Every upsert key column of an existing table must refuse NULL. SQLite never finds a
+/// conflict on a NULL key (NULL equals nothing, and a NULL rowid becomes a new one), so a
+/// row with a null key would be inserted again on every delivery — duplicates no error
+/// reports. With `NOT NULL` such a row is a reject instead.
+fn check_keys_not_null(
+    config: &SqliteLoadConfig,
+    existing: &ExistingTable,
+    key: &[&str],
+) -> Result<(), Error> {
+    let Some((column, why)) = key.iter().find_map(|k| {
+        existing
+            .nullable
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(k))
+    }) else {
+        return Ok(());
+    };
+    let table = &config.table;
+    let (what, consequence) = match why {
+        Nullable::Plain => (
+            "is nullable (declared without NOT NULL)",
+            "SQLite never finds a conflict on a NULL key",
+        ),
+        Nullable::PrimaryKey => (
+            "is a PRIMARY KEY that SQLite lets hold NULL (its rule for tables that are neither STRICT nor WITHOUT ROWID)",
+            "SQLite never finds a conflict on a NULL key",
+        ),
+        Nullable::Rowid => (
+            "is the table's INTEGER PRIMARY KEY without NOT NULL",
+            "SQLite gives a row with a NULL key a new rowid",
+        ),
+    };
+    Err(Error::InvalidConfig(format!(
+        "{NAME}: upsert key column `{column}` of existing table `{table}` {what}: {consequence}, \
+         so a row whose `{column}` is null would be inserted again on every delivery instead of \
+         updated; make the column NOT NULL (SQLite cannot alter a column: create the table anew \
+         with {} NOT NULL and copy the rows over), or load into a new table, which {NAME} \
+         creates with its key NOT NULL",
+        quote_identifier(column)
     )))
 }
 
@@ -353,6 +442,7 @@ mod tests {
                 "ok".into(),
             ],
             unique_keys: vec![vec!["other".into()], vec!["Txn_Id".into()]],
+            nullable: vec![("amount".into(), Nullable::Plain)],
         };
         let plan = plan(
             &config(Mode::Upsert, Some(&["txn_id"])),
@@ -381,6 +471,7 @@ mod tests {
         let existing = ExistingTable {
             columns: vec!["txn_id".into(), "amount".into()],
             unique_keys: vec![vec!["txn_id".into(), "amount".into()]],
+            nullable: vec![],
         };
         let m = invalid_config(plan(
             &config(Mode::Upsert, Some(&["txn_id"])),
@@ -393,6 +484,83 @@ mod tests {
         );
         // Appending needs no key at all.
         assert!(plan(&config(Mode::Append, None), &schema(&[]), Some(&existing)).is_ok());
+    }
+
+    fn info(name: &str, pk: i64, not_null: bool, declared_type: &str) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            pk,
+            not_null,
+            declared_type: declared_type.into(),
+        }
+    }
+
+    #[test]
+    fn nullable_columns_say_why_they_accept_null() {
+        let plain = [info("id", 0, false, "TEXT"), info("n", 0, true, "TEXT")];
+        assert_eq!(
+            nullable_columns(&plain),
+            vec![("id".to_owned(), Nullable::Plain)]
+        );
+        // A one-column INTEGER PRIMARY KEY is the rowid; in a composite key it is not.
+        let rowid = [info("id", 1, false, "integer"), info("v", 0, true, "")];
+        assert_eq!(
+            nullable_columns(&rowid),
+            vec![("id".to_owned(), Nullable::Rowid)]
+        );
+        let composite = [info("a", 1, false, "INTEGER"), info("b", 2, false, "TEXT")];
+        assert_eq!(
+            nullable_columns(&composite),
+            vec![
+                ("a".to_owned(), Nullable::PrimaryKey),
+                ("b".to_owned(), Nullable::PrimaryKey)
+            ]
+        );
+        // STRICT and WITHOUT ROWID keys come with `notnull` set: nothing to report.
+        assert!(nullable_columns(&[info("id", 1, true, "TEXT")]).is_empty());
+    }
+
+    #[test]
+    fn upsert_on_a_nullable_key_of_an_existing_table_is_refused_with_the_reason() {
+        let existing = |why| ExistingTable {
+            columns: vec!["txn_id".into(), "amount".into()],
+            unique_keys: vec![vec!["txn_id".into()]],
+            nullable: vec![("Txn_Id".into(), why), ("amount".into(), Nullable::Plain)],
+        };
+        let refuse = |why| {
+            invalid_config(plan(
+                &config(Mode::Upsert, Some(&["txn_id"])),
+                &schema(&[]),
+                Some(&existing(why)),
+            ))
+        };
+        assert_eq!(
+            refuse(Nullable::Plain),
+            "sqlite-load: upsert key column `Txn_Id` of existing table `transactions` is nullable \
+             (declared without NOT NULL): SQLite never finds a conflict on a NULL key, so a row \
+             whose `Txn_Id` is null would be inserted again on every delivery instead of updated; \
+             make the column NOT NULL (SQLite cannot alter a column: create the table anew with \
+             \"Txn_Id\" NOT NULL and copy the rows over), or load into a new table, which \
+             sqlite-load creates with its key NOT NULL"
+        );
+        let m = refuse(Nullable::PrimaryKey);
+        assert!(
+            m.contains("`Txn_Id` of existing table `transactions` is a PRIMARY KEY that SQLite lets hold NULL (its rule for tables that are neither STRICT nor WITHOUT ROWID): SQLite never finds a conflict"),
+            "{m}"
+        );
+        let m = refuse(Nullable::Rowid);
+        assert!(
+            m.contains("is the table's INTEGER PRIMARY KEY without NOT NULL: SQLite gives a row with a NULL key a new rowid, so"),
+            "{m}"
+        );
+
+        // A nullable column that is not in the key, and appending, are fine.
+        let mut ok = existing(Nullable::Plain);
+        ok.nullable.remove(0);
+        let s = schema(&[]);
+        assert!(plan(&config(Mode::Upsert, Some(&["txn_id"])), &s, Some(&ok)).is_ok());
+        let nullable_key = existing(Nullable::Plain);
+        assert!(plan(&config(Mode::Append, None), &s, Some(&nullable_key)).is_ok());
     }
 
     #[test]
