@@ -128,7 +128,11 @@ fn inspect(db: &Connection, table: &str) -> Result<Option<ExistingTable>, Error>
             }
         })
         .collect();
-    let nullable = plan::nullable_columns(&info);
+    let pk_index = db.query(
+        "SELECT 1 FROM pragma_index_list(?1) WHERE origin = 'pk'",
+        &name,
+    )?;
+    let nullable = plan::nullable_columns(&info, !pk_index.rows.is_empty());
     let mut primary_key: Vec<(i64, String)> = info
         .iter()
         .filter(|c| c.pk > 0)
