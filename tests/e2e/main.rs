@@ -17,4 +17,5 @@ mod serve_load;
 mod serve_plugins;
 mod serve_schedule;
 mod serve_support;
+mod sink;
 mod upsert;
