@@ -20,4 +20,5 @@ mod serve_plugins;
 mod serve_schedule;
 mod serve_security;
 mod serve_support;
+mod sink;
 mod upsert;

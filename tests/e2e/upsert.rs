@@ -35,3 +35,70 @@ fn redelivered_keys_update_in_place_and_new_columns_are_added() {
         ]
     );
 }
+
+#[test]
+fn upsert_into_an_existing_table_whose_key_is_nullable_is_refused_with_the_reason() {
+    let fx = Fixture::new();
+    fx.config(&csv_pipeline(
+        "p",
+        r#"path = "inbox/*.csv", types = { id = "integer" }"#,
+        r#"table = "accounts", mode = "upsert", key = ["id"]"#,
+    ));
+    // The second record has no id: with a nullable key it would be inserted again on every
+    // delivery, since NULL conflicts with nothing.
+    fx.write("inbox/1.csv", "id,name\n1,alice\n,nobody\n");
+    fx.db("ledger.db")
+        .execute_batch(
+            "CREATE TABLE accounts (id INTEGER, name TEXT);
+             CREATE UNIQUE INDEX accounts_id ON accounts (id);",
+        )
+        .unwrap();
+    let reason = "upsert key column `id` of existing table `accounts` is nullable (declared without NOT NULL): SQLite never finds a conflict on a NULL key";
+    for command in [&["validate"][..], &["run", "p"]] {
+        let run = fx.weir(command);
+        run.failure();
+        assert!(
+            run.stderr().contains(reason) || run.stdout().contains(reason),
+            "weir {command:?}\nstdout:\n{}\nstderr:\n{}",
+            run.stdout(),
+            run.stderr()
+        );
+    }
+    assert_eq!(
+        count(&fx.db("ledger.db"), "SELECT count(*) FROM accounts"),
+        0
+    );
+
+    // The rowid takes no NULL either: SQLite gives a NULL key a new rowid, NOT NULL or not.
+    fx.db("ledger.db")
+        .execute_batch(
+            "DROP TABLE accounts;
+             CREATE TABLE accounts (id INTEGER NOT NULL PRIMARY KEY, name TEXT);",
+        )
+        .unwrap();
+    let run = fx.weir(&["run", "p"]);
+    run.failure();
+    assert!(
+        run.stderr().contains("upsert key column `id` of existing table `accounts` is the table's INTEGER PRIMARY KEY, i.e. its rowid: SQLite gives a row with a NULL key a new rowid, NOT NULL or not"),
+        "{}",
+        run.stderr()
+    );
+
+    // A table sqlite-load creates refuses a null key: the record without an id is a reject,
+    // and loading the file again duplicates nothing.
+    fx.db("ledger.db")
+        .execute_batch("DROP TABLE accounts")
+        .unwrap();
+    assert_eq!(fx.weir(&["run", "p"]).success().totals(), (2, 1, 1));
+    fx.weir(&["checkpoints", "reset", "p"]).success();
+    assert_eq!(fx.weir(&["run", "p"]).success().totals(), (2, 1, 1));
+    let db = fx.db("ledger.db");
+    assert_eq!(count(&db, "SELECT count(*) FROM accounts"), 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM _weir_rejects WHERE reason LIKE '%NOT NULL%'"
+        ),
+        2
+    );
+}

@@ -1,5 +1,7 @@
 //! One value of a row, borrowed from a batch or from the plugin.
 
+use crate::Value;
+
 /// One cell of a row: what [`RowsView`](crate::RowsView) reads and
 /// [`RowsBuilder`](crate::RowsBuilder) writes. Text and blobs borrow, so reading a batch
 /// allocates nothing.
@@ -122,5 +124,34 @@ impl<'a> From<&'a [u8]> for Cell<'a> {
 impl<'a, T: Into<Cell<'a>>> From<Option<T>> for Cell<'a> {
     fn from(v: Option<T>) -> Self {
         v.map_or(Cell::Null, Into::into)
+    }
+}
+
+/// An owned copy, e.g. a parameter for [`sql`](crate::sql): `db.execute(stmt, &[row.get(k).into()])`.
+impl From<Cell<'_>> for Value {
+    fn from(cell: Cell<'_>) -> Self {
+        match cell {
+            Cell::Null => Value::Null,
+            Cell::Boolean(v) => Value::Boolean(v),
+            Cell::Integer(v) => Value::Integer(v),
+            Cell::Real(v) => Value::Real(v),
+            Cell::Text(s) => Value::Text(s.to_owned()),
+            Cell::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_become_owned_values() {
+        assert_eq!(Value::from(Cell::Null), Value::Null);
+        assert_eq!(Value::from(Cell::Boolean(true)), Value::Boolean(true));
+        assert_eq!(Value::from(Cell::Integer(-3)), Value::Integer(-3));
+        assert_eq!(Value::from(Cell::Real(0.5)), Value::Real(0.5));
+        assert_eq!(Value::from(Cell::Text("a")), Value::Text("a".into()));
+        assert_eq!(Value::from(Cell::Blob(&[1, 2])), Value::Blob(vec![1, 2]));
     }
 }

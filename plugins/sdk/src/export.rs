@@ -15,8 +15,13 @@ use crate::bindings::extractor::exports::weir::plugin::extractor as ex;
 use crate::bindings::history::exports::weir::plugin::history_store as hs;
 use crate::bindings::loader::exports::weir::plugin::loader as ld;
 use crate::bindings::transformer::exports::weir::plugin::transformer as tr;
-use crate::plugin::{Extractor, History, HistoryStore, Loader, Reader, Transform, Transformer};
-use crate::{Batch, CheckpointEntry, Error, Partition, PluginInfo, Rows, Schema, Transformed};
+use crate::plugin::{
+    Extractor, History, HistoryStore, LoadTarget, Loader, Reader, Sink, SinkLoader, Transform,
+    Transformer,
+};
+use crate::{
+    Batch, BatchView, CheckpointEntry, Error, Partition, PluginInfo, Rows, Schema, Transformed,
+};
 
 /// Exports `E: Extractor` as the `extractor` interface.
 pub struct ExtractorExport<E>(PhantomData<E>);
@@ -113,6 +118,39 @@ impl ld::GuestSink for NoSink {
     }
 }
 
+/// Exports `L: SinkLoader` as the `loader` interface; `open` returns what `L::open` chose.
+pub struct SinkLoaderExport<L>(PhantomData<L>);
+
+/// A sink resource; see [`ReaderExport`] for the `RefCell`.
+pub struct SinkExport<S>(RefCell<S>);
+
+impl<L: SinkLoader> ld::Guest for SinkLoaderExport<L> {
+    type Sink = SinkExport<L::Sink>;
+
+    fn describe() -> PluginInfo {
+        L::describe()
+    }
+
+    fn open(config: String, schema: Schema) -> Result<ld::Target, Error> {
+        Ok(match L::open(&config, schema)? {
+            LoadTarget::Plan(plan) => ld::Target::Plan(plan),
+            LoadTarget::Sink(sink) => {
+                ld::Target::Sink(ld::Sink::new(SinkExport(RefCell::new(sink))))
+            }
+        })
+    }
+}
+
+impl<S: Sink> ld::GuestSink for SinkExport<S> {
+    fn write(&self, batch: Batch) -> Result<(), Error> {
+        self.0.borrow_mut().write(&BatchView::new(&batch))
+    }
+
+    fn finish(&self) -> Result<(), Error> {
+        self.0.borrow_mut().finish()
+    }
+}
+
 /// Exports `H: HistoryStore` as the `history-store` interface.
 pub struct HistoryStoreExport<H>(PhantomData<H>);
 
@@ -197,6 +235,23 @@ macro_rules! export_loader {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             type Export = $crate::export::LoaderExport<$plugin>;
+            $crate::bindings::loader::export! { Export with_types_in $crate::bindings::loader }
+        };
+    };
+}
+
+/// Export `$plugin: SinkLoader` as this component's loader. Use once, in a `cdylib`, instead of
+/// [`export_loader!`].
+#[macro_export]
+macro_rules! export_sink_loader {
+    ($plugin:ty) => {
+        const _: fn() = || {
+            fn implements<T: $crate::SinkLoader>() {}
+            implements::<$plugin>();
+        };
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            type Export = $crate::export::SinkLoaderExport<$plugin>;
             $crate::bindings::loader::export! { Export with_types_in $crate::bindings::loader }
         };
     };

@@ -1,9 +1,9 @@
 //! The Rust SDK for weir plugins: WebAssembly components of the `weir:plugin` contract.
 //!
-//! Implement the trait of your plugin kind ([`Extractor`], [`Transformer`], [`Loader`],
-//! [`HistoryStore`]), export it with the matching macro, build with
+//! Implement the trait of your plugin kind ([`Extractor`], [`Transformer`], [`Loader`] or
+//! [`SinkLoader`], [`HistoryStore`]), export it with the matching macro, build with
 //! `cargo build --release --target wasm32-wasip2` as a `cdylib`. Batches are columnar; read
-//! them with [`RowsView`], write them with [`RowsBuilder`], or let [`map_rows`] do both. A
+//! them with [`RowsView`] (a sink: [`BatchView`]), write them with [`RowsBuilder`], or let [`map_rows`] do both. A
 //! complete transform:
 //!
 //! ```no_run
@@ -80,5 +80,8 @@ pub use cell::Cell;
 pub use config::parse_config;
 pub use map::map_rows;
 pub use number::exact_decimal;
-pub use plugin::{Extractor, History, HistoryStore, Loader, Reader, Transform, Transformer};
-pub use view::{RowView, RowsView};
+pub use plugin::{
+    Extractor, History, HistoryStore, LoadTarget, Loader, Reader, Sink, SinkLoader, Transform,
+    Transformer,
+};
+pub use view::{BatchView, RowView, RowsView};

@@ -1,7 +1,7 @@
-//! A row-wise, zero-copy view over a columnar [`Rows`].
+//! Row-wise, zero-copy views over a columnar [`Rows`] and a [`Batch`].
 
 use crate::bitmap;
-use crate::{Cell, ColumnData, Rows, VarWidth};
+use crate::{Batch, Cell, ColumnData, Rows, SourceReject, VarWidth};
 
 /// The values of one column, borrowed and already checked.
 #[derive(Debug, Clone, Copy)]
@@ -213,6 +213,65 @@ impl<'v> RowView<'v> {
     }
 }
 
+/// A batch as a [`Sink`](crate::Sink) receives it: the rows through a [`RowsView`], plus
+/// where they came from.
+#[derive(Debug, Clone)]
+pub struct BatchView<'a> {
+    batch: &'a Batch,
+    view: RowsView<'a>,
+}
+
+impl<'a> BatchView<'a> {
+    /// A view over `batch`.
+    pub fn new(batch: &'a Batch) -> Self {
+        Self {
+            batch,
+            view: RowsView::new(&batch.rows),
+        }
+    }
+
+    /// Every row, in order: `for row in batch.rows() { row.text(col) … }`.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = RowView<'_>> {
+        self.view.rows()
+    }
+
+    /// The rows as a [`RowsView`], for access by (row, column).
+    pub fn view(&self) -> &RowsView<'a> {
+        &self.view
+    }
+
+    /// Number of rows (may be 0: a batch whose records were all rejected).
+    pub fn len(&self) -> usize {
+        self.view.len()
+    }
+
+    /// Whether the batch has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.view.is_empty()
+    }
+
+    /// The source position of each row (the line number for files), one per row.
+    pub fn positions(&self) -> &'a [u64] {
+        &self.batch.positions
+    }
+
+    /// Where the source resumes after this batch; opaque, for logs.
+    pub fn checkpoint(&self) -> &'a str {
+        &self.batch.checkpoint
+    }
+
+    /// The records of this stretch of the source that did not parse. The host records them
+    /// in `_weir_rejects` itself; a sink need not.
+    pub fn source_rejects(&self) -> &'a [SourceReject] {
+        &self.batch.rejects
+    }
+
+    /// The columnar batch itself, for bulk access to whole columns.
+    pub fn batch(&self) -> &'a Batch {
+        self.batch
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +365,33 @@ mod tests {
         };
         let view = RowsView::new(&rows);
         assert!(matches!(view.cell(0, 0), Cell::Blob(b) if b.len() == 1));
+    }
+
+    #[test]
+    fn batch_view_reads_rows_positions_and_checkpoint() {
+        let batch = Batch {
+            rows: sample(),
+            positions: vec![2, 3, 5],
+            rejects: vec![SourceReject {
+                position: 4,
+                reason: "too few fields".into(),
+                raw: "x".into(),
+            }],
+            checkpoint: "offset=42".into(),
+            progress: crate::Progress {
+                done: 42,
+                total: None,
+            },
+        };
+        let view = BatchView::new(&batch);
+        assert_eq!((view.len(), view.is_empty()), (3, false));
+        let ids: Vec<_> = view.rows().map(|r| r.integer(1)).collect();
+        assert_eq!(ids, vec![Some(7), Some(0), Some(-2)]);
+        assert_eq!(view.view().text(2, 0), Some("Bern"));
+        assert_eq!(view.positions(), &[2, 3, 5]);
+        assert_eq!(view.checkpoint(), "offset=42");
+        assert_eq!(view.source_rejects()[0].position, 4);
+        assert_eq!(view.batch().rows.row_count, 3);
     }
 
     #[test]

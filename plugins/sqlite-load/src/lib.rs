@@ -10,7 +10,7 @@ use serde::Deserialize;
 use weir_sdk::sql::Connection;
 use weir_sdk::{Error, Loader, PluginInfo, Schema, Value, WritePlan};
 
-use crate::plan::ExistingTable;
+use crate::plan::{ColumnInfo, ExistingTable};
 
 const NAME: &str = "sqlite-load";
 
@@ -107,24 +107,38 @@ impl Loader for SqliteLoad {
 /// table-valued forms so the table name is a bound parameter, not spliced SQL.
 fn inspect(db: &Connection, table: &str) -> Result<Option<ExistingTable>, Error> {
     let name = [Value::Text(table.to_owned())];
-    let info = db.query("SELECT name, pk FROM pragma_table_info(?1)", &name)?;
+    let info = db.query(
+        r#"SELECT name, pk, "notnull", type FROM pragma_table_info(?1)"#,
+        &name,
+    )?;
     if info.rows.is_empty() {
         return Ok(None);
     }
-    let mut primary_key: Vec<(i64, String)> = Vec::new();
-    let mut columns = Vec::new();
-    for row in &info.rows {
-        let column = row
-            .first()
-            .and_then(Value::as_text)
-            .unwrap_or_default()
-            .to_owned();
-        match row.get(1).and_then(Value::as_integer) {
-            Some(position) if position > 0 => primary_key.push((position, column.clone())),
-            _ => {}
-        }
-        columns.push(column);
-    }
+    let info: Vec<ColumnInfo> = info
+        .rows
+        .iter()
+        .map(|row| {
+            let text = |i: usize| row.get(i).and_then(Value::as_text).unwrap_or_default();
+            let integer = |i: usize| row.get(i).and_then(Value::as_integer).unwrap_or_default();
+            ColumnInfo {
+                name: text(0).to_owned(),
+                pk: integer(1),
+                not_null: integer(2) != 0,
+                declared_type: text(3).to_owned(),
+            }
+        })
+        .collect();
+    let pk_index = db.query(
+        "SELECT 1 FROM pragma_index_list(?1) WHERE origin = 'pk'",
+        &name,
+    )?;
+    let nullable = plan::nullable_columns(&info, !pk_index.rows.is_empty());
+    let mut primary_key: Vec<(i64, String)> = info
+        .iter()
+        .filter(|c| c.pk > 0)
+        .map(|c| (c.pk, c.name.clone()))
+        .collect();
+    let columns = info.into_iter().map(|c| c.name).collect();
     primary_key.sort();
     let mut unique_keys = vec![primary_key.into_iter().map(|(_, c)| c).collect::<Vec<_>>()];
 
@@ -156,6 +170,7 @@ fn inspect(db: &Connection, table: &str) -> Result<Option<ExistingTable>, Error>
     Ok(Some(ExistingTable {
         columns,
         unique_keys,
+        nullable,
     }))
 }
 

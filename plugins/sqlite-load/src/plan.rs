@@ -16,6 +16,63 @@ pub(crate) struct ExistingTable {
     /// The column sets of the primary key and of every full (non-partial) unique index: the
     /// conflict targets an upsert may name.
     pub(crate) unique_keys: Vec<Vec<String>>,
+    /// The columns that accept NULL, and why.
+    pub(crate) nullable: Vec<(String, Nullable)>,
+}
+
+/// Why a column of an existing table accepts NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nullable {
+    /// Declared without `NOT NULL`.
+    Plain,
+    /// A `PRIMARY KEY` column of a table that is neither STRICT nor WITHOUT ROWID: SQLite
+    /// keeps its historical rule that such keys may be NULL.
+    PrimaryKey,
+    /// The table's `INTEGER PRIMARY KEY`, i.e. its rowid: SQLite gives a NULL a new rowid,
+    /// `NOT NULL` or not.
+    Rowid,
+}
+
+/// One column of an existing table, as `pragma_table_info` describes it.
+#[derive(Debug)]
+pub(crate) struct ColumnInfo {
+    pub(crate) name: String,
+    /// Position in the primary key, from 1; 0 when not in it.
+    pub(crate) pk: i64,
+    /// Whether NULL is refused: declared `NOT NULL`, or a primary key column of a STRICT or
+    /// WITHOUT ROWID table (SQLite reports those as `notnull` too).
+    pub(crate) not_null: bool,
+    /// The declared type, as written.
+    pub(crate) declared_type: String,
+}
+
+/// The columns that accept NULL as a key, and why. `pk_has_index` says whether the primary
+/// key has an index of its own (`pragma_index_list` origin `pk`): a one-column `INTEGER` key
+/// without one is the rowid.
+pub(crate) fn nullable_columns(
+    columns: &[ColumnInfo],
+    pk_has_index: bool,
+) -> Vec<(String, Nullable)> {
+    let key: Vec<&ColumnInfo> = columns.iter().filter(|c| c.pk > 0).collect();
+    let rowid = match key[..] {
+        [only] => only.declared_type.eq_ignore_ascii_case("INTEGER") && !pk_has_index,
+        _ => false,
+    };
+    columns
+        .iter()
+        .filter_map(|c| {
+            let why = if rowid && c.pk > 0 {
+                Nullable::Rowid
+            } else if c.not_null {
+                return None;
+            } else if c.pk > 0 {
+                Nullable::PrimaryKey
+            } else {
+                Nullable::Plain
+            };
+            Some((c.name.clone(), why))
+        })
+        .collect()
 }
 
 /// A column the table lacks, and the statement that adds it.
@@ -45,7 +102,8 @@ pub(crate) struct Plan {
 /// A new table gets every column nullable except the key: the table outlives this stream, and
 /// a later file may well have an empty cell where this one had none. Upsert keys are `NOT
 /// NULL` (SQLite would otherwise allow many rows with a null key) and the `PRIMARY KEY`, which
-/// is what `ON CONFLICT` needs.
+/// is what `ON CONFLICT` needs (a one-column integer key is declared `INT`: see
+/// `create_table`).
 pub(crate) fn plan(
     config: &SqliteLoadConfig,
     schema: &Schema,
@@ -61,6 +119,7 @@ pub(crate) fn plan(
         Some(existing) => {
             if config.mode == Mode::Upsert {
                 check_conflict_target(config, existing, &key)?;
+                check_keys_not_null(config, existing, &key)?;
             }
             let present: HashSet<String> = existing
                 .columns
@@ -190,21 +249,65 @@ fn check_conflict_target(
     )))
 }
 
+/// Every upsert key column of an existing table must refuse NULL. SQLite never finds a
+/// conflict on a NULL key (NULL equals nothing, and a NULL rowid becomes a new one), so a
+/// row with a null key would be inserted again on every delivery — duplicates no error
+/// reports. With `NOT NULL` such a row is a reject instead.
+fn check_keys_not_null(
+    config: &SqliteLoadConfig,
+    existing: &ExistingTable,
+    key: &[&str],
+) -> Result<(), Error> {
+    let Some((column, why)) = key.iter().find_map(|k| {
+        existing
+            .nullable
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(k))
+    }) else {
+        return Ok(());
+    };
+    let table = &config.table;
+    let quoted = quote_identifier(column);
+    let (what, fix) = match why {
+        Nullable::Plain => (
+            "is nullable (declared without NOT NULL): SQLite never finds a conflict on a NULL key",
+            format!("{quoted} NOT NULL"),
+        ),
+        Nullable::PrimaryKey => (
+            "is a PRIMARY KEY that SQLite lets hold NULL (its rule for tables that are neither \
+             STRICT nor WITHOUT ROWID): SQLite never finds a conflict on a NULL key",
+            format!("{quoted} NOT NULL"),
+        ),
+        Nullable::Rowid => (
+            "is the table's INTEGER PRIMARY KEY, i.e. its rowid: SQLite gives a row with a NULL \
+             key a new rowid, NOT NULL or not",
+            format!("{quoted} INT NOT NULL PRIMARY KEY (INT, not INTEGER: not the rowid)"),
+        ),
+    };
+    Err(Error::InvalidConfig(format!(
+        "{NAME}: upsert key column `{column}` of existing table `{table}` {what}, so a row whose \
+         `{column}` is null would be inserted again on every delivery instead of updated; \
+         create the table anew with {fix} and copy the rows over (SQLite cannot alter a \
+         column), or load into a new table, whose key {NAME} makes refuse NULL"
+    )))
+}
+
+/// A new table. Its key columns are `NOT NULL`, which the primary key of a STRICT table
+/// enforces — except the rowid: a one-column `INTEGER PRIMARY KEY` gives a NULL a new rowid
+/// (so a row with a null key would be inserted again on every delivery), so such a key is
+/// declared `INT`, the same integer storage under STRICT, but not the rowid.
 fn create_table(table: &str, schema: &Schema, key: &[&str]) -> String {
     let mut definitions: Vec<String> = schema
         .columns
         .iter()
         .map(|c| {
-            let not_null = if key.contains(&c.name.as_str()) {
-                " NOT NULL"
-            } else {
-                ""
+            let in_key = key.contains(&c.name.as_str());
+            let not_null = if in_key { " NOT NULL" } else { "" };
+            let sql_type = match sql_type(c.kind) {
+                "INTEGER" if in_key && key.len() == 1 => "INT",
+                other => other,
             };
-            format!(
-                "{} {}{not_null}",
-                quote_identifier(&c.name),
-                sql_type(c.kind)
-            )
+            format!("{} {sql_type}{not_null}", quote_identifier(&c.name))
         })
         .collect();
     if !key.is_empty() {
@@ -353,6 +456,7 @@ mod tests {
                 "ok".into(),
             ],
             unique_keys: vec![vec!["other".into()], vec!["Txn_Id".into()]],
+            nullable: vec![("amount".into(), Nullable::Plain)],
         };
         let plan = plan(
             &config(Mode::Upsert, Some(&["txn_id"])),
@@ -381,6 +485,7 @@ mod tests {
         let existing = ExistingTable {
             columns: vec!["txn_id".into(), "amount".into()],
             unique_keys: vec![vec!["txn_id".into(), "amount".into()]],
+            nullable: vec![],
         };
         let m = invalid_config(plan(
             &config(Mode::Upsert, Some(&["txn_id"])),
@@ -393,6 +498,111 @@ mod tests {
         );
         // Appending needs no key at all.
         assert!(plan(&config(Mode::Append, None), &schema(&[]), Some(&existing)).is_ok());
+    }
+
+    fn info(name: &str, pk: i64, not_null: bool, declared_type: &str) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            pk,
+            not_null,
+            declared_type: declared_type.into(),
+        }
+    }
+
+    #[test]
+    fn nullable_columns_say_why_they_accept_null() {
+        let plain = [info("id", 0, false, "TEXT"), info("n", 0, true, "TEXT")];
+        assert_eq!(
+            nullable_columns(&plain, false),
+            vec![("id".to_owned(), Nullable::Plain)]
+        );
+        // A one-column INTEGER PRIMARY KEY without an index of its own is the rowid, NOT NULL
+        // or not; in a composite key, or with an index (WITHOUT ROWID), it is not.
+        for not_null in [false, true] {
+            let rowid = [info("id", 1, not_null, "integer"), info("v", 0, true, "")];
+            assert_eq!(
+                nullable_columns(&rowid, false),
+                vec![("id".to_owned(), Nullable::Rowid)]
+            );
+        }
+        assert!(nullable_columns(&[info("id", 1, true, "INTEGER")], true).is_empty());
+        assert!(nullable_columns(&[info("id", 1, true, "INT")], true).is_empty());
+        let composite = [info("a", 1, false, "INTEGER"), info("b", 2, false, "TEXT")];
+        assert_eq!(
+            nullable_columns(&composite, true),
+            vec![
+                ("a".to_owned(), Nullable::PrimaryKey),
+                ("b".to_owned(), Nullable::PrimaryKey)
+            ]
+        );
+        // STRICT and WITHOUT ROWID keys come with `notnull` set: nothing to report.
+        assert!(nullable_columns(&[info("id", 1, true, "TEXT")], true).is_empty());
+    }
+
+    #[test]
+    fn a_new_tables_one_column_integer_key_is_not_the_rowid() {
+        let s = Schema {
+            columns: vec![
+                Column::new("id", Kind::Integer, true),
+                Column::new("n", Kind::Integer, true),
+            ],
+            primary_key: vec![],
+        };
+        let plan = plan(&config(Mode::Upsert, Some(&["id"])), &s, None).unwrap();
+        assert_eq!(
+            plan.setup,
+            vec![
+                r#"CREATE TABLE IF NOT EXISTS "transactions" ("id" INT NOT NULL, "n" INTEGER, PRIMARY KEY ("id")) STRICT"#
+            ]
+        );
+        // A composite key is never the rowid; appending has no key.
+        let plan = super::plan(&config(Mode::Upsert, Some(&["id", "n"])), &s, None).unwrap();
+        assert!(plan.setup[0].contains(r#"("id" INTEGER NOT NULL, "n" INTEGER NOT NULL,"#));
+        let plan = super::plan(&config(Mode::Append, None), &s, None).unwrap();
+        assert!(plan.setup[0].contains(r#"("id" INTEGER, "n" INTEGER)"#));
+    }
+
+    #[test]
+    fn upsert_on_a_nullable_key_of_an_existing_table_is_refused_with_the_reason() {
+        let existing = |why| ExistingTable {
+            columns: vec!["txn_id".into(), "amount".into()],
+            unique_keys: vec![vec!["txn_id".into()]],
+            nullable: vec![("Txn_Id".into(), why), ("amount".into(), Nullable::Plain)],
+        };
+        let refuse = |why| {
+            invalid_config(plan(
+                &config(Mode::Upsert, Some(&["txn_id"])),
+                &schema(&[]),
+                Some(&existing(why)),
+            ))
+        };
+        assert_eq!(
+            refuse(Nullable::Plain),
+            "sqlite-load: upsert key column `Txn_Id` of existing table `transactions` is nullable \
+             (declared without NOT NULL): SQLite never finds a conflict on a NULL key, so a row \
+             whose `Txn_Id` is null would be inserted again on every delivery instead of updated; \
+             create the table anew with \"Txn_Id\" NOT NULL and copy the rows over (SQLite cannot \
+             alter a column), or load into a new table, whose key sqlite-load makes refuse NULL"
+        );
+        let m = refuse(Nullable::PrimaryKey);
+        assert!(
+            m.contains("`Txn_Id` of existing table `transactions` is a PRIMARY KEY that SQLite lets hold NULL (its rule for tables that are neither STRICT nor WITHOUT ROWID): SQLite never finds a conflict"),
+            "{m}"
+        );
+        let m = refuse(Nullable::Rowid);
+        assert!(
+            m.contains("is the table's INTEGER PRIMARY KEY, i.e. its rowid: SQLite gives a row with a NULL key a new rowid, NOT NULL or not, so")
+                && m.contains(r#"create the table anew with "Txn_Id" INT NOT NULL PRIMARY KEY (INT, not INTEGER: not the rowid) and copy"#),
+            "{m}"
+        );
+
+        // A nullable column that is not in the key, and appending, are fine.
+        let mut ok = existing(Nullable::Plain);
+        ok.nullable.remove(0);
+        let s = schema(&[]);
+        assert!(plan(&config(Mode::Upsert, Some(&["txn_id"])), &s, Some(&ok)).is_ok());
+        let nullable_key = existing(Nullable::Plain);
+        assert!(plan(&config(Mode::Append, None), &s, Some(&nullable_key)).is_ok());
     }
 
     #[test]
