@@ -66,13 +66,14 @@ pub struct BatchToCommit<'a> {
 pub struct Committed {
     /// Rows written (by the first write plan; every row for sink-only pipelines).
     pub loaded: u64,
-    /// Time spent binding and inserting rows.
+    /// Time spent writing rows: sinks' `write` and binding rows through the write plans.
     pub load_time: Duration,
 }
 
 impl CommitTarget<'_> {
     /// Commit one batch: everything or nothing (see the module docs for the steps).
     pub async fn commit(&mut self, batch: BatchToCommit<'_>) -> Result<Committed, WorkerError> {
+        let sink_clock = Instant::now();
         if !self.sinks.is_empty() {
             let as_batch = Batch {
                 rows: batch.rows.clone(),
@@ -94,6 +95,7 @@ impl CommitTarget<'_> {
                 }
             }
         }
+        let sink_time = sink_clock.elapsed();
         let ordered = self.databases_in_order();
         let mut begun: Vec<&SharedConnection> = Vec::new();
         let mut load_time = Duration::ZERO;
@@ -108,7 +110,10 @@ impl CommitTarget<'_> {
                 }
             }
         }
-        outcome.map(|loaded| Committed { loaded, load_time })
+        outcome.map(|loaded| Committed {
+            loaded,
+            load_time: sink_time + load_time,
+        })
     }
 
     /// Every database this batch touches, the commit database last: if a commit elsewhere

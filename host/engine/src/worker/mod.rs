@@ -47,7 +47,7 @@ pub struct StageTimes {
     send_wait: Duration,
     /// The load stage waiting for a batch (extract is the bottleneck).
     recv_wait: Duration,
-    /// Binding and inserting rows through the write plans.
+    /// Writing rows: sinks' `write` and binding rows through the write plans.
     load: Duration,
     /// Begin, rejects, checkpoint save and commit.
     commit: Duration,
