@@ -62,11 +62,12 @@ fn inspect_shows_kind_world_and_imports() {
     let out = run.success().stdout();
     assert!(out.contains("kind:     extractor"), "{out}");
     assert!(
-        out.contains("world:    weir:plugin/extractor-plugin@0.1.0"),
+        out.contains("contract: weir:plugin@0.2.0")
+            && out.contains("world:    weir:plugin/extractor-plugin@0.2.0"),
         "{out}"
     );
     assert!(
-        out.contains("weir:plugin/log@0.1.0") && out.contains("wasi:filesystem"),
+        out.contains("weir:plugin/log@0.2.0") && out.contains("wasi:filesystem"),
         "{out}"
     );
 

@@ -5,7 +5,7 @@
 //! name a concrete instance with a type alias, because the generated `export!` wants an ident.
 //!
 //! The macros emit the exports only when compiling for wasm: natively (unit tests) export
-//! names such as `weir:plugin/loader@0.1.0#open` would not link. The trait bound is checked on
+//! names such as `weir:plugin/loader@0.2.0#open` would not link. The trait bound is checked on
 //! every target, so a native `cargo test` still catches a plugin that does not implement it.
 
 use std::cell::RefCell;
@@ -20,7 +20,8 @@ use crate::plugin::{
     Transformer,
 };
 use crate::{
-    Batch, BatchView, CheckpointEntry, Error, Partition, PluginInfo, Rows, Schema, Transformed,
+    Batch, BatchView, CheckpointEntry, Error, Partition, PluginInfo, Projection, Rows, Schema,
+    SinkRejects, Transformed,
 };
 
 /// Exports `E: Extractor` as the `extractor` interface.
@@ -85,6 +86,10 @@ impl<T: Transform> tr::GuestTransform for TransformExport<T> {
         self.0.borrow().output_schema()
     }
 
+    fn projection(&self) -> Option<Projection> {
+        self.0.borrow().projection()
+    }
+
     fn apply(&self, input: Rows) -> Result<Transformed, Error> {
         self.0.borrow_mut().apply(input)
     }
@@ -109,7 +114,7 @@ impl<L: Loader> ld::Guest for LoaderExport<L> {
 }
 
 impl ld::GuestSink for NoSink {
-    fn write(&self, _batch: Batch) -> Result<(), Error> {
+    fn write(&self, _batch: Batch) -> Result<Vec<ld::RowReject>, Error> {
         match *self {}
     }
 
@@ -142,8 +147,12 @@ impl<L: SinkLoader> ld::Guest for SinkLoaderExport<L> {
 }
 
 impl<S: Sink> ld::GuestSink for SinkExport<S> {
-    fn write(&self, batch: Batch) -> Result<(), Error> {
-        self.0.borrow_mut().write(&BatchView::new(&batch))
+    fn write(&self, batch: Batch) -> Result<Vec<ld::RowReject>, Error> {
+        let mut rejects = SinkRejects::default();
+        self.0
+            .borrow_mut()
+            .write(&BatchView::new(&batch), &mut rejects)?;
+        Ok(rejects.0)
     }
 
     fn finish(&self) -> Result<(), Error> {

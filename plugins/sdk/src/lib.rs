@@ -73,15 +73,19 @@ pub use bindings::extractor::weir::plugin::types::{
     Schema, SourceReject, Value, VarWidth,
 };
 pub use bindings::history::exports::weir::plugin::history_store::CheckpointEntry;
-pub use bindings::loader::exports::weir::plugin::loader::WritePlan;
-pub use bindings::transformer::exports::weir::plugin::transformer::{RowReject, Transformed};
+pub use bindings::loader::exports::weir::plugin::loader::{
+    Migration, PlanColumn, RowReject as SinkReject, WriteMode, WritePlan,
+};
+pub use bindings::transformer::exports::weir::plugin::transformer::{
+    OutputColumn, Projection, RowReject, Transformed,
+};
 pub use builder::{CellError, RowOut, RowsBuilder};
 pub use cell::Cell;
 pub use config::parse_config;
 pub use map::map_rows;
 pub use number::exact_decimal;
 pub use plugin::{
-    Extractor, History, HistoryStore, LoadTarget, Loader, Reader, Sink, SinkLoader, Transform,
-    Transformer,
+    Extractor, History, HistoryStore, LoadTarget, Loader, Reader, Sink, SinkLoader, SinkRejects,
+    Transform, Transformer,
 };
 pub use view::{BatchView, RowView, RowsView};

@@ -5,8 +5,8 @@
 //! [`Error`] is the only way to fail: a panic traps and the host throws the instance away.
 
 use crate::{
-    Batch, BatchView, CheckpointEntry, Error, Partition, PluginInfo, Rows, Schema, Transformed,
-    WritePlan,
+    Batch, BatchView, CheckpointEntry, Error, Partition, PluginInfo, Projection, Rows, Schema,
+    SinkReject, Transformed, WritePlan,
 };
 
 /// An extract plugin: reads a source and hands out batches. Export with
@@ -57,19 +57,33 @@ pub trait Transform: 'static {
     /// The schema of the rows `apply` returns; must not change over the transform's lifetime.
     fn output_schema(&self) -> Schema;
 
-    /// Transform one batch; usually a call to [`map_rows`](crate::map_rows).
+    /// Transform one batch; usually a call to [`map_rows`](crate::map_rows). With a
+    /// [`Transform::projection`], `input` holds only the columns it reads and the result only
+    /// the columns it computes.
     fn apply(&mut self, input: Rows) -> Result<Transformed, Error>;
+
+    /// Which input columns `apply` reads and where each output column comes from, so that only
+    /// those cross the component boundary: a transform that changes a few columns of a wide
+    /// table says the rest pass through (`OutputColumn::Input`), and the host copies them. Asked
+    /// once, after `open`. The default, `None`: every column crosses both ways.
+    fn projection(&self) -> Option<Projection> {
+        None
+    }
 }
 
-/// A load plugin for a database the host writes itself (SQLite): it returns a write plan and
-/// rows never cross into it. Export with [`export_loader!`](crate::export_loader). For any
-/// other destination, see [`SinkLoader`].
+/// A load plugin for a database the host writes itself (SQLite, PostgreSQL): it returns a
+/// declarative [`WritePlan`] — table, columns with kinds, append or upsert by key, the
+/// migrations to apply — and the host renders it for the database and writes the rows itself,
+/// so rows never cross into the plugin. Export with [`export_loader!`](crate::export_loader).
+/// For any other destination, see [`SinkLoader`].
 pub trait Loader: 'static {
     /// Name, version and config schema; called once when the plugin is loaded.
     fn describe() -> PluginInfo;
 
     /// Plan loading a stream of batches with `schema`. May inspect the destination through
-    /// [`sql`](crate::sql).
+    /// [`sql`](crate::sql) (read only: the existing columns, keys) to decide the plan's
+    /// migrations; the host applies them inside the first batch's transaction, so `open`
+    /// itself changes nothing (and `weir validate` can run it on a read-only database).
     fn open(config: &str, schema: Schema) -> Result<WritePlan, Error>;
 }
 
@@ -97,7 +111,9 @@ pub enum LoadTarget<S> {
 ///
 /// ```no_run
 /// use weir_sdk::sql::Connection;
-/// use weir_sdk::{BatchView, Cell, Error, LoadTarget, PluginInfo, Schema, Sink, SinkLoader, Value};
+/// use weir_sdk::{
+///     BatchView, Cell, Error, LoadTarget, PluginInfo, Schema, Sink, SinkLoader, SinkRejects, Value,
+/// };
 ///
 /// #[derive(serde::Deserialize)]
 /// #[serde(deny_unknown_fields)]
@@ -123,7 +139,7 @@ pub enum LoadTarget<S> {
 /// }
 ///
 /// impl Sink for DocumentSink {
-///     fn write(&mut self, batch: &BatchView<'_>) -> Result<(), Error> {
+///     fn write(&mut self, batch: &BatchView<'_>, _rejects: &mut SinkRejects) -> Result<(), Error> {
 ///         if self.db.is_none() {
 ///             let db = Connection::open(&self.config.database)?;
 ///             db.execute("CREATE TABLE IF NOT EXISTS documents \
@@ -189,13 +205,15 @@ pub trait SinkLoader: 'static {
 /// undo it either.
 ///
 /// `write` gets one call per batch, in source order, possibly with zero rows (a batch whose
-/// records were all rejected). Returning an [`Error`] fails the batch as a whole (nothing of it
-/// is committed; the case decides whether the worker retries), and a panic traps the instance
-/// the same way. Rejecting single rows is not in contract 0.1; when a later contract adds it,
-/// it will come as a new provided method beside `write`, so sinks written now keep compiling.
+/// records were all rejected). Rows the destination refuses one by one (a document its mapping
+/// refuses) go into `rejects` with the reason: the host records them in `_weir_rejects` with
+/// their source positions and the rest of the batch commits. Returning an [`Error`] fails the
+/// batch as a whole (nothing of it is committed; the case decides whether the worker retries),
+/// and a panic traps the instance the same way.
 pub trait Sink: 'static {
-    /// Write one batch; read its rows with [`BatchView::rows`].
-    fn write(&mut self, batch: &BatchView<'_>) -> Result<(), Error>;
+    /// Write one batch; read its rows with [`BatchView::rows`], refuse single rows with
+    /// [`SinkRejects::reject`].
+    fn write(&mut self, batch: &BatchView<'_>, rejects: &mut SinkRejects) -> Result<(), Error>;
 
     /// Called once after the last batch of the stream — after that batch's checkpoint was
     /// committed, so do not hold back rows for it (they would be lost to a crash in
@@ -203,6 +221,32 @@ pub trait Sink: 'static {
     /// sink is dropped then. The default does nothing.
     fn finish(&mut self) -> Result<(), Error> {
         Ok(())
+    }
+}
+
+/// The rows a [`Sink`] refused in one `write`.
+#[derive(Debug, Default)]
+pub struct SinkRejects(pub(crate) Vec<SinkReject>);
+
+impl SinkRejects {
+    /// Refuse row `index` of the batch, saying why (`mapper_parsing_exception: …`). Each row
+    /// at most once.
+    pub fn reject(&mut self, index: usize, reason: impl Into<String>) {
+        let index = u32::try_from(index).expect("a batch has fewer than 2^32 rows");
+        self.0.push(SinkReject {
+            index,
+            reason: reason.into(),
+        });
+    }
+
+    /// How many rows were refused so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no row was refused.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

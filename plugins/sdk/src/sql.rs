@@ -12,7 +12,7 @@
 //! }
 //! ```
 
-pub use crate::bindings::extractor::weir::plugin::sql::{Connection, QueryResult};
+pub use crate::bindings::extractor::weir::plugin::sql::{Connection, Dialect, QueryResult};
 
 impl QueryResult {
     /// The position of result column `name`.

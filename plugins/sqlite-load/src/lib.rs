@@ -1,8 +1,10 @@
-//! `sqlite-load`: append or upsert rows into a table of a granted SQLite database.
+//! `sqlite-load`: append or upsert rows into a table of a granted SQLite database, optionally
+//! with a full-text index of some columns.
 //!
-//! A write-plan loader: `open` inspects the table through the host's `sql` import and returns
-//! the DDL and the per-row statement; the host binds every batch itself inside the commit
-//! transaction, so rows never enter this plugin.
+//! A write-plan loader: `open` inspects the table through the host's `sql` import (reading
+//! only) and returns a declarative plan: the columns, the key, the migrations (create the
+//! table, add missing columns) and the full-text columns. The host applies the migrations and
+//! writes every batch itself inside the commit transaction, so rows never enter this plugin.
 
 mod plan;
 
@@ -37,6 +39,10 @@ struct SqliteLoadConfig {
     mode: Mode,
     /// Upsert key columns; defaults to the stream schema's primary key.
     key: Option<Vec<String>>,
+    /// Text columns kept in an SQLite FTS5 index (`<table>_fts`) in the same transaction as
+    /// the rows, searchable with `MATCH`.
+    #[serde(default)]
+    fts: Vec<String>,
 }
 
 const CONFIG_SCHEMA: &str = r#"{
@@ -49,7 +55,8 @@ const CONFIG_SCHEMA: &str = r#"{
     "database": { "type": "string", "minLength": 1, "description": "granted database (a key of grants.databases)" },
     "table": { "type": "string", "minLength": 1, "description": "target table, created when missing, missing columns added" },
     "mode": { "enum": ["append", "upsert"], "default": "append", "description": "plain inserts, or insert-or-update by key" },
-    "key": { "type": "array", "items": { "type": "string" }, "minItems": 1, "uniqueItems": true, "description": "upsert key columns (default: the stream's primary key)" }
+    "key": { "type": "array", "items": { "type": "string" }, "minItems": 1, "uniqueItems": true, "description": "upsert key columns (default: the stream's primary key)" },
+    "fts": { "type": "array", "items": { "type": "string" }, "uniqueItems": true, "default": [], "description": "text columns kept in an FTS5 full-text index <table>_fts, in the rows' own transaction" }
   }
 }"#;
 
@@ -78,28 +85,16 @@ impl Loader for SqliteLoad {
             ))
         })?;
         let plan = plan::plan(&config, &schema, existing.as_ref())?;
-        for add in &plan.add_columns {
-            match db.execute(&add.statement, &[]) {
-                Ok(_) => weir_sdk::log::info(&format!(
-                    "{NAME}: added column `{}` to `{table}`",
-                    add.column
-                )),
-                // Streams of the same pipeline open concurrently; another may have added it.
-                Err(_) if has_column(&db, table, &add.column) => {}
-                Err(e) => {
-                    return Err(e.context(format_args!(
-                        "{NAME}: cannot add column `{}` to `{table}` in `{database}`",
-                        add.column
-                    )));
+        for migration in &plan.migrations {
+            let what = match migration {
+                weir_sdk::Migration::CreateTable => format!("create table `{table}`"),
+                weir_sdk::Migration::AddColumn(c) => {
+                    format!("add column `{}` to `{table}`", c.name)
                 }
-            }
+            };
+            weir_sdk::log::debug(&format!("{NAME}: will {what} with the first batch"));
         }
-        Ok(WritePlan {
-            database: config.database,
-            setup: plan.setup,
-            statement: plan.statement,
-            params: plan.params,
-        })
+        Ok(plan)
     }
 }
 
@@ -172,16 +167,6 @@ fn inspect(db: &Connection, table: &str) -> Result<Option<ExistingTable>, Error>
         unique_keys,
         nullable,
     }))
-}
-
-/// Whether `table` has `column` now (SQLite column names ignore ASCII case).
-fn has_column(db: &Connection, table: &str, column: &str) -> bool {
-    let columns = inspect(db, table)
-        .ok()
-        .flatten()
-        .map(|t| t.columns)
-        .unwrap_or_default();
-    columns.iter().any(|c| c.eq_ignore_ascii_case(column))
 }
 
 weir_sdk::export_loader!(SqliteLoad);

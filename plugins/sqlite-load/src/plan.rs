@@ -1,10 +1,13 @@
 //! The write plan as a pure function of the config, the stream's schema and what the table
-//! looks like now, so it is tested without a database.
+//! looks like now, so it is tested without a database. The plan is declarative (contract
+//! 0.2.0): the table, its columns with kinds, append or upsert by key, the migrations that
+//! bring the table to the stream's shape, the full-text columns. The host renders it for the
+//! database and applies the migrations in the first batch's transaction.
 
 use std::collections::HashSet;
 
 use weir_sdk::sql::quote_identifier;
-use weir_sdk::{Error, Kind, Schema};
+use weir_sdk::{Error, Kind, Migration, PlanColumn, Schema, WriteMode, WritePlan};
 
 use crate::{Mode, NAME, SqliteLoadConfig};
 
@@ -75,47 +78,36 @@ pub(crate) fn nullable_columns(
         .collect()
 }
 
-/// A column the table lacks, and the statement that adds it.
-#[derive(Debug, PartialEq)]
-pub(crate) struct AddColumn {
-    pub(crate) column: String,
-    pub(crate) statement: String,
-}
-
-/// What loading a stream takes.
-#[derive(Debug, PartialEq)]
-pub(crate) struct Plan {
-    /// Idempotent DDL for the host to run before the first batch.
-    pub(crate) setup: Vec<String>,
-    /// Columns to add to an existing table. Not idempotent (SQLite has no `ADD COLUMN IF NOT
-    /// EXISTS`), so `open` runs them itself instead of handing them to the host as setup.
-    pub(crate) add_columns: Vec<AddColumn>,
-    /// The per-row insert or upsert.
-    pub(crate) statement: String,
-    /// The batch column bound to each parameter.
-    pub(crate) params: Vec<u32>,
-}
-
 /// Plan loading rows of `schema` into the configured table; `existing` is `None` when the
 /// table does not exist yet.
 ///
 /// A new table gets every column nullable except the key: the table outlives this stream, and
 /// a later file may well have an empty cell where this one had none. Upsert keys are `NOT
 /// NULL` (SQLite would otherwise allow many rows with a null key) and the `PRIMARY KEY`, which
-/// is what `ON CONFLICT` needs (a one-column integer key is declared `INT`: see
-/// `create_table`).
+/// is what `ON CONFLICT` needs; the host declares a one-column integer key `INT`, not the
+/// rowid. An existing table gets the columns it lacks, nullable.
 pub(crate) fn plan(
     config: &SqliteLoadConfig,
     schema: &Schema,
     existing: Option<&ExistingTable>,
-) -> Result<Plan, Error> {
+) -> Result<WritePlan, Error> {
     check_identifier("table", &config.table)?;
     check_columns(schema)?;
     let key = key_columns(config, schema)?;
-    let table = quote_identifier(&config.table);
-
-    let (setup, add_columns) = match existing {
-        None => (vec![create_table(&table, schema, &key)], Vec::new()),
+    check_full_text(config, schema)?;
+    let columns: Vec<PlanColumn> = schema
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| PlanColumn {
+            name: c.name.clone(),
+            kind: c.kind,
+            nullable: !key.contains(&c.name.as_str()),
+            source: u32::try_from(i).expect("a schema has fewer than 2^32 columns"),
+        })
+        .collect();
+    let migrations = match existing {
+        None => vec![Migration::CreateTable],
         Some(existing) => {
             if config.mode == Mode::Upsert {
                 check_conflict_target(config, existing, &key)?;
@@ -126,61 +118,52 @@ pub(crate) fn plan(
                 .iter()
                 .map(|c| c.to_ascii_lowercase())
                 .collect();
-            let add_columns = schema
-                .columns
+            columns
                 .iter()
                 .filter(|c| !present.contains(&c.name.to_ascii_lowercase()))
-                .map(|c| AddColumn {
-                    column: c.name.clone(),
-                    statement: format!(
-                        "ALTER TABLE {table} ADD COLUMN {} {}",
-                        quote_identifier(&c.name),
-                        sql_type(c.kind)
-                    ),
+                .map(|c| {
+                    Migration::AddColumn(PlanColumn {
+                        nullable: true,
+                        ..c.clone()
+                    })
                 })
-                .collect();
-            (Vec::new(), add_columns)
+                .collect()
         }
     };
-
-    let names: Vec<String> = schema
-        .columns
-        .iter()
-        .map(|c| quote_identifier(&c.name))
-        .collect();
-    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-    let mut statement = format!(
-        "INSERT INTO {table} ({}) VALUES ({})",
-        names.join(", "),
-        placeholders.join(", ")
-    );
-    if config.mode == Mode::Upsert {
-        let target: Vec<String> = key.iter().map(|k| quote_identifier(k)).collect();
-        let updates: Vec<String> = schema
-            .columns
-            .iter()
-            .filter(|c| !key.contains(&c.name.as_str()))
-            .map(|c| {
-                let c = quote_identifier(&c.name);
-                format!("{c} = excluded.{c}")
-            })
-            .collect();
-        statement += &format!(" ON CONFLICT ({}) DO ", target.join(", "));
-        statement += &if updates.is_empty() {
-            "NOTHING".to_owned()
-        } else {
-            format!("UPDATE SET {}", updates.join(", "))
-        };
-    }
-    let params = (0..schema.columns.len())
-        .map(|i| u32::try_from(i).expect("a schema has fewer than 2^32 columns"))
-        .collect();
-    Ok(Plan {
-        setup,
-        add_columns,
-        statement,
-        params,
+    Ok(WritePlan {
+        database: config.database.clone(),
+        table: config.table.clone(),
+        columns,
+        mode: match config.mode {
+            Mode::Append => WriteMode::Append,
+            Mode::Upsert => WriteMode::Upsert,
+        },
+        key: key.iter().map(|k| (*k).to_owned()).collect(),
+        migrations,
+        full_text: config.fts.clone(),
     })
+}
+
+/// `fts` names text columns of the stream.
+fn check_full_text(config: &SqliteLoadConfig, schema: &Schema) -> Result<(), Error> {
+    for name in &config.fts {
+        match schema.column_index(name).map(|i| &schema.columns[i]) {
+            None => {
+                return Err(Error::InvalidConfig(format!(
+                    "{NAME}: fts column `{name}` is not in the stream's schema; available columns: {}",
+                    schema.column_list()
+                )));
+            }
+            Some(column) if column.kind != Kind::Text => {
+                return Err(Error::InvalidConfig(format!(
+                    "{NAME}: fts column `{name}` is {:?}; only text columns can be searched",
+                    column.kind
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The upsert key: the configured one, else the schema's primary key. Empty for append.
@@ -292,45 +275,6 @@ fn check_keys_not_null(
     )))
 }
 
-/// A new table. Its key columns are `NOT NULL`, which the primary key of a STRICT table
-/// enforces — except the rowid: a one-column `INTEGER PRIMARY KEY` gives a NULL a new rowid
-/// (so a row with a null key would be inserted again on every delivery), so such a key is
-/// declared `INT`, the same integer storage under STRICT, but not the rowid.
-fn create_table(table: &str, schema: &Schema, key: &[&str]) -> String {
-    let mut definitions: Vec<String> = schema
-        .columns
-        .iter()
-        .map(|c| {
-            let in_key = key.contains(&c.name.as_str());
-            let not_null = if in_key { " NOT NULL" } else { "" };
-            let sql_type = match sql_type(c.kind) {
-                "INTEGER" if in_key && key.len() == 1 => "INT",
-                other => other,
-            };
-            format!("{} {sql_type}{not_null}", quote_identifier(&c.name))
-        })
-        .collect();
-    if !key.is_empty() {
-        let key: Vec<String> = key.iter().map(|k| quote_identifier(k)).collect();
-        definitions.push(format!("PRIMARY KEY ({})", key.join(", ")));
-    }
-    format!(
-        "CREATE TABLE IF NOT EXISTS {table} ({}) STRICT",
-        definitions.join(", ")
-    )
-}
-
-/// The STRICT column type holding a kind; decimals, dates, timestamps and JSON are canonical
-/// text, booleans 0/1.
-fn sql_type(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Integer | Kind::Boolean => "INTEGER",
-        Kind::Real => "REAL",
-        Kind::Blob => "BLOB",
-        Kind::Text | Kind::Decimal | Kind::Date | Kind::Timestamp | Kind::Json => "TEXT",
-    }
-}
-
 /// Names are quoted, so almost anything goes; these are the names SQLite refuses or reserves.
 fn check_identifier(what: &str, name: &str) -> Result<(), Error> {
     let problem = if name.is_empty() {
@@ -374,7 +318,15 @@ mod tests {
             table: "transactions".into(),
             mode,
             key: key.map(|k| k.iter().map(|s| s.to_string()).collect()),
+            fts: Vec::new(),
         }
+    }
+
+    fn names(columns: &[PlanColumn]) -> Vec<(&str, bool)> {
+        columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.nullable))
+            .collect()
     }
 
     fn schema(primary_key: &[&str]) -> Schema {
@@ -392,7 +344,7 @@ mod tests {
         }
     }
 
-    fn invalid_config(result: Result<Plan, Error>) -> String {
+    fn invalid_config(result: Result<WritePlan, Error>) -> String {
         match result {
             Err(Error::InvalidConfig(m)) => m,
             other => panic!("expected invalid-config, got {other:?}"),
@@ -402,47 +354,29 @@ mod tests {
     #[test]
     fn append_into_a_new_table_creates_it_all_nullable() {
         let plan = plan(&config(Mode::Append, None), &schema(&["txn_id"]), None).unwrap();
+        assert_eq!(plan.migrations, vec![Migration::CreateTable]);
+        assert_eq!(plan.mode, WriteMode::Append);
+        assert!(plan.key.is_empty());
+        assert!(plan.columns.iter().all(|c| c.nullable));
         assert_eq!(
-            plan.setup,
-            vec![
-                r#"CREATE TABLE IF NOT EXISTS "transactions" ("txn_id" TEXT, "amount" TEXT, "booked" TEXT, "count" INTEGER, "ok" INTEGER, "rate" REAL, "raw" BLOB) STRICT"#
-            ]
+            plan.columns.iter().map(|c| c.source).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4, 5, 6]
         );
-        assert_eq!(
-            plan.statement,
-            r#"INSERT INTO "transactions" ("txn_id", "amount", "booked", "count", "ok", "rate", "raw") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#
-        );
-        assert_eq!(plan.params, vec![0, 1, 2, 3, 4, 5, 6]);
-        assert!(plan.add_columns.is_empty());
+        assert_eq!(plan.columns[1].kind, Kind::Decimal);
+        assert_eq!(plan.table, "transactions");
+        assert_eq!(plan.database, "ledger");
     }
 
     #[test]
     fn upsert_into_a_new_table_keys_it() {
         let plan = plan(&config(Mode::Upsert, None), &schema(&["txn_id"]), None).unwrap();
-        assert!(plan.setup[0].starts_with(
-            r#"CREATE TABLE IF NOT EXISTS "transactions" ("txn_id" TEXT NOT NULL, "amount" TEXT,"#
-        ));
-        assert!(plan.setup[0].ends_with(r#""raw" BLOB, PRIMARY KEY ("txn_id")) STRICT"#));
-        assert!(plan.statement.ends_with(
-            r#"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT ("txn_id") DO UPDATE SET "amount" = excluded."amount", "booked" = excluded."booked", "count" = excluded."count", "ok" = excluded."ok", "rate" = excluded."rate", "raw" = excluded."raw""#
-        ));
-    }
-
-    #[test]
-    fn upsert_with_only_key_columns_does_nothing_on_conflict() {
-        let s = Schema {
-            columns: vec![
-                Column::new("a", Kind::Integer, false),
-                Column::new("b", Kind::Text, false),
-            ],
-            primary_key: vec![],
-        };
-        let plan = plan(&config(Mode::Upsert, Some(&["b", "a"])), &s, None).unwrap();
+        assert_eq!(plan.mode, WriteMode::Upsert);
+        assert_eq!(plan.key, vec!["txn_id".to_owned()]);
         assert_eq!(
-            plan.statement,
-            r#"INSERT INTO "transactions" ("a", "b") VALUES (?1, ?2) ON CONFLICT ("b", "a") DO NOTHING"#
+            names(&plan.columns)[..2],
+            [("txn_id", false), ("amount", true)]
         );
-        assert!(plan.setup[0].ends_with(r#"PRIMARY KEY ("b", "a")) STRICT"#));
+        assert_eq!(plan.migrations, vec![Migration::CreateTable]);
     }
 
     #[test]
@@ -464,20 +398,32 @@ mod tests {
             Some(&existing),
         )
         .unwrap();
-        assert!(plan.setup.is_empty());
+        let added: Vec<(&str, Kind, bool, u32)> = plan
+            .migrations
+            .iter()
+            .map(|m| match m {
+                Migration::AddColumn(c) => (c.name.as_str(), c.kind, c.nullable, c.source),
+                other => panic!("{other:?}"),
+            })
+            .collect();
         assert_eq!(
-            plan.add_columns,
-            vec![
-                AddColumn {
-                    column: "rate".into(),
-                    statement: r#"ALTER TABLE "transactions" ADD COLUMN "rate" REAL"#.into()
-                },
-                AddColumn {
-                    column: "raw".into(),
-                    statement: r#"ALTER TABLE "transactions" ADD COLUMN "raw" BLOB"#.into()
-                },
-            ]
+            added,
+            vec![("rate", Kind::Real, true, 5), ("raw", Kind::Blob, true, 6)]
         );
+    }
+
+    #[test]
+    fn fts_columns_must_be_text_columns_of_the_stream() {
+        let mut c = config(Mode::Append, None);
+        c.fts = vec!["txn_id".into()];
+        assert_eq!(
+            plan(&c, &schema(&[]), None).unwrap().full_text,
+            vec!["txn_id"]
+        );
+        c.fts = vec!["count".into()];
+        assert!(invalid_config(plan(&c, &schema(&[]), None)).contains("only text columns"));
+        c.fts = vec!["memo".into()];
+        assert!(invalid_config(plan(&c, &schema(&[]), None)).contains("not in the stream"));
     }
 
     #[test]
@@ -537,29 +483,6 @@ mod tests {
         );
         // STRICT and WITHOUT ROWID keys come with `notnull` set: nothing to report.
         assert!(nullable_columns(&[info("id", 1, true, "TEXT")], true).is_empty());
-    }
-
-    #[test]
-    fn a_new_tables_one_column_integer_key_is_not_the_rowid() {
-        let s = Schema {
-            columns: vec![
-                Column::new("id", Kind::Integer, true),
-                Column::new("n", Kind::Integer, true),
-            ],
-            primary_key: vec![],
-        };
-        let plan = plan(&config(Mode::Upsert, Some(&["id"])), &s, None).unwrap();
-        assert_eq!(
-            plan.setup,
-            vec![
-                r#"CREATE TABLE IF NOT EXISTS "transactions" ("id" INT NOT NULL, "n" INTEGER, PRIMARY KEY ("id")) STRICT"#
-            ]
-        );
-        // A composite key is never the rowid; appending has no key.
-        let plan = super::plan(&config(Mode::Upsert, Some(&["id", "n"])), &s, None).unwrap();
-        assert!(plan.setup[0].contains(r#"("id" INTEGER NOT NULL, "n" INTEGER NOT NULL,"#));
-        let plan = super::plan(&config(Mode::Append, None), &s, None).unwrap();
-        assert!(plan.setup[0].contains(r#"("id" INTEGER, "n" INTEGER)"#));
     }
 
     #[test]
@@ -630,18 +553,14 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_are_quoted_and_checked() {
+    fn names_are_checked() {
         let mut c = config(Mode::Append, None);
-        c.table = r#"my "odd" table"#.into();
         let s = Schema {
             columns: vec![Column::new("select", Kind::Text, true)],
             primary_key: vec![],
         };
-        let plan = plan(&c, &s, None).unwrap();
-        assert_eq!(
-            plan.statement,
-            r#"INSERT INTO "my ""odd"" table" ("select") VALUES (?1)"#
-        );
+        c.table = r#"my "odd" table"#.into();
+        assert_eq!(plan(&c, &s, None).unwrap().table, r#"my "odd" table"#);
 
         c.table = "sqlite_master".into();
         let m = invalid_config(super::plan(&c, &s, None));

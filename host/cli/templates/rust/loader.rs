@@ -1,15 +1,16 @@
 //! `{{name}}`: a weir loader. Writes every column of the stream into a table of a granted
-//! SQLite database, replacing rows with the same primary key.
+//! database, replacing rows with the same primary key.
 //!
-//! It returns a write plan: the host runs the statements itself, inside the transaction that
-//! also saves the checkpoint, so the rows never cross into the plugin and delivery is
-//! exactly once when the history store commits to the same database.
+//! It returns a write plan: it says which table, which columns of which kinds, and how (append,
+//! or upsert by key); the host creates the table, writes the rows itself inside the transaction
+//! that also saves the checkpoint, so the rows never cross into the plugin and delivery is
+//! exactly once when the history store commits to the same database. The same plan works on
+//! SQLite and PostgreSQL.
 //!
 //! Config: `database` (a key of the pipeline's `grants.databases`) and `table`.
 
 use serde::Deserialize;
-use weir_sdk::sql::quote_identifier;
-use weir_sdk::{Error, Kind, Loader, PluginInfo, Schema, WritePlan};
+use weir_sdk::{Error, Loader, Migration, PlanColumn, PluginInfo, Schema, WriteMode, WritePlan};
 
 const NAME: &str = "{{name}}";
 
@@ -34,51 +35,33 @@ const CONFIG_SCHEMA: &str = r#"{
 /// The plugin.
 pub struct Plugin;
 
-fn sqlite_type(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Integer | Kind::Boolean => "INTEGER",
-        Kind::Real => "REAL",
-        Kind::Blob => "BLOB",
-        _ => "TEXT",
-    }
-}
-
 fn plan(config: Config, schema: &Schema) -> WritePlan {
-    let table = quote_identifier(&config.table);
-    let names: Vec<String> = schema
-        .columns
-        .iter()
-        .map(|c| quote_identifier(&c.name))
-        .collect();
-    let mut columns: Vec<String> = schema
-        .columns
-        .iter()
-        .zip(&names)
-        .map(|(c, name)| format!("{name} {}", sqlite_type(c.kind)))
-        .collect();
-    if !schema.primary_key.is_empty() {
-        let key: Vec<String> = schema
-            .primary_key
-            .iter()
-            .map(|k| quote_identifier(k))
-            .collect();
-        columns.push(format!("PRIMARY KEY ({})", key.join(", ")));
-    }
-    let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+    let key = schema.primary_key.clone();
     WritePlan {
         database: config.database,
-        // Runs before every stream, so it must be idempotent.
-        setup: vec![format!(
-            "CREATE TABLE IF NOT EXISTS {table} ({})",
-            columns.join(", ")
-        )],
-        statement: format!(
-            "INSERT OR REPLACE INTO {table} ({}) VALUES ({})",
-            names.join(", "),
-            params.join(", ")
-        ),
-        // Parameter ?k is bound to batch column params[k - 1].
-        params: (0..names.len() as u32).collect(),
+        table: config.table,
+        columns: schema
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| PlanColumn {
+                name: c.name.clone(),
+                kind: c.kind,
+                nullable: !key.contains(&c.name),
+                source: i as u32,
+            })
+            .collect(),
+        mode: if key.is_empty() {
+            WriteMode::Append
+        } else {
+            WriteMode::Upsert
+        },
+        key,
+        // `create table if not exists`, applied by the host with the first batch. A loader
+        // that also adds columns to an existing table reads its columns through `weir_sdk::sql`
+        // here and lists `Migration::AddColumn` for the missing ones.
+        migrations: vec![Migration::CreateTable],
+        full_text: Vec::new(),
     }
 }
 
@@ -108,30 +91,31 @@ weir_sdk::export_loader!(Plugin);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_sdk::Column;
+    use weir_sdk::{Column, Kind};
 
     #[test]
     fn plans_a_table_and_an_upsert_of_every_column() {
         let schema = Schema {
             columns: vec![
                 Column::new("id", Kind::Integer, false),
-                Column::new("na\"me", Kind::Text, true),
+                Column::new("name", Kind::Text, true),
             ],
             primary_key: vec!["id".into()],
         };
         let plan = Plugin::open(r#"{"database": "db", "table": "people"}"#, schema).unwrap();
-        assert_eq!(plan.database, "db");
+        assert_eq!((plan.database.as_str(), plan.table.as_str()), ("db", "people"));
+        assert_eq!(plan.mode, WriteMode::Upsert);
+        assert_eq!(plan.key, ["id"]);
+        let columns: Vec<(&str, Kind, bool, u32)> = plan
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind, c.nullable, c.source))
+            .collect();
         assert_eq!(
-            plan.setup,
-            [
-                r#"CREATE TABLE IF NOT EXISTS "people" ("id" INTEGER, "na""me" TEXT, PRIMARY KEY ("id"))"#
-            ]
+            columns,
+            [("id", Kind::Integer, false, 0), ("name", Kind::Text, true, 1)]
         );
-        assert_eq!(
-            plan.statement,
-            r#"INSERT OR REPLACE INTO "people" ("id", "na""me") VALUES (?1, ?2)"#
-        );
-        assert_eq!(plan.params, [0, 1]);
+        assert_eq!(plan.migrations, [Migration::CreateTable]);
     }
 
     #[test]

@@ -74,17 +74,22 @@ fn check_name(what: &str, name: &str) -> Result<(), String> {
     Err(format!("{what} name {name:?} {problem}"))
 }
 
+/// A column's definition in `CREATE TABLE` or `ADD COLUMN`. Key columns are `NOT NULL`. A
+/// one-column integer key is declared `INT`, not `INTEGER`: `INTEGER PRIMARY KEY` makes the
+/// column the rowid, which gives a NULL a fresh value instead of refusing it (a row with a
+/// null key would be inserted again on every delivery); `INT` stores the same integers.
 fn column_definition(column: &PlanColumn, key: &[&str]) -> String {
-    let not_null = if !column.nullable || key.contains(&column.name.as_str()) {
+    let in_key = key.contains(&column.name.as_str());
+    let not_null = if !column.nullable || in_key {
         " NOT NULL"
     } else {
         ""
     };
-    format!(
-        "{} {}{not_null}",
-        quote(&column.name),
-        sql_type(column.kind)
-    )
+    let sql_type = match sql_type(column.kind) {
+        "INTEGER" if in_key && key.len() == 1 => "INT",
+        other => other,
+    };
+    format!("{} {sql_type}{not_null}", quote(&column.name))
 }
 
 /// Check `plan` against the batch `schema` and render it.

@@ -219,7 +219,11 @@ fn row_json(schema: &Schema, row: &RowView<'_>) -> String {
 }
 
 impl weir_sdk::Sink for Counter {
-    fn write(&mut self, batch: &BatchView<'_>) -> Result<(), Error> {
+    fn write(
+        &mut self,
+        batch: &BatchView<'_>,
+        _rejects: &mut weir_sdk::SinkRejects,
+    ) -> Result<(), Error> {
         self.batches += 1;
         for (row, &position) in batch.rows().zip(batch.positions()) {
             let key = row.get(self.key);
