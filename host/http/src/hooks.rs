@@ -115,13 +115,14 @@ impl HttpHooks {
         async move { this.send_inner(request, options).await }
     }
 
+    /// Explain something to the reporter (which logs it), or to the host log without one.
     fn say(&self, level: tracing::Level, message: &str) {
-        match level {
-            tracing::Level::WARN => tracing::warn!(target: "weir::http", "{message}"),
-            _ => tracing::debug!(target: "weir::http", "{message}"),
-        }
-        if let Some(report) = &self.report {
-            report(level, message);
+        match &self.report {
+            Some(report) => report(level, message),
+            None if level == tracing::Level::WARN => {
+                tracing::warn!(target: "weir::http", "{message}")
+            }
+            None => tracing::debug!(target: "weir::http", "{message}"),
         }
     }
 
