@@ -196,7 +196,10 @@ fn check_network(kind: PluginKind, imports: &[String]) -> Result<(), String> {
     if matches!(kind, PluginKind::Extractor | PluginKind::Loader) {
         return Ok(());
     }
-    match imports.iter().find(|i| i.starts_with("wasi:http/")) {
+    let outgoing = imports
+        .iter()
+        .find(|i| i.starts_with("wasi:http/outgoing-handler"));
+    match outgoing.or_else(|| imports.iter().find(|i| i.starts_with("wasi:http/"))) {
         Some(import) => Err(format!(
             "is a {kind} and imports {import}; only extractors and loaders may use the network (grants.http)"
         )),
