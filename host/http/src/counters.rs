@@ -83,6 +83,23 @@ impl HttpCounters {
     }
 }
 
+impl HttpCountersSnapshot {
+    /// What was counted between `earlier` and this snapshot (a run's share of a grant's
+    /// counters, which run on for as long as the configuration is loaded).
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            requests: self.requests.saturating_sub(earlier.requests),
+            response_bytes: self.response_bytes.saturating_sub(earlier.response_bytes),
+            refused: self.refused.saturating_sub(earlier.refused),
+            errors: self.errors.saturating_sub(earlier.errors),
+            status: std::array::from_fn(|i| self.status[i].saturating_sub(earlier.status[i])),
+            throttled: self.throttled.saturating_sub(earlier.throttled),
+            token_requests: self.token_requests.saturating_sub(earlier.token_requests),
+            auth_retries: self.auth_retries.saturating_sub(earlier.auth_retries),
+        }
+    }
+}
+
 impl std::ops::AddAssign for HttpCountersSnapshot {
     fn add_assign(&mut self, other: Self) {
         self.requests += other.requests;
@@ -123,5 +140,22 @@ mod tests {
             c.add(Count::Status(code));
         }
         assert_eq!(c.snapshot().status, [2, 2, 1, 2, 2]);
+    }
+
+    #[test]
+    fn a_runs_share_is_the_difference_of_two_snapshots() {
+        let c = HttpCounters::default();
+        c.add(Count::Request);
+        let start = c.snapshot();
+        c.add(Count::Request);
+        c.add(Count::ResponseBytes(10));
+        c.add(Count::Status(200));
+        let mut share = c.snapshot().since(&start);
+        assert_eq!(
+            (share.requests, share.response_bytes, share.status[1]),
+            (1, 10, 1)
+        );
+        share += share;
+        assert_eq!(share.requests, 2);
     }
 }
