@@ -19,7 +19,8 @@ pub struct HttpCounters {
 /// The counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpCountersSnapshot {
-    /// Requests sent to the server (a retry after a refreshed OAuth2 token counts again).
+    /// Requests sent, or tried and failed in transport (a retry after a refreshed OAuth2 token
+    /// counts again); not those the grant refused.
     pub requests: u64,
     /// Response body bytes handed to the plugin.
     pub response_bytes: u64,

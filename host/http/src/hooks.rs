@@ -178,16 +178,19 @@ impl HttpHooks {
                 credentials.header,
                 this_body,
             )?;
-            tally.add(Count::Request);
             let (response, io) =
                 match send::send_once(&grant, &target.endpoint, outgoing, &limits, &what).await {
-                    Ok(sent) => sent,
+                    Ok(sent) => {
+                        tally.add(Count::Request);
+                        sent
+                    }
                     Err(SendFailure::Refused(message)) => {
                         tally.add(Count::Refused);
                         self.say(tracing::Level::WARN, &message);
                         return Err(Error::InternalError(Some(message)));
                     }
                     Err(SendFailure::Failed { error, explain }) => {
+                        tally.add(Count::Request);
                         tally.add(Count::Error);
                         self.say(tracing::Level::WARN, &failed(&explain));
                         return Err(error);

@@ -244,6 +244,7 @@ async fn refusals_name_the_grant_reach_the_report_and_are_counted() {
         (3, 1, 1)
     );
     assert_eq!(local.counters().refused, 1);
+    assert_eq!(local.counters().requests, 0, "refused before it was sent");
 }
 
 #[tokio::test]
