@@ -33,6 +33,10 @@ test-plugins: setup
         cp tests/plugins/target/wasm32-wasip2/release/sql_escape.wasm tests/plugins/dist/sql_escape_$kind.wasm; \
     done
     rm -f tests/plugins/dist/sql_escape.wasm
+    @# http-probe as a transformer too: one that imports wasi:http, which the host must refuse.
+    cd tests/plugins && cargo build --release --quiet -p http-probe --no-default-features --features transform
+    cp tests/plugins/target/wasm32-wasip2/release/http_probe.wasm tests/plugins/dist/http_probe_transform.wasm
+    cd tests/plugins && cargo build --release --quiet -p http-probe
 
 # The Python and JavaScript example plugins (plugins/examples): installs their pinned toolchains
 # (componentize-py in a venv, jco/componentize-js with npm) and builds them into plugins/examples/dist/.

@@ -31,7 +31,11 @@ fn plugins_folder(fx: &Fixture, old: &[&str], new: &[&str]) -> std::path::PathBu
 fn use_plugins(fx: &Fixture, plugins: &std::path::Path) {
     let config = std::fs::read_to_string(fx.path("weir.toml")).unwrap();
     let body = &config[config.find("[[pipeline]]").unwrap()..];
-    std::fs::write(fx.path("weir.toml"), Fixture::engine_section(plugins) + body).unwrap();
+    std::fs::write(
+        fx.path("weir.toml"),
+        Fixture::engine_section(plugins) + body,
+    )
+    .unwrap();
 }
 
 /// The rows and rejects of a bank-recon run, to compare runs value by value.
@@ -72,7 +76,10 @@ fn ledger(fx: &Fixture) -> (Vec<String>, Vec<String>) {
 fn plugins_built_against_0_1_0_run_alone_and_beside_0_2_0_ones_with_the_same_result() {
     // Today's build: every plugin 0.2.0.
     let current = bank_recon_fixture();
-    assert_eq!(current.weir(&["run", "bank-recon"]).success().totals(), (78, 74, 4));
+    assert_eq!(
+        current.weir(&["run", "bank-recon"]).success().totals(),
+        (78, 74, 4)
+    );
     let expected = ledger(&current);
     assert_eq!(expected.0.len(), 74);
 
@@ -80,7 +87,12 @@ fn plugins_built_against_0_1_0_run_alone_and_beside_0_2_0_ones_with_the_same_res
     let old = bank_recon_fixture();
     let dir = plugins_folder(
         &old,
-        &["csv-extract", "map-transform", "sqlite-load", "sqlite-history"],
+        &[
+            "csv-extract",
+            "map-transform",
+            "sqlite-load",
+            "sqlite-history",
+        ],
         &[],
     );
     use_plugins(&old, &dir);
@@ -108,7 +120,10 @@ fn plugins_built_against_0_1_0_run_alone_and_beside_0_2_0_ones_with_the_same_res
         "{}",
         validate.stdout()
     );
-    assert_eq!(old.weir(&["run", "bank-recon"]).success().totals(), (78, 74, 4));
+    assert_eq!(
+        old.weir(&["run", "bank-recon"]).success().totals(),
+        (78, 74, 4)
+    );
     assert_eq!(ledger(&old), expected, "0.1.0 plugins wrote other rows");
 
     // Mixed: a 0.1.0 transform and SQL-plan loader between 0.2.0 extract and history.
@@ -119,8 +134,14 @@ fn plugins_built_against_0_1_0_run_alone_and_beside_0_2_0_ones_with_the_same_res
         &["csv-extract", "sqlite-history"],
     );
     use_plugins(&mixed, &dir);
-    assert_eq!(mixed.weir(&["run", "bank-recon"]).success().totals(), (78, 74, 4));
+    assert_eq!(
+        mixed.weir(&["run", "bank-recon"]).success().totals(),
+        (78, 74, 4)
+    );
     assert_eq!(ledger(&mixed), expected, "mixed contracts wrote other rows");
     // Incremental as ever: nothing new, nothing loaded.
-    assert_eq!(mixed.weir(&["run", "bank-recon"]).success().totals(), (0, 0, 0));
+    assert_eq!(
+        mixed.weir(&["run", "bank-recon"]).success().totals(),
+        (0, 0, 0)
+    );
 }

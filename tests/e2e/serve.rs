@@ -69,7 +69,7 @@ fn a_triggered_run_streams_started_batches_completed_and_is_queryable() {
     assert_eq!(bank["last_run"]["id"], run_id.as_str());
     assert_eq!(bank["schedule"]["upcoming"].as_array().unwrap().len(), 3);
     let plugins = server.get_json("/api/plugins");
-    assert_eq!(plugins["plugins"].as_array().unwrap().len(), 4);
+    assert_eq!(plugins["plugins"].as_array().unwrap().len(), 5);
 
     let metrics = server.request("GET", "/metrics", false);
     assert_eq!(metrics.status, 200);
@@ -179,7 +179,7 @@ fn reconnecting_with_last_event_id_gets_exactly_the_missed_events() {
     assert_eq!(batches[0].data["partition"], "inbox/2026-03.csv");
     // The first events of the log are the engine's and the plugins'.
     assert_eq!(log[0].kind, "engine_started");
-    assert_eq!(log.iter().filter(|e| e.kind == "plugin_loaded").count(), 4);
+    assert_eq!(log.iter().filter(|e| e.kind == "plugin_loaded").count(), 5);
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! A pipeline matched to loaded plugins, and what each of its steps is given.
 //!
 //! The rule of the sandbox (docs/design.md, "Sandbox and grants") lives here and nowhere
-//! else: only the extractor gets the granted directories (read-only); every step gets the
-//! granted databases by name, the extractor on connections of its own (its reads must not see
-//! the batch transaction in progress), the other steps on the connections the worker commits
+//! else: only the extractor gets the granted directories (read-only); only the extractor and
+//! the loaders get the granted HTTP connections (a transform or history store never reaches the
+//! network; the runtime also refuses such plugins at load); every step gets the granted
+//! databases by name, the extractor on connections of its own (its reads must not see the
+//! batch transaction in progress), the other steps on the connections the worker commits
 //! through (so a history store's `save` commits with the batch). Runs, operator commands and
 //! `validate` all ask [`ResolvedPipeline::options`].
 
@@ -44,10 +46,27 @@ pub struct ResolvedPipeline {
     pub transforms: Vec<Arc<Plugin>>,
     pub loads: Vec<Arc<Plugin>>,
     pub history: Arc<Plugin>,
-    /// What the extractor may use: directories and databases.
+    /// What the extractor may use: directories, databases and HTTP connections.
     extract_grants: Grants,
-    /// What every other step may use: databases.
+    /// What the loaders may use: databases and HTTP connections.
+    load_grants: Grants,
+    /// What transforms and the history store may use: databases.
     data_grants: Grants,
+}
+
+/// What a step is given of the pipeline's grants: directories to the extractor only, HTTP
+/// connections to the extractor and the loaders only, databases to every step.
+fn grants_for(step: Step, granted: &Grants) -> Grants {
+    let (read_dirs, http) = match step {
+        Step::Extract => (granted.read_dirs.clone(), granted.http.clone()),
+        Step::Load => (Vec::new(), granted.http.clone()),
+        Step::Transform | Step::History => (Vec::new(), BTreeMap::new()),
+    };
+    Grants {
+        read_dirs,
+        databases: granted.databases.clone(),
+        http,
+    }
 }
 
 /// A step that does not name a usable plugin.
@@ -157,11 +176,9 @@ impl ResolvedPipeline {
         if !problems.is_empty() {
             return Err(problems.join("\n"));
         }
-        let extract_grants = pipeline.grants.clone();
-        let data_grants = Grants {
-            read_dirs: Vec::new(),
-            databases: pipeline.grants.databases.clone(),
-        };
+        let extract_grants = grants_for(Step::Extract, &pipeline.grants);
+        let load_grants = grants_for(Step::Load, &pipeline.grants);
+        let data_grants = grants_for(Step::Transform, &pipeline.grants);
         Ok(Self {
             config: pipeline.clone(),
             extract: extract.expect("no problems"),
@@ -172,6 +189,7 @@ impl ResolvedPipeline {
             loads: loads.into_iter().map(|p| p.expect("no problems")).collect(),
             history: history.expect("no problems"),
             extract_grants,
+            load_grants,
             data_grants,
         })
     }
@@ -214,7 +232,8 @@ impl ResolvedPipeline {
     ) -> InstanceOptions<'a> {
         let (grants, databases) = match step {
             Step::Extract => (&self.extract_grants, self.databases(access)),
-            Step::Transform | Step::Load | Step::History => (&self.data_grants, databases.clone()),
+            Step::Load => (&self.load_grants, databases.clone()),
+            Step::Transform | Step::History => (&self.data_grants, databases.clone()),
         };
         InstanceOptions {
             site: CallSite {
@@ -247,5 +266,34 @@ impl ResolvedPipeline {
         let mut history = runtime.history_store(&self.history, options).await?;
         history.open(&self.config.history.config).await?;
         Ok(history)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_runtime::{DirGrant, HttpGrant, HttpGrantSpec};
+
+    #[test]
+    fn only_extract_and_load_get_http_and_only_extract_gets_directories() {
+        let granted = Grants {
+            read_dirs: vec![DirGrant {
+                host_path: "/srv/inbox".into(),
+                guest_path: "inbox".into(),
+            }],
+            databases: BTreeMap::from([("ledger".to_owned(), "/srv/ledger.db".into())]),
+            http: BTreeMap::from([(
+                "hr".to_owned(),
+                HttpGrant::new("hr", HttpGrantSpec::new("https://hr.example.com/api/")).unwrap(),
+            )]),
+        };
+        let given = |step| {
+            let g = grants_for(step, &granted);
+            (g.read_dirs.len(), g.databases.len(), g.http.len())
+        };
+        assert_eq!(given(Step::Extract), (1, 1, 1));
+        assert_eq!(given(Step::Load), (0, 1, 1));
+        assert_eq!(given(Step::Transform), (0, 1, 0));
+        assert_eq!(given(Step::History), (0, 1, 0));
     }
 }

@@ -67,7 +67,10 @@ pub async fn supervise(
         if !error.is_retryable() {
             return fail(error.to_string(), false, budget.attempts());
         }
-        let Some(delay) = budget.next_delay(Instant::now()) else {
+        let Some(delay) = budget
+            .next_delay(Instant::now())
+            .map(|delay| at_least_retry_after(delay, &error))
+        else {
             let policy = &pipeline.config.restart;
             let message = format!(
                 "gave up after {} attempts (restart budget: {} restarts within {} s); last error: {error}",
@@ -89,6 +92,15 @@ pub async fn supervise(
             _ = tokio::time::sleep(delay) => {}
             _ = ctx.cancelled() => return cancelled(&ctx, &partition.id, totals),
         }
+    }
+}
+
+/// A server that answered 429/503 with `Retry-After` (kept on the plugin's `unavailable` error)
+/// is not asked again sooner than it said.
+fn at_least_retry_after(delay: Duration, error: &WorkerError) -> Duration {
+    match error {
+        WorkerError::Plugin(e) => delay.max(e.retry_after.unwrap_or_default()),
+        _ => delay,
     }
 }
 
@@ -201,6 +213,29 @@ mod tests {
         assert!(budget.next_delay(t0).is_some());
         assert!(budget.next_delay(t0).is_none());
         assert!(budget.next_delay(t0 + Duration::from_secs(61)).is_some());
+    }
+
+    #[test]
+    fn a_retry_after_is_a_floor_for_the_backoff() {
+        let mut error =
+            weir_runtime::PluginError::contract("\"http-extract\" 0.2.0", "next-batch", "429");
+        error.kind = weir_runtime::FaultKind::Unavailable;
+        let short = Duration::from_millis(500);
+        assert_eq!(
+            at_least_retry_after(short, &WorkerError::Plugin(error.clone())),
+            short
+        );
+        error.retry_after = Some(Duration::from_secs(7));
+        let error = WorkerError::Plugin(error);
+        assert_eq!(at_least_retry_after(short, &error), Duration::from_secs(7));
+        assert_eq!(
+            at_least_retry_after(Duration::from_secs(9), &error),
+            Duration::from_secs(9)
+        );
+        assert_eq!(
+            at_least_retry_after(short, &WorkerError::host("busy")),
+            short
+        );
     }
 
     #[test]

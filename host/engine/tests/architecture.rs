@@ -40,6 +40,17 @@ fn crates_depend_only_along_the_allowed_arrows() {
             &["weir-runtime", "weir-engine", "weir-api", "weir-store"],
         ),
         ("store", &["weir-runtime", "weir-engine", "weir-api"]),
+        (
+            "http",
+            &[
+                "weir-bindings",
+                "weir-runtime",
+                "weir-engine",
+                "weir-api",
+                "weir-store",
+                "weir-schedule",
+            ],
+        ),
         ("engine", &["weir-api"]),
     ];
     for (krate, forbidden) in never {

@@ -192,6 +192,23 @@ fn kind_of(exports: &[String]) -> Result<(PluginKind, Contract), String> {
     }
 }
 
+/// Only extractors and loaders may use the network (docs/design.md, "Sandbox and grants"): a
+/// transformer or history store importing `wasi:http` is refused, whatever the pipeline grants.
+fn check_network(kind: PluginKind, imports: &[String]) -> Result<(), String> {
+    if matches!(kind, PluginKind::Extractor | PluginKind::Loader) {
+        return Ok(());
+    }
+    let outgoing = imports
+        .iter()
+        .find(|i| i.starts_with("wasi:http/outgoing-handler"));
+    match outgoing.or_else(|| imports.iter().find(|i| i.starts_with("wasi:http/"))) {
+        Some(import) => Err(format!(
+            "is a {kind} and imports {import}; only extractors and loaders may use the network (grants.http)"
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Runtime {
     /// Load every `*.wasm` in `dir`. Files that fail are listed in `rejected` with the reason;
     /// the rest still load. Fails only if the folder itself cannot be read.
@@ -267,6 +284,7 @@ impl Runtime {
             .map(|(n, _)| n.to_owned())
             .collect();
         let (kind, contract) = kind_of(&exports)?;
+        check_network(kind, &imports)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -297,5 +315,26 @@ impl Runtime {
             loaded_at: SystemTime::now(),
             pre,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_extractors_and_loaders_may_import_wasi_http() {
+        let imports = vec![
+            "wasi:io/streams@0.2.4".to_owned(),
+            "wasi:http/outgoing-handler@0.2.4".to_owned(),
+        ];
+        assert!(check_network(PluginKind::Extractor, &imports).is_ok());
+        assert!(check_network(PluginKind::Loader, &imports).is_ok());
+        assert_eq!(
+            check_network(PluginKind::Transformer, &imports).unwrap_err(),
+            "is a transformer and imports wasi:http/outgoing-handler@0.2.4; only extractors and loaders may use the network (grants.http)"
+        );
+        assert!(check_network(PluginKind::HistoryStore, &imports).is_err());
+        assert!(check_network(PluginKind::Transformer, &imports[..1]).is_ok());
     }
 }

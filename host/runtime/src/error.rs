@@ -75,6 +75,10 @@ pub struct PluginError {
     pub kind: FaultKind,
     /// Details for humans.
     pub message: String,
+    /// How long the server asked to be left alone: the `Retry-After` of a 429 or 503 the
+    /// plugin received over a granted HTTP connection in the call that ended `unavailable`.
+    /// The supervisor waits at least this long before the next attempt.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// A plugin's message often starts with its own name (`sqlite-load: no column …`), which the
@@ -133,6 +137,7 @@ impl PluginError {
             call,
             kind,
             message: crate::caps::truncate_text(without_own_name(plugin, message), max_message),
+            retry_after: None,
         }
     }
 
@@ -143,6 +148,7 @@ impl PluginError {
                 call,
                 kind: limit.kind,
                 message: limit.message.clone(),
+                retry_after: None,
             };
         }
         let text = format!("{error:#}");
@@ -160,6 +166,7 @@ impl PluginError {
             call,
             kind,
             message: text,
+            retry_after: None,
         }
     }
 
@@ -170,6 +177,7 @@ impl PluginError {
             call,
             kind: FaultKind::Other,
             message: message.into(),
+            retry_after: None,
         }
     }
 }

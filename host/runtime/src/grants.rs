@@ -1,4 +1,5 @@
-//! What a pipeline grants its plugins: directories to read and databases to use, nothing else.
+//! What a pipeline grants its plugins: directories to read, databases to use and HTTP
+//! connections to make, nothing else.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub struct Grants {
     pub read_dirs: Vec<DirGrant>,
     /// Databases by name → SQLite file.
     pub databases: BTreeMap<String, PathBuf>,
+    /// HTTP connections by name (extractors and loaders only); clones share each grant's rate
+    /// limit, OAuth2 token and counters.
+    pub http: BTreeMap<String, weir_http::HttpGrant>,
 }
 
 /// How a granted database may be used, beyond its path.

@@ -48,6 +48,10 @@ pub use sql_call::{SqlValue, from_sql};
 pub use state::{CallSite, LogSink, PluginState};
 pub use watch::{FileEvent, PluginChange, SETTLE, watch_dir};
 pub use weir_bindings::types;
+pub use weir_http::{
+    ClientAuth, DEFAULT_MAX_BODY_BYTES, HttpAuth, HttpCountersSnapshot, HttpGrant, HttpGrantSpec,
+    HttpTimeouts, InstanceHttpStats, OAuth2, Secret,
+};
 
 use catalog::PluginPre;
 use sandbox::Sandbox;
@@ -74,6 +78,10 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         // weir's own imports, at every contract version this host runs.
         contract::add_to_linker(&mut linker)?;
+        // wasi:http for extractors and loaders, through weir's own hook (weir-http): every
+        // request is checked against the pipeline's grants.http. Transformers and history
+        // stores that import it are refused at load (catalog).
+        weir_http::wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), stop_ticker.clone());
@@ -176,6 +184,7 @@ macro_rules! instantiate_fn {
                     call: "instantiate",
                     kind: FaultKind::InvalidConfig,
                     message: format!("is a {}, not a {}", plugin.kind, PluginKind::$kind),
+                    retry_after: None,
                 });
             }
             Ok($instance::new(self.live(&plugin.pre, &label, opts).await?))

@@ -94,6 +94,7 @@ impl Sandbox {
                 call,
                 kind: FaultKind::Trap,
                 message: format!("instance unusable after an earlier failure ({reason})"),
+                retry_after: None,
             });
         }
         let now = std::time::Instant::now();
@@ -101,6 +102,8 @@ impl Sandbox {
         state.guest_time_in_call = std::time::Duration::ZERO;
         state.last_tick = now;
         state.call_deadline = now + self.limits.wall_per_call;
+        // A Retry-After belongs to the call whose requests got it.
+        state.take_retry_after();
         self.call_started = now;
         self.data_cap = cap;
         self.store.set_hostcall_fuel(cap.bytes);
@@ -124,6 +127,7 @@ impl Sandbox {
                 call,
                 kind: FaultKind::Timeout,
                 message: format!("no answer within {:?}", self.limits.wall_per_call),
+                retry_after: None,
             },
         };
         let mut result = result;
@@ -146,6 +150,9 @@ impl Sandbox {
                 self.call_started.elapsed().as_secs_f64(),
                 result.message
             );
+        }
+        if result.kind == FaultKind::Unavailable {
+            result.retry_after = self.store.data().take_retry_after();
         }
         if result.kind.poisons_instance() {
             self.poisoned = Some(format!("{}: {}", call, result.message));

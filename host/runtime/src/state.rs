@@ -7,6 +7,8 @@ use std::task::{Context, Poll};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use weir_http::wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use weir_http::{HttpHooks, InstanceHttpStats};
 
 use crate::grants::{Databases, Grants};
 use crate::limiter::PluginLimiter;
@@ -57,6 +59,10 @@ pub struct PluginState {
     pub(crate) guest_time_in_call: std::time::Duration,
     /// When the guest last passed an epoch tick (or the call began).
     pub(crate) last_tick: std::time::Instant,
+    http_ctx: WasiHttpCtx,
+    /// weir's `wasi:http` hook over the granted connections (`grants.http`); with none granted
+    /// it refuses every request.
+    http: HttpHooks,
 }
 
 impl PluginState {
@@ -83,6 +89,12 @@ impl PluginState {
                 })?;
         }
         let store_limits = PluginLimiter::new(limits.memory_bytes);
+        // Refusals and failures of granted HTTP are explained in the instance's log, so they
+        // reach the user as plugin_log events even when the plugin swallows the error code.
+        let log_site = site.clone();
+        let report: weir_http::Reporter =
+            Arc::new(move |level, line: &str| emit_plugin_log(&log_site, level, line));
+        let http = HttpHooks::new(grants.http.values(), Some(report));
         Ok(Self {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -94,12 +106,34 @@ impl PluginState {
             site,
             guest_time_in_call: std::time::Duration::ZERO,
             last_tick: std::time::Instant::now(),
+            http_ctx: WasiHttpCtx::new(),
+            http,
         })
     }
 
     /// Labels of this instance.
     pub fn site(&self) -> &CallSite {
         &self.site
+    }
+
+    /// What this instance did over its granted HTTP connections.
+    pub fn http_stats(&self) -> InstanceHttpStats {
+        self.http.stats()
+    }
+
+    /// The `Retry-After` of the latest 429/503 since the last call, cleared.
+    pub(crate) fn take_retry_after(&self) -> Option<std::time::Duration> {
+        self.http.take_retry_after()
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 //!
 //! - `raw`: the file's shape and reading it section by section;
 //! - this module: checking each value and building the typed configuration;
+//! - `http`: the `grants.http` connections;
 //! - `values`: interpolation, TOML to JSON, line numbers.
 
+mod http;
 mod raw;
 mod values;
 
@@ -531,6 +533,7 @@ impl Reader<'_> {
                 grants.databases.insert(name.clone(), self.resolve(&value));
             }
         }
+        grants.http = self.http_grants(p);
         grants
     }
 

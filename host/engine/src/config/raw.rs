@@ -139,6 +139,8 @@ fn locate(tree: &Spanned<DeValue<'_>>, path: &[Segment]) -> Option<Range<usize>>
     let mut best = tree.span();
     for segment in path {
         match (segment, here.get_ref()) {
+            // A `Spanned<T>` field deserializes through a private key of its own.
+            (Segment::Key(k), _) if k.starts_with("$__serde_spanned") => continue,
             (Segment::Key(k), DeValue::Table(table)) => {
                 let (key, value) = table.iter().find(|(key, _)| key.get_ref() == k)?;
                 best = key.span();
@@ -207,6 +209,48 @@ pub(super) struct RawGrants {
     pub(super) read_dirs: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) databases: BTreeMap<String, Spanned<RawDatabase>>,
+    #[serde(default)]
+    pub(super) http: BTreeMap<String, Spanned<RawHttpGrant>>,
+}
+
+/// A granted HTTP connection (`grants.http.<name>`); checked in `config/http.rs`.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawHttpGrant {
+    pub(super) url: Spanned<String>,
+    pub(super) auth: Option<Spanned<RawHttpAuth>>,
+    #[serde(default)]
+    pub(super) allow_private: bool,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) connect_timeout_seconds: Option<f64>,
+    pub(super) first_byte_timeout_seconds: Option<f64>,
+    pub(super) between_bytes_timeout_seconds: Option<f64>,
+    pub(super) max_body_bytes: Option<u64>,
+    pub(super) requests_per_second: Option<f64>,
+}
+
+/// `auth = { bearer = "…" }`, `{ basic = { … } }` or `{ oauth2 = { … } }`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawHttpAuth {
+    Bearer(String),
+    Basic(RawBasicAuth),
+    OAuth2(RawOAuth2),
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RawBasicAuth {
+    pub(super) user: String,
+    pub(super) password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RawOAuth2 {
+    pub(super) token_url: String,
+    pub(super) client_id: String,
+    pub(super) client_secret: String,
+    pub(super) scope: Option<String>,
+    /// `"basic"` (default) or `"post"`: how the client authenticates to the token endpoint.
+    pub(super) client_auth: Option<String>,
 }
 
 /// A granted database: a path, or a table with options.

@@ -123,6 +123,7 @@ impl ExtractSide<'_> {
                     "batch of {size} bytes exceeds max_batch_bytes ({}); lower batch_size or raise limits.max_batch_bytes",
                     self.bounds.max_batch_bytes
                 ),
+                retry_after: None,
             });
         }
         let verdict = columns::oversized_rows(&rows, self.source_schema, &self.bounds);

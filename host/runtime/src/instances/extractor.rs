@@ -39,6 +39,12 @@ impl ExtractorInstance {
         Self { live, reader: None }
     }
 
+    /// What this instance did over its granted HTTP connections, per grant (its own share;
+    /// [`crate::HttpGrant::counters`] adds up every instance of the pipeline).
+    pub fn http_stats(&self) -> crate::InstanceHttpStats {
+        self.live.sandbox.store.data().http_stats()
+    }
+
     /// `describe()`.
     pub async fn describe(&mut self) -> Result<crate::types::PluginInfo, PluginError> {
         self.live.describe().await
@@ -172,5 +178,6 @@ pub(super) fn bad_data(sandbox: &Sandbox, call: &'static str, message: String) -
         call,
         kind: FaultKind::BadData,
         message,
+        retry_after: None,
     }
 }

@@ -77,6 +77,12 @@ impl LoaderInstance {
         Self { live, sink: None }
     }
 
+    /// What this instance did over its granted HTTP connections, per grant (its own share;
+    /// [`crate::HttpGrant::counters`] adds up every instance of the pipeline).
+    pub fn http_stats(&self) -> crate::InstanceHttpStats {
+        self.live.sandbox.store.data().http_stats()
+    }
+
     /// `describe()`.
     pub async fn describe(&mut self) -> Result<crate::types::PluginInfo, PluginError> {
         self.live.describe().await

@@ -119,6 +119,7 @@ pub(crate) fn check_checkpoint(
             "checkpoint of {} bytes is larger than limits.max_checkpoint_bytes ({max})",
             checkpoint.len()
         ),
+        retry_after: None,
     })
 }
 
