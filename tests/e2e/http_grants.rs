@@ -330,6 +330,35 @@ local = {{ url = "http://localhost:{port}/api/" }}
     assert_eq!(rows["throttled"].status, Some(200));
     assert_eq!(rows["throttled"].body.as_deref(), Some("finally"));
     assert_eq!(rows.len(), 9);
+
+    // What each connection cost, from the workers' `http_usage` events (failed attempts too).
+    let mut usage: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
+    for e in events_of(&events, "http_usage") {
+        let sums = usage
+            .entry(e["connection"].as_str().unwrap().to_owned())
+            .or_default();
+        for (sum, field) in sums.iter_mut().zip(["requests", "refused", "retried"]) {
+            *sum += e[field].as_u64().unwrap();
+        }
+    }
+    let [requests, refused, retried] = usage["api"];
+    assert_eq!(refused, 3, "outside, escape, own-auth: {usage:?}");
+    assert_eq!(retried, 1, "the 429: {usage:?}");
+    assert!(
+        requests >= 5,
+        "granted, base-url, redirect, throttled twice: {usage:?}"
+    );
+    assert_eq!(usage["local"][1], 1, "private: {usage:?}");
+    assert_eq!(
+        usage["(no grant)"],
+        [0, 2, 0],
+        "other-host, redirect: {usage:?}"
+    );
+    assert!(
+        run.stdout().contains("http api: ") && run.stdout().contains(" 3 refused, 1 retried"),
+        "{}",
+        run.stdout()
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Prometheus metrics, counted from SyncEvents as they are published (through the bus's tap,
-//! so a slow reader can never make them miss one). Labels are bounded: the only label is the
-//! pipeline, and only names from the config are used as values (anything else counts as
-//! `other`), plus a run status out of three.
+//! so a slow reader can never make them miss one). Labels are bounded: the pipeline and the
+//! granted HTTP connection, and only names from the config are used as values (anything else
+//! counts as `other`), plus a run status out of three.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -32,17 +32,27 @@ struct PipelineCounters {
     duration_sum: f64,
 }
 
+/// An HTTP counter's name, help text and value.
+type HttpCounter = (
+    &'static str,
+    &'static str,
+    fn(&weir_store::HttpUsage) -> u64,
+);
+
 #[derive(Default)]
 struct Counters {
     pipelines: BTreeMap<String, PipelineCounters>,
     /// Runs in progress: id → (pipeline label, start), for durations and the active gauge.
     open_runs: HashMap<String, (String, SystemTime)>,
     plugins_rejected: u64,
+    /// Per (pipeline, granted HTTP connection).
+    http: BTreeMap<(String, String), weir_store::HttpUsage>,
 }
 
 /// The metrics registry.
 pub struct Metrics {
     known: BTreeSet<String>,
+    connections: BTreeSet<String>,
     counters: Mutex<Counters>,
 }
 
@@ -59,8 +69,23 @@ impl Metrics {
         };
         Arc::new(Self {
             known,
+            connections: BTreeSet::new(),
             counters: Mutex::new(counters),
         })
+    }
+
+    /// Metrics for a config's pipelines and granted HTTP connections.
+    pub fn for_config(config: &weir_engine::Config) -> Arc<Self> {
+        let mut metrics = Self::new(config.pipelines.iter().map(|p| p.name.as_str()));
+        let connections = config
+            .pipelines
+            .iter()
+            .flat_map(|p| p.grants.http.keys().cloned())
+            .collect();
+        if let Some(m) = Arc::get_mut(&mut metrics) {
+            m.connections = connections;
+        }
+        metrics
     }
 
     /// An event tap feeding these metrics.
@@ -125,6 +150,14 @@ impl Metrics {
                 p.rows_loaded += rows_loaded;
                 p.rows_rejected += rows_rejected;
                 p.batches += 1;
+            }
+            MetricEffect::Http { connection, usage } => {
+                let connection = if self.connections.contains(&connection) {
+                    connection
+                } else {
+                    "other".to_owned()
+                };
+                *c.http.entry((label, connection)).or_default() += usage;
             }
             MetricEffect::WorkerError => c.pipelines.entry(label).or_default().plugin_errors += 1,
             MetricEffect::RunSkipped => c.pipelines.entry(label).or_default().runs_skipped += 1,
@@ -244,6 +277,46 @@ impl Metrics {
             );
         }
 
+        let http_counters: [HttpCounter; 5] = [
+            (
+                "weir_http_requests_total",
+                "Requests plugins sent through a granted HTTP connection.",
+                |u| u.requests,
+            ),
+            (
+                "weir_http_response_bytes_total",
+                "Response body bytes plugins received through a granted HTTP connection.",
+                |u| u.response_bytes,
+            ),
+            (
+                "weir_http_errors_total",
+                "Requests that failed in transport (connect, TLS, timeout, body cap).",
+                |u| u.errors,
+            ),
+            (
+                "weir_http_refused_total",
+                "Requests a grant refused (host, path, header or address).",
+                |u| u.refused,
+            ),
+            (
+                "weir_http_retried_total",
+                "Responses that asked to retry (429/503 with Retry-After) and requests resent with a refreshed token.",
+                |u| u.retried,
+            ),
+        ];
+        for (name, help, get) in http_counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((pipeline, connection), usage) in &c.http {
+                let _ = writeln!(
+                    out,
+                    "{name}{{pipeline=\"{}\",connection=\"{}\"}} {}",
+                    escape(pipeline),
+                    escape(connection),
+                    get(usage)
+                );
+            }
+        }
+
         let _ = writeln!(
             out,
             "# HELP weir_plugins_rejected_total Plugin files that failed to load.\n# TYPE weir_plugins_rejected_total counter\nweir_plugins_rejected_total {}",
@@ -286,6 +359,9 @@ mod tests {
             checkpoint: "c".into(),
             done: 0,
             total: None,
+            filtered: 0,
+            counters: Default::default(),
+            destinations: Default::default(),
         }
     }
 
@@ -340,5 +416,45 @@ mod tests {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         assert!(!text.contains("nope"), "{text}");
+    }
+
+    #[test]
+    fn counts_http_usage_per_granted_connection_with_bounded_labels() {
+        let mut m = Metrics::new(["staff"]);
+        Arc::get_mut(&mut m).unwrap().connections = ["hr".to_owned()].into();
+        let usage = |requests, refused| EventKind::HttpUsage {
+            connection: "hr".into(),
+            usage: weir_store::HttpUsage {
+                requests,
+                response_bytes: requests * 100,
+                errors: 0,
+                refused,
+                retried: 1,
+            },
+        };
+        m.observe(&event(Some("staff"), "r1", usage(3, 0)));
+        m.observe(&event(Some("staff"), "r2", usage(2, 1)));
+        m.observe(&event(
+            Some("staff"),
+            "r2",
+            EventKind::HttpUsage {
+                connection: "(no grant)".into(),
+                usage: weir_store::HttpUsage {
+                    refused: 4,
+                    ..Default::default()
+                },
+            },
+        ));
+        let text = m.render();
+        for line in [
+            "weir_http_requests_total{pipeline=\"staff\",connection=\"hr\"} 5",
+            "weir_http_response_bytes_total{pipeline=\"staff\",connection=\"hr\"} 500",
+            "weir_http_refused_total{pipeline=\"staff\",connection=\"hr\"} 1",
+            "weir_http_retried_total{pipeline=\"staff\",connection=\"hr\"} 2",
+            "weir_http_refused_total{pipeline=\"staff\",connection=\"other\"} 4",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains("no grant"), "{text}");
     }
 }

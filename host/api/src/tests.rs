@@ -53,7 +53,7 @@ async fn fixture_with_auth(auth: Auth, options: ApiOptions) -> Fixture {
     let runtime = Arc::new(Runtime::new(None).unwrap());
     let catalog = runtime.load_dir(&config.engine.plugins_dir).await.unwrap();
     let store = Arc::new(Store::open(&config.engine.state_db, Retention::default()).unwrap());
-    let metrics = Metrics::new(config.pipelines.iter().map(|p| p.name.as_str()));
+    let metrics = Metrics::for_config(&config);
     let service = Service::new(config, runtime, catalog, store, vec![metrics.tap()]);
     let app = app(AppState::new(service.clone(), auth, metrics, options));
     Fixture { dir, service, app }
@@ -125,6 +125,16 @@ impl Fixture {
                     checkpoint: format!("{partition}@{rows}"),
                     done: rows,
                     total: Some(rows),
+                    filtered: 2,
+                    counters: [("mask.redacted".to_owned(), 3)].into(),
+                    destinations: [(
+                        "sqlite-load → ledger.t".to_owned(),
+                        weir_store::DestinationCount {
+                            loaded: rows - 1,
+                            rejected: 1,
+                        },
+                    )]
+                    .into(),
                 },
             );
             emit(
@@ -354,6 +364,12 @@ async fn runs_and_partition_totals_are_derived_from_the_events() {
     assert!(run["started_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(run["plugins"], json!({ "csv-extract": "0.1.0" }));
     assert_eq!(run["bytes"], 140, "10 bytes a row, 14 rows");
+    assert_eq!(run["rows_filtered"], 4, "2 a batch, 2 batches");
+    assert_eq!(run["details"]["counters"], json!({ "mask.redacted": 6 }));
+    assert_eq!(
+        run["details"]["destinations"],
+        json!({ "sqlite-load → ledger.t": { "loaded": 12, "rejected": 2 } })
+    );
 
     let (_, detail) = fx.get("/api/runs/r1").await;
     let parts = detail["partition_totals"].as_array().unwrap();

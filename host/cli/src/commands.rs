@@ -9,7 +9,7 @@ use weir_engine::lock::{LockError, RunLocks};
 use weir_engine::{Config, DatabaseAccess, EventBus, ResolvedPipeline, Run, RunSummary};
 use weir_runtime::{CacheOutcome, Catalog, Runtime};
 
-use crate::output::{Progress, print_used_by, thousands};
+use crate::output::{Progress, Recorder, print_used_by, thousands};
 
 /// Config + runtime + plugins: what every command starts from.
 struct Setup {
@@ -74,24 +74,25 @@ pub async fn run(
         }
     }
 
-    let events = EventBus::new();
-    let mut receiver = events.subscribe();
-    let mut events_out = match events_file {
-        Some(path) => Some(std::io::BufWriter::new(
+    // The tap sees every event, in order (a subscriber may lag and lose some): the events
+    // file and the run details are complete; the progress bars only need the latest.
+    let events_out = match events_file {
+        Some(path) => Some(
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create events file {}", path.display()))?,
-        )),
+        ),
         None => None,
     };
+    let recorder = Arc::new(Recorder::new(events_out));
+    let events = EventBus::with_tap(1, Some(recorder.tap()));
+    let mut receiver = events.subscribe();
     let observer = tokio::spawn(async move {
-        use std::io::Write as _;
         let mut progress = Progress::new();
-        while let Ok(event) = receiver.recv().await {
-            progress.on_event(&event);
-            if let Some(out) = events_out.as_mut() {
-                let _ = serde_json::to_writer(&mut *out, &*event);
-                let _ = out.write_all(b"\n");
-                let _ = out.flush();
+        loop {
+            match receiver.recv().await {
+                Ok(event) => progress.on_event(&event),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }
         progress.clear();
@@ -125,6 +126,7 @@ pub async fn run(
     for (summary, pipeline) in summaries.iter().zip(&resolved) {
         all_ok &= summary.succeeded();
         print_summary(summary, pipeline);
+        recorder.print_details(&summary.pipeline);
     }
     if let Some(peak) = peak_rss_mib() {
         println!("peak memory: {peak} MiB");

@@ -117,7 +117,7 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
         ..ApiOptions::default()
     };
 
-    let metrics = Metrics::new(config.pipelines.iter().map(|p| p.name.as_str()));
+    let metrics = Metrics::for_config(&config);
     let service = Service::new(
         config,
         runtime,

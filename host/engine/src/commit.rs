@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use weir_runtime::types::{Batch, Progress, Rows, Schema, SourceReject};
 use weir_runtime::{HistoryInstance, LoaderInstance, SharedConnection, lock};
+use weir_store::DestinationCount;
 use weir_store::rejects::{self, RejectContext, RejectRecord};
 
 use crate::columns::RowsView;
@@ -30,6 +31,8 @@ use crate::plan::{PlanError, PlanLoad};
 pub struct SinkLoad {
     /// The loader's name, for rejects.
     pub name: String,
+    /// Its name among the pipeline's destinations, for per-destination counts.
+    pub destination: String,
     pub instance: LoaderInstance,
 }
 
@@ -66,6 +69,8 @@ pub struct BatchToCommit<'a> {
 pub struct Committed {
     /// Rows written (by the first write plan; every row for sink-only pipelines).
     pub loaded: u64,
+    /// Per destination ("plugin → database.table", or a sink's name): rows written and refused.
+    pub destinations: BTreeMap<String, DestinationCount>,
     /// Time spent writing rows: sinks' `write` and binding rows through the write plans.
     pub load_time: Duration,
 }
@@ -74,6 +79,7 @@ impl CommitTarget<'_> {
     /// Commit one batch: everything or nothing (see the module docs for the steps).
     pub async fn commit(&mut self, batch: BatchToCommit<'_>) -> Result<Committed, WorkerError> {
         let sink_clock = Instant::now();
+        let mut destinations = BTreeMap::new();
         if !self.sinks.is_empty() {
             let as_batch = Batch {
                 rows: batch.rows.clone(),
@@ -84,6 +90,13 @@ impl CommitTarget<'_> {
             };
             for sink in self.sinks.iter_mut() {
                 let refused = sink.instance.write(&as_batch).await?;
+                destinations.insert(
+                    sink.destination.clone(),
+                    DestinationCount {
+                        loaded: batch.view.row_count as u64 - refused.len() as u64,
+                        rejected: refused.len() as u64,
+                    },
+                );
                 for reject in refused {
                     let index = reject.index as usize;
                     batch.rejects.push(RejectRecord {
@@ -100,7 +113,13 @@ impl CommitTarget<'_> {
         let mut begun: Vec<&SharedConnection> = Vec::new();
         let mut load_time = Duration::ZERO;
         let outcome = self
-            .in_transaction(&ordered, &mut begun, batch, &mut load_time)
+            .in_transaction(
+                &ordered,
+                &mut begun,
+                batch,
+                &mut load_time,
+                &mut destinations,
+            )
             .await;
         if outcome.is_err() {
             for conn in begun {
@@ -112,6 +131,7 @@ impl CommitTarget<'_> {
         }
         outcome.map(|loaded| Committed {
             loaded,
+            destinations,
             load_time: sink_time + load_time,
         })
     }
@@ -138,6 +158,7 @@ impl CommitTarget<'_> {
         begun: &mut Vec<&'c SharedConnection>,
         batch: BatchToCommit<'_>,
         load_time: &mut Duration,
+        destinations: &mut BTreeMap<String, DestinationCount>,
     ) -> Result<u64, WorkerError> {
         for (name, conn) in ordered {
             lock(conn).execute_batch("BEGIN IMMEDIATE").map_err(|e| {
@@ -157,6 +178,7 @@ impl CommitTarget<'_> {
             );
             let conn = load.conn.clone();
             let db = lock(&conn);
+            let rejected_before = batch.rejects.len();
             // A 0.2.0 plan's schema changes commit with its first batch.
             load.migrate(&db)
                 .map_err(|e| WorkerError::sqlite(&format!("{context}: migration"), &e))?;
@@ -175,6 +197,13 @@ impl CommitTarget<'_> {
                     }
                 })?;
             loaded.get_or_insert(n);
+            destinations.insert(
+                load.destination.clone(),
+                DestinationCount {
+                    loaded: n,
+                    rejected: (batch.rejects.len() - rejected_before) as u64,
+                },
+            );
         }
         *load_time = clock.elapsed();
         let reject_ctx = RejectContext {

@@ -1,11 +1,13 @@
 //! What the workers of one run share: the runtime, the run's id and pipeline, the event bus
 //! and the cancel signal.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use tokio::sync::Notify;
-use weir_runtime::{LogSink, Runtime};
+use weir_runtime::{HttpMeter, LogSink, Runtime};
+use weir_store::HttpUsage;
 
 use crate::events::{EventBus, EventKind, shorten};
 
@@ -15,6 +17,9 @@ pub const MAX_LOG_EVENTS: u32 = 100;
 
 /// Longest message of a `plugin_log` event, in bytes (the host log keeps the whole line).
 const MAX_LOG_EVENT_BYTES: usize = 2_000;
+
+/// The connection under which `http_usage` counts requests no grant matched (all refused).
+pub const UNGRANTED: &str = "(no grant)";
 
 /// Shared by the workers of one run.
 pub struct RunContext {
@@ -76,6 +81,34 @@ impl RunContext {
     pub fn emit(&self, partition: Option<&str>, kind: EventKind) {
         self.events
             .emit(&self.pipeline, &self.run_id, partition, kind);
+    }
+
+    /// One `http_usage` event per granted connection these plugin instances used: what
+    /// their requests cost, whether or not the work they were for succeeded.
+    pub fn report_http_usage(&self, partition: Option<&str>, meters: &[HttpMeter]) {
+        let mut by_connection: BTreeMap<String, HttpUsage> = BTreeMap::new();
+        for stats in meters.iter().map(HttpMeter::stats) {
+            for (grant, c) in stats.by_grant {
+                *by_connection.entry(grant).or_default() += HttpUsage {
+                    requests: c.requests,
+                    response_bytes: c.response_bytes,
+                    errors: c.errors,
+                    refused: c.refused,
+                    retried: c.throttled + c.auth_retries,
+                };
+            }
+            if stats.unmatched_refusals > 0 {
+                *by_connection.entry(UNGRANTED.to_owned()).or_default() += HttpUsage {
+                    refused: stats.unmatched_refusals,
+                    ..HttpUsage::default()
+                };
+            }
+        }
+        for (connection, usage) in by_connection {
+            if usage != HttpUsage::default() {
+                self.emit(partition, EventKind::HttpUsage { connection, usage });
+            }
+        }
     }
 
     /// Ask the workers to stop at their next batch boundary.

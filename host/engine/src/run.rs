@@ -126,7 +126,10 @@ async fn execute(
             Some(ctx.log_sink(&pipeline.extract.info.name, None)),
         );
         let mut extractor = runtime.extractor(&pipeline.extract, options).await?;
-        extractor.partitions(&cfg.extract.config).await
+        let meter = extractor.http_meter();
+        let partitions = extractor.partitions(&cfg.extract.config).await;
+        ctx.report_http_usage(None, &[meter]);
+        partitions
     }
     .await;
     let partitions = match partitions {

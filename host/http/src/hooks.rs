@@ -51,6 +51,25 @@ struct InstanceRecord {
     retry_after: Mutex<Option<Duration>>,
 }
 
+/// Reads one instance's HTTP counters (see [`HttpHooks::meter`]).
+#[derive(Clone)]
+pub struct HttpMeter(Arc<InstanceRecord>);
+
+impl HttpMeter {
+    /// The instance's counters so far.
+    pub fn stats(&self) -> InstanceHttpStats {
+        InstanceHttpStats {
+            by_grant: self
+                .0
+                .counters
+                .iter()
+                .map(|(name, c)| (name.clone(), c.snapshot()))
+                .collect(),
+            unmatched_refusals: self.0.unmatched.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The `wasi:http` hooks of one plugin instance: its pipeline's grants (shared state) and its
 /// own record.
 #[derive(Clone)]
@@ -83,15 +102,13 @@ impl HttpHooks {
 
     /// This instance's counters so far.
     pub fn stats(&self) -> InstanceHttpStats {
-        InstanceHttpStats {
-            by_grant: self
-                .record
-                .counters
-                .iter()
-                .map(|(name, c)| (name.clone(), c.snapshot()))
-                .collect(),
-            unmatched_refusals: self.record.unmatched.load(Ordering::Relaxed),
-        }
+        self.meter().stats()
+    }
+
+    /// A read-only view of this instance's counters that outlives the instance: what a
+    /// failed attempt's requests cost is still known after its store is dropped.
+    pub fn meter(&self) -> HttpMeter {
+        HttpMeter(self.record.clone())
     }
 
     /// The delay the latest 429/503 asked for (capped at [`MAX_RETRY_AFTER`]), cleared.

@@ -36,7 +36,9 @@ pub use grant::{
     ClientAuth, DEFAULT_MAX_BODY_BYTES, HttpAuth, HttpGrant, HttpGrantSpec, HttpTimeouts, OAuth2,
     Secret,
 };
-pub use hooks::{HttpHooks, InstanceHttpStats, MAX_RETRY_AFTER, Reporter, parse_retry_after};
+pub use hooks::{
+    HttpHooks, HttpMeter, InstanceHttpStats, MAX_RETRY_AFTER, Reporter, parse_retry_after,
+};
 pub use ip::non_public_range;
 /// What the runtime links and implements (`WasiHttpView`, `add_only_http_to_linker_async`).
 pub use wasmtime_wasi_http;

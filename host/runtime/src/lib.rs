@@ -40,8 +40,8 @@ pub use grants::{
 };
 pub use instances::{
     CheckpointEntry, ExtractorInstance, HistoryInstance, LoadTarget, LoaderInstance, Migration,
-    OutputColumn, PlanColumn, Projection, RowReject, SinkReject, SqlPlan, TransformedRows,
-    TransformerInstance, WriteMode, WritePlan,
+    OutputColumn, PlanColumn, Projection, RowReject, SinkReject, SqlPlan, TransformOutput,
+    TransformedRows, TransformerInstance, WriteMode, WritePlan,
 };
 pub use limits::{EPOCH_TICK, Limits, MAX_SQL_CONNECTIONS};
 pub use sql_call::{SqlValue, from_sql};
@@ -50,7 +50,7 @@ pub use watch::{FileEvent, PluginChange, SETTLE, watch_dir};
 pub use weir_bindings::types;
 pub use weir_http::{
     ClientAuth, DEFAULT_MAX_BODY_BYTES, HttpAuth, HttpCountersSnapshot, HttpGrant, HttpGrantSpec,
-    HttpTimeouts, InstanceHttpStats, OAuth2, Secret,
+    HttpMeter, HttpTimeouts, InstanceHttpStats, OAuth2, Secret,
 };
 
 use catalog::PluginPre;

@@ -8,7 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use weir_http::wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-use weir_http::{HttpHooks, InstanceHttpStats};
+use weir_http::{HttpHooks, HttpMeter};
 
 use crate::grants::{Databases, Grants};
 use crate::limiter::PluginLimiter;
@@ -117,8 +117,8 @@ impl PluginState {
     }
 
     /// What this instance did over its granted HTTP connections.
-    pub fn http_stats(&self) -> InstanceHttpStats {
-        self.http.stats()
+    pub fn http_meter(&self) -> HttpMeter {
+        self.http.meter()
     }
 
     /// The `Retry-After` of the latest 429/503 since the last call, cleared.

@@ -19,7 +19,7 @@ use std::sync::{Mutex, mpsc};
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use rejects::{RejectPage, RejectRow, rejects_page};
@@ -58,9 +58,20 @@ pub enum RunChange {
         rows_read: u64,
         rows_loaded: u64,
         rows_rejected: u64,
+        /// Rows the transforms left out on purpose (filters).
+        rows_filtered: u64,
         /// Row data read from the source.
         bytes: u64,
         checkpoint: String,
+        /// Counts the transforms reported, by `<transform>.<name>`.
+        counters: BTreeMap<String, u64>,
+        /// What each destination loaded and refused.
+        destinations: BTreeMap<String, DestinationCount>,
+    },
+    /// What a worker's plugins did through one granted HTTP connection.
+    Http {
+        connection: String,
+        usage: HttpUsage,
     },
     /// A partition finished; `totals` when the worker reports them.
     WorkerEnded {
@@ -74,6 +85,66 @@ pub enum RunChange {
         error: Option<String>,
         totals: Totals,
     },
+}
+
+/// What one destination (a write plan or a sink) did with the rows it was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationCount {
+    pub loaded: u64,
+    pub rejected: u64,
+}
+
+impl std::ops::AddAssign for DestinationCount {
+    fn add_assign(&mut self, other: Self) {
+        self.loaded += other.loaded;
+        self.rejected += other.rejected;
+    }
+}
+
+/// Requests through one granted HTTP connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpUsage {
+    /// Requests sent.
+    pub requests: u64,
+    /// Response body bytes received.
+    pub response_bytes: u64,
+    /// Requests that failed in transport (connect, TLS, timeouts, body cap).
+    pub errors: u64,
+    /// Requests the grant refused.
+    pub refused: u64,
+    /// Responses that asked to retry (429/503 with `Retry-After`) and requests sent again
+    /// with a refreshed token.
+    pub retried: u64,
+}
+
+impl std::ops::AddAssign for HttpUsage {
+    fn add_assign(&mut self, other: Self) {
+        self.requests += other.requests;
+        self.response_bytes += other.response_bytes;
+        self.errors += other.errors;
+        self.refused += other.refused;
+        self.retried += other.retried;
+    }
+}
+
+/// The parts of a run record that are maps: kept as one JSON document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunDetails {
+    /// Counts the transforms reported, by `<transform>.<name>`.
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
+    /// Per destination, what it loaded and refused.
+    #[serde(default)]
+    pub destinations: BTreeMap<String, DestinationCount>,
+    /// Per granted HTTP connection, what the run's plugins did through it.
+    #[serde(default)]
+    pub http: BTreeMap<String, HttpUsage>,
+}
+
+impl RunDetails {
+    fn is_empty(&self) -> bool {
+        self.counters.is_empty() && self.destinations.is_empty() && self.http.is_empty()
+    }
 }
 
 /// Rows read, loaded and rejected.
@@ -158,12 +229,16 @@ pub struct RunRecord {
     pub rows_read: u64,
     pub rows_loaded: u64,
     pub rows_rejected: u64,
+    /// Rows the transforms left out on purpose (filters).
+    pub rows_filtered: u64,
     pub batches: u64,
     /// Row data read from the source by the committed batches.
     pub bytes: u64,
     pub error: Option<String>,
     /// The plugin versions the run used, name → version (`None` if it failed before starting).
     pub plugins: Option<BTreeMap<String, String>>,
+    /// Per destination, per HTTP connection and per transform count.
+    pub details: RunDetails,
 }
 
 /// One partition of a run.
@@ -405,7 +480,7 @@ impl Store {
 }
 
 const RUN_COLUMNS: &str = "id, pipeline, trigger, status, started_ms, ended_ms, partitions, \
-     rows_read, rows_loaded, rows_rejected, batches, error, plugins, bytes";
+     rows_read, rows_loaded, rows_rejected, batches, error, plugins, bytes, rows_filtered, details";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -425,6 +500,11 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
             .get::<_, Option<String>>(12)?
             .and_then(|text| serde_json::from_str(&text).ok()),
         bytes: r.get(13)?,
+        rows_filtered: r.get(14)?,
+        details: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
     })
 }
 

@@ -6,8 +6,9 @@ use std::path::Path;
 use rusqlite::Connection;
 
 /// 1: events, runs, run_partitions. 2: `runs.plugins` (the plugin versions a run used),
-/// `runs.bytes` and `run_partitions.bytes` (row data read).
-const VERSION: i64 = 2;
+/// `runs.bytes` and `run_partitions.bytes` (row data read). 3: `runs.rows_filtered` and
+/// `runs.details` (per destination, per HTTP connection, transform counts).
+const VERSION: i64 = 3;
 
 /// Open the file, create the tables if needed, and set the pragmas every connection uses.
 pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -25,6 +26,15 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
             ALTER TABLE runs ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
             ALTER TABLE run_partitions ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
             PRAGMA user_version = 2;
+            COMMIT;",
+        )?;
+    }
+    if version == 1 || version == 2 {
+        conn.execute_batch(
+            "BEGIN;
+            ALTER TABLE runs ADD COLUMN rows_filtered INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN details TEXT;
+            PRAGMA user_version = 3;
             COMMIT;",
         )?;
     } else if version < VERSION {
@@ -55,7 +65,9 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
                 batches INTEGER NOT NULL DEFAULT 0,
                 error TEXT,
                 plugins TEXT,
-                bytes INTEGER NOT NULL DEFAULT 0
+                bytes INTEGER NOT NULL DEFAULT 0,
+                rows_filtered INTEGER NOT NULL DEFAULT 0,
+                details TEXT
             ) STRICT;
             CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_ms);
             CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_ms);
@@ -72,7 +84,7 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
                 error TEXT,
                 PRIMARY KEY (run_id, partition)
             ) STRICT, WITHOUT ROWID;
-            PRAGMA user_version = 2;
+            PRAGMA user_version = 3;
             COMMIT;",
         )?;
     } else if version > VERSION {

@@ -18,6 +18,7 @@ fn record(store: &Store, id: u64, run: &str, partition: Option<&str>, change: Ru
         RunChange::Started { .. } => "run_started",
         RunChange::WorkerStarted { .. } => "worker_started",
         RunChange::Batch { .. } => "batch_committed",
+        RunChange::Http { .. } => "http_usage",
         RunChange::WorkerEnded { .. } => "worker_completed",
         RunChange::Ended { .. } => "run_completed",
     };
@@ -35,6 +36,16 @@ fn batch(read: u64, loaded: u64, rejected: u64, checkpoint: &str) -> RunChange {
         // 100 bytes a row read, so totals are easy to check.
         bytes: read * 100,
         checkpoint: checkpoint.into(),
+        rows_filtered: 0,
+        counters: Default::default(),
+        destinations: [(
+            "load".to_owned(),
+            DestinationCount {
+                loaded,
+                rejected: 0,
+            },
+        )]
+        .into(),
     }
 }
 
@@ -329,7 +340,7 @@ fn rejects_are_paged_across_databases_that_have_the_table() {
 }
 
 #[tokio::test]
-async fn a_state_database_of_layout_1_gains_the_plugins_and_bytes_columns_and_keeps_its_runs() {
+async fn a_state_database_of_layout_1_gains_the_later_columns_and_keeps_its_runs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     {
@@ -338,6 +349,8 @@ async fn a_state_database_of_layout_1_gains_the_plugins_and_bytes_columns_and_ke
         conn.execute_batch(
             "ALTER TABLE runs DROP COLUMN plugins;
              ALTER TABLE runs DROP COLUMN bytes;
+             ALTER TABLE runs DROP COLUMN rows_filtered;
+             ALTER TABLE runs DROP COLUMN details;
              ALTER TABLE run_partitions DROP COLUMN bytes;
              INSERT INTO runs (id, pipeline, trigger, status, started_ms, ended_ms)
                  VALUES ('old', 'bank', 'manual', 'completed', 1000, 2000);
@@ -351,6 +364,7 @@ async fn a_state_database_of_layout_1_gains_the_plugins_and_bytes_columns_and_ke
         (old.status.as_str(), old.plugins, old.bytes),
         ("completed", None, 0)
     );
+    assert_eq!((old.rows_filtered, old.details), (0, Default::default()));
     record(
         &store,
         1,
@@ -372,7 +386,7 @@ async fn a_state_database_of_layout_1_gains_the_plugins_and_bytes_columns_and_ke
         .unwrap()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 fn read_only(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {

@@ -4,10 +4,10 @@
 
 use std::sync::mpsc;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use tokio::sync::watch;
 
-use crate::{Record, Retention, RunChange, RunStatus};
+use crate::{Record, Retention, RunChange, RunDetails, RunStatus};
 
 /// Events per transaction at most: large enough to keep up with thousands of events a second
 /// on a slow disk, small enough that readers see new events promptly.
@@ -127,15 +127,35 @@ fn apply(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
             rows_read,
             rows_loaded,
             rows_rejected,
+            rows_filtered,
             bytes,
             checkpoint,
+            counters,
+            destinations,
         } => {
             tx.prepare_cached(
                 "UPDATE runs SET rows_read = rows_read + ?2, rows_loaded = rows_loaded + ?3,
                  rows_rejected = rows_rejected + ?4, batches = batches + 1,
-                 bytes = bytes + ?5 WHERE id = ?1",
+                 bytes = bytes + ?5, rows_filtered = rows_filtered + ?6 WHERE id = ?1",
             )?
-            .execute(params![run, rows_read, rows_loaded, rows_rejected, bytes])?;
+            .execute(params![
+                run,
+                rows_read,
+                rows_loaded,
+                rows_rejected,
+                bytes,
+                rows_filtered
+            ])?;
+            if !counters.is_empty() || !destinations.is_empty() {
+                merge_details(tx, run, |details| {
+                    for (name, n) in counters {
+                        *details.counters.entry(name.clone()).or_default() += n;
+                    }
+                    for (name, count) in destinations {
+                        *details.destinations.entry(name.clone()).or_default() += *count;
+                    }
+                })?;
+            }
             if let Some(partition) = partition {
                 tx.prepare_cached(
                     "INSERT INTO run_partitions (run_id, partition, status, rows_read,
@@ -156,6 +176,11 @@ fn apply(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
                     checkpoint
                 ])?;
             }
+        }
+        RunChange::Http { connection, usage } => {
+            merge_details(tx, run, |details| {
+                *details.http.entry(connection.clone()).or_default() += *usage;
+            })?;
         }
         RunChange::WorkerEnded {
             status,
@@ -220,6 +245,32 @@ fn apply(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
             ])?;
         }
     }
+    Ok(())
+}
+
+/// Read a run's details, change them, write them back (inside the event's transaction).
+fn merge_details(
+    tx: &Transaction<'_>,
+    run: &str,
+    change: impl FnOnce(&mut RunDetails),
+) -> rusqlite::Result<()> {
+    let current: Option<Option<String>> = tx
+        .prepare_cached("SELECT details FROM runs WHERE id = ?1")?
+        .query_row([run], |r| r.get(0))
+        .optional()?;
+    let Some(current) = current else {
+        return Ok(());
+    };
+    let mut details: RunDetails = current
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    change(&mut details);
+    if details.is_empty() {
+        return Ok(());
+    }
+    let text = serde_json::to_string(&details).unwrap_or_default();
+    tx.prepare_cached("UPDATE runs SET details = ?2 WHERE id = ?1")?
+        .execute(params![run, text])?;
     Ok(())
 }
 

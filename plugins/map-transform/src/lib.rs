@@ -87,7 +87,7 @@ impl Transform for MapTransform {
                 .collect(),
             primary_key: Vec::new(),
         };
-        let Transformed { rows, rejects } = map_rows(&input, &schema, |row, out| {
+        let Transformed { rows, rejects, .. } = map_rows(&input, &schema, |row, out| {
             for (index, &o) in computed.iter().enumerate() {
                 let column = &mapping.columns[o];
                 out.set(index, mapping.value(column, row.get(column.input), buf)?)?;
@@ -126,6 +126,8 @@ impl Transform for MapTransform {
                 columns,
             },
             rejects,
+            dropped: Vec::new(),
+            counts: Vec::new(),
         })
     }
 }

@@ -28,6 +28,8 @@ pub fn map_rows(
     Transformed {
         rows: builder.finish(),
         rejects,
+        dropped: Vec::new(),
+        counts: Vec::new(),
     }
 }
 

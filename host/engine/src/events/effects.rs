@@ -40,6 +40,11 @@ pub enum MetricEffect {
     RunSkipped,
     /// A plugin file could not be used.
     PluginRejected,
+    /// Requests through a granted HTTP connection.
+    Http {
+        connection: String,
+        usage: weir_store::HttpUsage,
+    },
 }
 
 impl EventKind {
@@ -68,6 +73,10 @@ impl EventKind {
                 rows_read: *rows_in,
                 rows_loaded: *rows_out,
                 rows_rejected: *rejected,
+            },
+            Self::HttpUsage { connection, usage } => MetricEffect::Http {
+                connection: connection.clone(),
+                usage: *usage,
             },
             Self::WorkerRetrying { .. } | Self::WorkerFailed { .. } => MetricEffect::WorkerError,
             Self::RunSkipped { .. } => MetricEffect::RunSkipped,
@@ -112,13 +121,23 @@ impl EventKind {
                 rejected,
                 bytes,
                 checkpoint,
+                filtered,
+                counters,
+                destinations,
                 ..
             } => RunChange::Batch {
                 rows_read: *rows_in,
                 rows_loaded: *rows_out,
                 rows_rejected: *rejected,
+                rows_filtered: *filtered,
                 bytes: *bytes,
                 checkpoint: checkpoint.clone(),
+                counters: counters.clone(),
+                destinations: destinations.clone(),
+            },
+            Self::HttpUsage { connection, usage } => RunChange::Http {
+                connection: connection.clone(),
+                usage: *usage,
             },
             Self::WorkerCompleted {
                 rows_read,

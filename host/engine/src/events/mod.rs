@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::Serialize;
+use weir_store::{DestinationCount, HttpUsage};
 
 pub use bus::{EventBus, EventTap};
 pub use effects::{MetricEffect, RunOutcome, to_record, unix_ms};
@@ -101,6 +102,22 @@ pub enum EventKind {
         checkpoint: String,
         done: u64,
         total: Option<u64>,
+        /// Rows the transforms left out on purpose (filters); not rejects.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        filtered: u64,
+        /// Counts the transforms reported, by `<transform>.<name>`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        counters: BTreeMap<String, u64>,
+        /// Per destination (each write plan and sink): what it loaded and refused.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        destinations: BTreeMap<String, DestinationCount>,
+    },
+    /// What one worker's plugins did through one granted HTTP connection (at the worker's
+    /// end, when they made requests).
+    HttpUsage {
+        connection: String,
+        #[serde(flatten)]
+        usage: HttpUsage,
     },
     WorkerCompleted {
         rows_read: u64,
@@ -207,4 +224,8 @@ fn unix_millis<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     s.serialize_u64(ms)
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

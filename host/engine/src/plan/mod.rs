@@ -24,6 +24,8 @@ pub struct PlanLoad {
     pub label: String,
     /// The granted database it writes to.
     pub database: String,
+    /// Where the rows go, for per-destination counts: `sqlite-load → ledger.transactions`.
+    pub destination: String,
     pub conn: SharedConnection,
     writer: Writer,
     /// Migrations still to apply, inside the next batch's transaction.
@@ -67,6 +69,7 @@ impl PlanLoad {
         sql::run_setup(&conn, &plan).map_err(|e| format!("setup statement failed: {e}"))?;
         sql::check(&plan, schema, &lock(&conn))?;
         Ok(Self {
+            destination: format!("{label} → {}", plan.database),
             label,
             database: plan.database.clone(),
             conn,
@@ -85,6 +88,7 @@ impl PlanLoad {
     ) -> Result<Self, String> {
         let rendered = sqlite::render(&plan, schema)?;
         Ok(Self {
+            destination: format!("{label} → {}.{}", plan.database, plan.table),
             label,
             database: plan.database.clone(),
             conn,

@@ -29,6 +29,10 @@ pub struct StagedBatch {
     /// The rows are the extractor's, as [`RowsView::new`] checked them (no transform ran), so
     /// the load side need not check their text again.
     pub validated: bool,
+    /// Rows the transforms filtered out on purpose.
+    pub filtered: u64,
+    /// Counts the transforms reported, by `<transform>.<name>`.
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// The extractor and transforms of one worker, and how to read from them.
@@ -151,6 +155,8 @@ impl ExtractSide<'_> {
                 rows,
                 positions,
                 untouched: true,
+                filtered: 0,
+                counters: Default::default(),
             },
             source_rejects,
             rejects,
@@ -185,6 +191,8 @@ impl Checked {
             transform::apply_all(transforms, self.in_flight, &mut self.rejects, max_bytes).await?;
         Ok(StagedBatch {
             validated: out.untouched,
+            filtered: out.filtered,
+            counters: out.counters,
             rows: out.rows,
             positions: out.positions,
             source_rejects: self.source_rejects,

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use weir_runtime::HttpMeter;
 use weir_runtime::types::Partition;
 use weir_store::Totals;
 
@@ -82,15 +83,19 @@ pub async fn run_worker(
     partition: Partition,
 ) -> (Totals, Result<(), WorkerError>) {
     let mut totals = Totals::default();
-    let result = attempt(&ctx, &pipeline, partition, &mut totals).await;
+    let mut meters = Vec::new();
+    let result = attempt(&ctx, &pipeline, &partition, &mut totals, &mut meters).await;
+    // Requests cost whether or not the attempt succeeded: report them either way.
+    ctx.report_http_usage(Some(&partition.id), &meters);
     (totals, result)
 }
 
 async fn attempt(
     ctx: &Arc<RunContext>,
     pipeline: &Arc<ResolvedPipeline>,
-    partition: Partition,
+    partition: &Partition,
     totals: &mut Totals,
+    meters: &mut Vec<HttpMeter>,
 ) -> Result<(), WorkerError> {
     let started = Instant::now();
     let mut times = StageTimes::default();
@@ -106,7 +111,7 @@ async fn attempt(
         mut plans,
         mut sinks,
         rejects_db,
-    } = open::open_steps(ctx, pipeline, &partition, &mut times).await?;
+    } = open::open_steps(ctx, pipeline, partition, &mut times, meters).await?;
 
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let extract_name = pipeline.extract.info.name.clone();
@@ -161,12 +166,16 @@ async fn attempt(
     times.transform = extract_times.transform;
     times.send_wait = extract_times.send_wait;
     times.log(&cfg.name, &partition.id, started.elapsed());
-    load_result?;
-    extract_result?;
-    for sink in &mut sinks {
-        sink.instance.finish().await?;
+    let mut finished = load_result.and(extract_result.map_err(WorkerError::from));
+    if finished.is_ok() {
+        for sink in &mut sinks {
+            if let Err(e) = sink.instance.finish().await {
+                finished = Err(e.into());
+                break;
+            }
+        }
     }
-    Ok(())
+    finished
 }
 
 /// Commit each staged batch, in order, and say so.
@@ -232,6 +241,9 @@ async fn load_side(
                 checkpoint: batch.checkpoint,
                 done: batch.progress.done,
                 total: batch.progress.total,
+                filtered: batch.filtered,
+                counters: batch.counters,
+                destinations: committed.destinations,
             },
         );
     }

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use weir_runtime::types::{Partition, Schema};
 use weir_runtime::{
-    Databases, ExtractorInstance, HistoryInstance, LoadTarget, PluginError, SharedConnection, lock,
+    Databases, ExtractorInstance, HistoryInstance, HttpMeter, LoadTarget, PluginError,
+    SharedConnection, lock,
 };
 
 use super::StageTimes;
@@ -43,6 +44,7 @@ pub async fn open_steps(
     pipeline: &ResolvedPipeline,
     partition: &Partition,
     times: &mut StageTimes,
+    meters: &mut Vec<HttpMeter>,
 ) -> Result<Opened, WorkerError> {
     let cfg = &pipeline.config;
     let access = DatabaseAccess::Run;
@@ -77,6 +79,7 @@ pub async fn open_steps(
         .extractor(&pipeline.extract, options(Step::Extract, &pipeline.extract))
         .await?;
     times.instantiate += clock.elapsed();
+    meters.push(extractor.http_meter());
     let mut schema = extractor
         .open(&cfg.extract.config, partition, checkpoint.as_deref())
         .await?;
@@ -111,9 +114,11 @@ pub async fn open_steps(
         let clock = Instant::now();
         let mut instance = runtime.loader(plugin, options(Step::Load, plugin)).await?;
         times.instantiate += clock.elapsed();
+        meters.push(instance.http_meter());
         match instance.open(&step.config, &schema).await? {
             LoadTarget::Sink => sinks.push(SinkLoad {
                 name: plugin.info.name.clone(),
+                destination: plugin.info.name.clone(),
                 instance,
             }),
             LoadTarget::SqlPlan(plan) => {
@@ -130,6 +135,13 @@ pub async fn open_steps(
             }
         }
     }
+
+    distinct_destinations(
+        plans
+            .iter_mut()
+            .map(|p| &mut p.destination)
+            .chain(sinks.iter_mut().map(|s| &mut s.destination)),
+    );
 
     let rejects_db_name = commit_db
         .clone()
@@ -192,5 +204,18 @@ fn granted(databases: &Databases, name: &str) -> Result<SharedConnection, Grante
         Some(Ok(conn)) => Ok(conn),
         Some(Err(e)) => Err(Granted::Failed(WorkerError::host(format!("{e:#}")))),
         None => Err(Granted::Missing),
+    }
+}
+
+/// Two loads writing to the same place (or two sinks of one plugin) would share one
+/// per-destination count: number the repeats, in pipeline order, so each keeps its own.
+fn distinct_destinations<'a>(names: impl Iterator<Item = &'a mut String>) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for name in names {
+        let count = seen.entry(name.clone()).or_insert(0);
+        *count += 1;
+        if *count > 1 {
+            name.push_str(&format!(" #{count}"));
+        }
     }
 }

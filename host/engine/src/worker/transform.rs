@@ -81,6 +81,10 @@ pub struct InFlight {
     pub positions: Vec<u64>,
     /// Whether `rows` are still the extractor's, which the host already checked.
     pub untouched: bool,
+    /// Rows the transforms left out on purpose (filters), so far.
+    pub filtered: u64,
+    /// Counts the transforms reported, by `<transform>.<name>`.
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// Apply every transform in order. Refused rows become rejects (with the position and the
@@ -111,17 +115,36 @@ pub async fn apply_all(
             }
         };
         batch.untouched = false;
-        let refused = refused_rows(step, &batch, &out.rejects, rejects)?;
-        let kept = refused.len() - out.rejects.len();
+        let mut refused = refused_rows(step, &batch, &out.rejects, rejects)?;
+        for &index in &out.dropped {
+            let index = index as usize;
+            if index >= refused.len() || refused[index] {
+                return Err(PluginError::contract(
+                    &step.name,
+                    "apply",
+                    format!("dropped index {index} is out of range, repeated or also rejected"),
+                ));
+            }
+            refused[index] = true;
+        }
+        batch.filtered += out.dropped.len() as u64;
+        for (name, value) in out.counts {
+            *batch
+                .counters
+                .entry(format!("{}.{name}", step.name))
+                .or_default() += value;
+        }
+        let kept = refused.len() - out.rejects.len() - out.dropped.len();
         if out.rows.row_count as usize != kept {
             return Err(PluginError::contract(
                 &step.name,
                 "apply",
                 format!(
-                    "returned {} rows for {} input rows and {} rejects",
+                    "returned {} rows for {} input rows, {} rejects and {} dropped",
                     out.rows.row_count,
                     refused.len(),
-                    out.rejects.len()
+                    out.rejects.len(),
+                    out.dropped.len()
                 ),
             ));
         }

@@ -39,10 +39,10 @@ impl ExtractorInstance {
         Self { live, reader: None }
     }
 
-    /// What this instance did over its granted HTTP connections, per grant (its own share;
-    /// [`crate::HttpGrant::counters`] adds up every instance of the pipeline).
-    pub fn http_stats(&self) -> crate::InstanceHttpStats {
-        self.live.sandbox.store.data().http_stats()
+    /// What this instance does over its granted HTTP connections, per grant (its own share
+    /// of each grant's counters), readable after the instance is dropped.
+    pub fn http_meter(&self) -> crate::HttpMeter {
+        self.live.sandbox.store.data().http_meter()
     }
 
     /// `describe()`.

@@ -17,7 +17,9 @@ pub use history::{CheckpointEntry, HistoryInstance};
 pub use loader::{
     LoadTarget, LoaderInstance, Migration, PlanColumn, SinkReject, SqlPlan, WriteMode, WritePlan,
 };
-pub use transformer::{OutputColumn, Projection, RowReject, TransformedRows, TransformerInstance};
+pub use transformer::{
+    OutputColumn, Projection, RowReject, TransformOutput, TransformedRows, TransformerInstance,
+};
 
 use crate::catalog::PluginKind;
 use crate::error::PluginError;

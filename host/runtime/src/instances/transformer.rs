@@ -7,9 +7,23 @@ use weir_bindings::types::{Rows, Schema};
 pub use weir_bindings::transformer::exports::weir::plugin::transformer::{
     RowReject, Transformed as TransformedRows,
 };
+use weir_bindings::v0_2_0::transformer::exports::weir::plugin::transformer as v0_2_0;
 pub use weir_bindings::v0_2_0::transformer::exports::weir::plugin::transformer::{
     OutputColumn, Projection,
 };
+
+/// What one `apply` returned, whatever the transform's contract version.
+#[derive(Debug, Clone)]
+pub struct TransformOutput {
+    /// The surviving rows (all output columns, or the projection's computed ones).
+    pub rows: Rows,
+    /// Rows refused, with the reason.
+    pub rejects: Vec<RowReject>,
+    /// Rows left out on purpose (0.2.0 filters): not rejects.
+    pub dropped: Vec<u32>,
+    /// Named counts for the run record (0.2.0).
+    pub counts: Vec<(String, u64)>,
+}
 
 use super::{Fallible, Live};
 use crate::caps::truncate_in_place;
@@ -33,11 +47,19 @@ pub(super) fn check_shapes(
             Export::TransformProjection,
         )?;
     }
-    exports.check::<(ResourceAny, &Rows), Fallible<TransformedRows>>(
-        store,
-        instance,
-        Export::TransformApply,
-    )
+    if exports.contract >= Contract::V0_2_0 {
+        exports.check::<(ResourceAny, &Rows), Fallible<v0_2_0::Transformed>>(
+            store,
+            instance,
+            Export::TransformApply,
+        )
+    } else {
+        exports.check::<(ResourceAny, &Rows), Fallible<TransformedRows>>(
+            store,
+            instance,
+            Export::TransformApply,
+        )
+    }
 }
 
 /// A live transformer instance.
@@ -110,19 +132,19 @@ impl TransformerInstance {
 
     /// `transform.apply(rows)` with a cap of twice the instance's memory; prefer
     /// [`Self::apply_within`] with the pipeline's `max_batch_bytes`.
-    pub async fn apply(&mut self, rows: &Rows) -> Result<TransformedRows, PluginError> {
+    pub async fn apply(&mut self, rows: &Rows) -> Result<TransformOutput, PluginError> {
         let cap = self.live.sandbox.limits.memory_bytes.saturating_mul(2);
         self.apply_within(rows, cap).await
     }
 
     /// `transform.apply(rows)`, copying at most `max_bytes` out of the guest (the output rows
     /// and the rejects, counted like [`super::ExtractorInstance::next_batch_within`]); reject
-    /// reasons are cut at `limits.max_message_bytes`.
+    /// reasons and count names are cut at `limits.max_message_bytes`.
     pub async fn apply_within(
         &mut self,
         rows: &Rows,
         max_bytes: usize,
-    ) -> Result<TransformedRows, PluginError> {
+    ) -> Result<TransformOutput, PluginError> {
         let transform = self
             .live
             .handle(self.transform, "apply", "called before open")?;
@@ -135,15 +157,50 @@ impl TransformerInstance {
             bytes: max_bytes,
             limit: "limits.max_batch_bytes",
         };
-        let mut out = guarded!(*sandbox, "apply", cap, |store| exports
-            .call::<(ResourceAny, &Rows), Fallible<TransformedRows>>(
-                store,
-                instance,
-                Export::TransformApply,
-                (transform, rows)
-            ))?;
+        let mut out = match exports.contract {
+            Contract::V0_1_0 => {
+                let out = guarded!(*sandbox, "apply", cap, |store| exports
+                    .call::<(ResourceAny, &Rows), Fallible<TransformedRows>>(
+                        store,
+                        instance,
+                        Export::TransformApply,
+                        (transform, rows)
+                    ))?;
+                TransformOutput {
+                    rows: out.rows,
+                    rejects: out.rejects,
+                    dropped: Vec::new(),
+                    counts: Vec::new(),
+                }
+            }
+            Contract::V0_2_0 => {
+                let out = guarded!(*sandbox, "apply", cap, |store| exports
+                    .call::<(ResourceAny, &Rows), Fallible<v0_2_0::Transformed>>(
+                        store,
+                        instance,
+                        Export::TransformApply,
+                        (transform, rows)
+                    ))?;
+                TransformOutput {
+                    rows: out.rows,
+                    rejects: out
+                        .rejects
+                        .into_iter()
+                        .map(|r| RowReject {
+                            index: r.index,
+                            reason: r.reason,
+                        })
+                        .collect(),
+                    dropped: out.dropped,
+                    counts: out.counts.into_iter().map(|c| (c.name, c.value)).collect(),
+                }
+            }
+        };
         for reject in &mut out.rejects {
             truncate_in_place(&mut reject.reason, sandbox.limits.max_message_bytes);
+        }
+        for (name, _) in &mut out.counts {
+            truncate_in_place(name, 128);
         }
         Ok(out)
     }

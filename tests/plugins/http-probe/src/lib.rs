@@ -431,6 +431,8 @@ mod transform {
             Ok(Transformed {
                 rows: input,
                 rejects: vec![],
+                dropped: vec![],
+                counts: vec![],
             })
         }
     }
