@@ -102,3 +102,70 @@ fn upsert_into_an_existing_table_whose_key_is_nullable_is_refused_with_the_reaso
         2
     );
 }
+
+#[test]
+fn full_text_index_follows_the_rows_and_tombstones_delete_by_key() {
+    let fx = Fixture::new();
+    fx.config(&csv_pipeline(
+        "p",
+        r#"path = "inbox/*.csv", types = { id = "integer", deleted = "integer" }"#,
+        r#"table = "notes", mode = "upsert", key = ["id"], fts = ["body"], deleted_by = "deleted""#,
+    ));
+    fx.write(
+        "inbox/1.csv",
+        "id,body,deleted\n1,red apples,\n2,green pears,\n3,red cherries,\n",
+    );
+    fx.weir(&["run", "p"]).success();
+    let search = |db: &rusqlite::Connection, term: &str| -> Vec<i64> {
+        let mut stmt = db
+            .prepare("SELECT rowid FROM notes_fts WHERE notes_fts MATCH ?1 ORDER BY rowid")
+            .unwrap();
+        let rowids: Vec<i64> = stmt
+            .query_map([term], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut ids: Vec<i64> = rowids
+            .iter()
+            .map(|rowid| {
+                db.query_row("SELECT id FROM notes WHERE rowid = ?1", [rowid], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(search(&fx.db("ledger.db"), "red"), vec![1, 3]);
+
+    // An update re-indexes the row; a tombstone deletes it (and its index entry); a
+    // tombstone for a key that was never loaded deletes nothing; a key deleted and then
+    // written again in the same batch stays (the last row wins).
+    fx.write(
+        "inbox/2.csv",
+        "id,body,deleted\n2,red plums,0\n3,,1\n9,,1\n1,,1\n1,red again,\n",
+    );
+    assert_eq!(fx.weir(&["run", "p"]).success().totals(), (5, 5, 0));
+    let db = fx.db("ledger.db");
+    assert_eq!(search(&db, "red"), vec![1, 2]);
+    assert_eq!(search(&db, "cherries"), Vec::<i64>::new());
+    assert_eq!(search(&db, "pears"), Vec::<i64>::new());
+    let rows: Vec<(i64, String)> = db
+        .prepare("SELECT id, body FROM notes ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows, vec![(1, "red again".into()), (2, "red plums".into())]);
+    assert_eq!(
+        db.query_row(
+            "SELECT count(*) FROM notes_fts WHERE notes_fts MATCH 'again'",
+            [],
+            |r| r.get::<_, i64>(0)
+        )
+        .unwrap(),
+        1
+    );
+}

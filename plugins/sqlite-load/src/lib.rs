@@ -43,6 +43,9 @@ struct SqliteLoadConfig {
     /// the rows, searchable with `MATCH`.
     #[serde(default)]
     fts: Vec<String>,
+    /// A tombstone column (upsert only): a row where it holds a value other than null or false
+    /// deletes the table's row with its key instead of being written.
+    deleted_by: Option<String>,
 }
 
 const CONFIG_SCHEMA: &str = r#"{
@@ -56,7 +59,8 @@ const CONFIG_SCHEMA: &str = r#"{
     "table": { "type": "string", "minLength": 1, "description": "target table, created when missing, missing columns added" },
     "mode": { "enum": ["append", "upsert"], "default": "append", "description": "plain inserts, or insert-or-update by key" },
     "key": { "type": "array", "items": { "type": "string" }, "minItems": 1, "uniqueItems": true, "description": "upsert key columns (default: the stream's primary key)" },
-    "fts": { "type": "array", "items": { "type": "string" }, "uniqueItems": true, "default": [], "description": "text columns kept in an FTS5 full-text index <table>_fts, in the rows' own transaction" }
+    "fts": { "type": "array", "items": { "type": "string" }, "uniqueItems": true, "default": [], "description": "text columns kept in an FTS5 full-text index <table>_fts, in the rows' own transaction" },
+    "deleted_by": { "type": "string", "minLength": 1, "description": "upsert only: a tombstone column (e.g. deleted_at); a row where it is set (not null, not false) deletes the row with its key" }
   }
 }"#;
 

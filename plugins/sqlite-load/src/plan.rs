@@ -95,6 +95,7 @@ pub(crate) fn plan(
     check_columns(schema)?;
     let key = key_columns(config, schema)?;
     check_full_text(config, schema)?;
+    let deleted_by = deleted_by(config, schema)?;
     let columns: Vec<PlanColumn> = schema
         .columns
         .iter()
@@ -141,7 +142,30 @@ pub(crate) fn plan(
         key: key.iter().map(|k| (*k).to_owned()).collect(),
         migrations,
         full_text: config.fts.clone(),
+        deleted_by,
     })
+}
+
+/// `deleted_by` names a column of the stream, and applies to upserts only (an append has no
+/// key to delete by).
+fn deleted_by(config: &SqliteLoadConfig, schema: &Schema) -> Result<Option<u32>, Error> {
+    let Some(name) = &config.deleted_by else {
+        return Ok(None);
+    };
+    if config.mode != Mode::Upsert {
+        return Err(Error::InvalidConfig(format!(
+            "{NAME}: deleted_by applies to mode = \"upsert\" only: a delete needs the key of the row to delete"
+        )));
+    }
+    let index = schema.column_index(name).ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "{NAME}: deleted_by column `{name}` is not in the stream's schema; available columns: {}",
+            schema.column_list()
+        ))
+    })?;
+    Ok(Some(
+        u32::try_from(index).expect("a schema has fewer than 2^32 columns"),
+    ))
 }
 
 /// `fts` names text columns of the stream.
@@ -319,6 +343,7 @@ mod tests {
             mode,
             key: key.map(|k| k.iter().map(|s| s.to_string()).collect()),
             fts: Vec::new(),
+            deleted_by: None,
         }
     }
 
@@ -424,6 +449,18 @@ mod tests {
         assert!(invalid_config(plan(&c, &schema(&[]), None)).contains("only text columns"));
         c.fts = vec!["memo".into()];
         assert!(invalid_config(plan(&c, &schema(&[]), None)).contains("not in the stream"));
+    }
+
+    #[test]
+    fn deleted_by_names_a_stream_column_of_an_upsert() {
+        let mut c = config(Mode::Upsert, Some(&["txn_id"]));
+        c.deleted_by = Some("ok".into());
+        assert_eq!(plan(&c, &schema(&[]), None).unwrap().deleted_by, Some(4));
+        c.deleted_by = Some("gone".into());
+        assert!(invalid_config(plan(&c, &schema(&[]), None)).contains("not in the stream"));
+        let mut c = config(Mode::Append, None);
+        c.deleted_by = Some("ok".into());
+        assert!(invalid_config(plan(&c, &schema(&[]), None)).contains("upsert"));
     }
 
     #[test]

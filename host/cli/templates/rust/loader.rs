@@ -62,6 +62,7 @@ fn plan(config: Config, schema: &Schema) -> WritePlan {
         // here and lists `Migration::AddColumn` for the missing ones.
         migrations: vec![Migration::CreateTable],
         full_text: Vec::new(),
+        deleted_by: None,
     }
 }
 

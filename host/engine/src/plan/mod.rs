@@ -135,15 +135,33 @@ impl PlanLoad {
             // SQL the host rendered from checked names runs as the host's.
             Writer::Rendered(rendered) => {
                 let mut stmt = conn.prepare_cached(&rendered.statement)?;
-                batch.bind_all(
-                    &mut stmt,
-                    &rendered.params,
+                let Some(delete) = &rendered.delete else {
+                    return batch.bind_all(
+                        &mut stmt,
+                        &rendered.params,
+                        || conn.is_autocommit(),
+                        rejects,
+                    );
+                };
+                let mut delete_stmt = conn.prepare_cached(&delete.statement)?;
+                batch.bind_each(
+                    &mut [
+                        (&mut stmt, &rendered.params),
+                        (&mut delete_stmt, &delete.params),
+                    ],
+                    |row| usize::from(is_tombstone(rows.value(row, delete.marker as usize))),
                     || conn.is_autocommit(),
                     rejects,
                 )
             }
         }
     }
+}
+
+/// Whether a tombstone column's value marks its row deleted: anything but null or false.
+fn is_tombstone(value: rusqlite::types::ValueRef<'_>) -> bool {
+    use rusqlite::types::ValueRef;
+    !matches!(value, ValueRef::Null | ValueRef::Integer(0))
 }
 
 /// The rows of one batch, and what a reject needs to say where it came from.
@@ -162,8 +180,22 @@ impl BatchRows<'_> {
         autocommit: impl Fn() -> bool,
         rejects: &mut Vec<RejectRecord>,
     ) -> Result<u64, PlanError> {
+        self.bind_each(&mut [(stmt, params)], |_| 0, autocommit, rejects)
+    }
+
+    /// Bind each row to the statement `pick` chooses for it (by index into `statements`, each
+    /// with the batch columns of its parameters) and run it; rows the database refuses become
+    /// rejects.
+    fn bind_each(
+        &self,
+        statements: &mut [(&mut Statement<'_>, &[u32])],
+        pick: impl Fn(usize) -> usize,
+        autocommit: impl Fn() -> bool,
+        rejects: &mut Vec<RejectRecord>,
+    ) -> Result<u64, PlanError> {
         let mut written = 0;
         for row in 0..self.rows.row_count {
+            let (stmt, params) = &mut statements[pick(row)];
             for (k, &col) in params.iter().enumerate() {
                 stmt.raw_bind_parameter(
                     k + 1,

@@ -19,6 +19,19 @@ pub(super) struct Rendered {
     pub statement: String,
     /// For each parameter, the batch column bound to it.
     pub params: Vec<u32>,
+    /// Tombstones, when the plan has `deleted-by`.
+    pub delete: Option<Delete>,
+}
+
+/// How a tombstone row is applied: the row with its key is deleted instead of written.
+#[derive(Debug, Clone)]
+pub(super) struct Delete {
+    /// The batch column whose value (not null, not false) marks the row deleted.
+    pub marker: u32,
+    /// `DELETE FROM … WHERE key = ?1 AND …`.
+    pub statement: String,
+    /// For each parameter, the batch column bound to it (the key's).
+    pub params: Vec<u32>,
 }
 
 /// One schema change.
@@ -211,7 +224,41 @@ pub(super) fn render(plan: &WritePlan, schema: &Schema) -> Result<Rendered, Stri
         migrations,
         statement,
         params: plan.columns.iter().map(|c| c.source).collect(),
+        delete: delete(plan, schema, &key)?,
     })
+}
+
+/// The delete of a plan with `deleted-by`, checked: upsert only, a column of the batch.
+fn delete(plan: &WritePlan, schema: &Schema, key: &[&str]) -> Result<Option<Delete>, String> {
+    let Some(marker) = plan.deleted_by else {
+        return Ok(None);
+    };
+    if plan.mode != WriteMode::Upsert {
+        return Err("deleted-by applies to mode upsert only (a delete needs a key)".into());
+    }
+    if schema.columns.get(marker as usize).is_none() {
+        return Err(format!(
+            "deleted-by names batch column {marker}, but the batch has {} columns",
+            schema.columns.len()
+        ));
+    }
+    let table = quote(&plan.table);
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    for (i, name) in key.iter().enumerate() {
+        let column = plan
+            .columns
+            .iter()
+            .find(|c| c.name == *name)
+            .expect("key columns were checked to be plan columns");
+        conditions.push(format!("{} = ?{}", quote(name), i + 1));
+        params.push(column.source);
+    }
+    Ok(Some(Delete {
+        marker,
+        statement: format!("DELETE FROM {table} WHERE {}", conditions.join(" AND ")),
+        params,
+    }))
 }
 
 /// An FTS5 index of `plan.full_text`, kept by triggers in the table's own transactions (so
