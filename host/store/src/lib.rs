@@ -10,12 +10,13 @@
 
 pub mod rejects;
 mod schema;
+mod state;
 mod writer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use rejects::{RejectPage, RejectRow, rejects_page};
+pub use state::{StateStore, StoreFuture};
 
 /// One event as stored and as sent over SSE.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,6 +257,9 @@ pub struct PartitionRecord {
     /// The last committed checkpoint (or the one the worker started from).
     pub checkpoint: Option<String>,
     pub error: Option<String>,
+    /// The host that ran it last (clustered state only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// How much history to keep.
@@ -290,10 +295,9 @@ impl EventFilter {
     }
 }
 
-/// The state database.
+/// The state database of one host: a SQLite file.
 pub struct Store {
-    path: PathBuf,
-    read: Mutex<Connection>,
+    reader: Reader,
     sender: Mutex<mpsc::Sender<Record>>,
     last_id_at_open: u64,
     submitted: AtomicU64,
@@ -326,8 +330,10 @@ impl Store {
         let sender = writer::spawn(conn, retention, persisted_tx).with_context(fail)?;
         let read = schema::open(path).with_context(fail)?;
         Ok(Self {
-            path: path.to_owned(),
-            read: Mutex::new(read),
+            reader: Reader {
+                path: Arc::new(path.to_owned()),
+                conn: Arc::new(Mutex::new(read)),
+            },
             sender: Mutex::new(sender),
             last_id_at_open: last_id,
             submitted: AtomicU64::new(last_id),
@@ -337,7 +343,7 @@ impl Store {
 
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.reader.path
     }
 
     /// The newest event id when the store was opened (the bus continues after it).
@@ -377,14 +383,131 @@ impl Store {
         self.wait_persisted(self.submitted()).await;
     }
 
+    /// Up to `limit` events with id > `after` that pass `filter`, oldest first.
+    pub fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
+        self.reader.events_after(after, filter, limit)
+    }
+
+    /// The oldest event still kept, if any.
+    pub fn oldest_event_id(&self) -> anyhow::Result<Option<u64>> {
+        self.reader.oldest_event_id()
+    }
+
+    /// Runs, newest first, of one pipeline or all.
+    pub fn runs(
+        &self,
+        pipeline: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<RunRecord>> {
+        self.reader.runs(pipeline, limit, offset)
+    }
+
+    /// The newest run of a pipeline.
+    pub fn last_run(&self, pipeline: &str) -> anyhow::Result<Option<RunRecord>> {
+        Ok(self.runs(Some(pipeline), 1, 0)?.pop())
+    }
+
+    /// One run with its partitions.
+    pub fn run(&self, id: &str) -> anyhow::Result<Option<(RunRecord, Vec<PartitionRecord>)>> {
+        self.reader.run(id)
+    }
+
+    /// Run `f` with the reader on the blocking pool (SQLite calls block).
+    fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Reader) -> anyhow::Result<T> + Send + 'static,
+    ) -> StoreFuture<'_, anyhow::Result<T>> {
+        let reader = self.reader.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || f(&reader))
+                .await
+                .map_err(|e| anyhow::anyhow!("state database read task failed: {e}"))?
+        })
+    }
+}
+
+impl StateStore for Store {
+    fn location(&self) -> String {
+        self.reader.path.display().to_string()
+    }
+
+    fn first_bus_id(&self) -> u64 {
+        self.last_id_at_open + 1
+    }
+
+    fn record(&self, record: Record) {
+        Store::record(self, record);
+    }
+
+    fn submitted(&self) -> u64 {
+        Store::submitted(self)
+    }
+
+    fn wait_persisted(&self, id: u64) -> StoreFuture<'_, ()> {
+        Box::pin(Store::wait_persisted(self, id))
+    }
+
+    fn newest_event_id(&self) -> u64 {
+        self.persisted()
+    }
+
+    fn shared_feed(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+
+    fn events_after(
+        &self,
+        after: u64,
+        filter: EventFilter,
+        limit: usize,
+    ) -> StoreFuture<'_, anyhow::Result<Vec<StoredEvent>>> {
+        self.blocking(move |r| r.events_after(after, &filter, limit))
+    }
+
+    fn oldest_event_id(&self) -> StoreFuture<'_, anyhow::Result<Option<u64>>> {
+        self.blocking(Reader::oldest_event_id)
+    }
+
+    fn runs(
+        &self,
+        pipeline: Option<String>,
+        limit: usize,
+        offset: usize,
+    ) -> StoreFuture<'_, anyhow::Result<Vec<RunRecord>>> {
+        self.blocking(move |r| r.runs(pipeline.as_deref(), limit, offset))
+    }
+
+    fn run(
+        &self,
+        id: String,
+    ) -> StoreFuture<'_, anyhow::Result<Option<(RunRecord, Vec<PartitionRecord>)>>> {
+        self.blocking(move |r| r.run(&id))
+    }
+}
+
+/// The read side of the state database: its own connection (WAL lets it read while the writer
+/// commits), shared by clones.
+#[derive(Clone)]
+struct Reader {
+    path: Arc<PathBuf>,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Reader {
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
-        let conn = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn)
             .with_context(|| format!("failed to read the state database {}", self.path.display()))
     }
 
     /// Up to `limit` events with id > `after` that pass `filter`, oldest first.
-    pub fn events_after(
+    fn events_after(
         &self,
         after: u64,
         filter: &EventFilter,
@@ -415,12 +538,12 @@ impl Store {
     }
 
     /// The oldest event still kept, if any.
-    pub fn oldest_event_id(&self) -> anyhow::Result<Option<u64>> {
+    fn oldest_event_id(&self) -> anyhow::Result<Option<u64>> {
         self.read(|c| c.query_row("SELECT min(id) FROM events", [], |r| r.get(0)))
     }
 
     /// Runs, newest first, of one pipeline or all.
-    pub fn runs(
+    fn runs(
         &self,
         pipeline: Option<&str>,
         limit: usize,
@@ -436,13 +559,8 @@ impl Store {
         })
     }
 
-    /// The newest run of a pipeline.
-    pub fn last_run(&self, pipeline: &str) -> anyhow::Result<Option<RunRecord>> {
-        Ok(self.runs(Some(pipeline), 1, 0)?.pop())
-    }
-
     /// One run with its partitions.
-    pub fn run(&self, id: &str) -> anyhow::Result<Option<(RunRecord, Vec<PartitionRecord>)>> {
+    fn run(&self, id: &str) -> anyhow::Result<Option<(RunRecord, Vec<PartitionRecord>)>> {
         self.read(|c| {
             let Some(run) = c
                 .query_row(
@@ -471,6 +589,7 @@ impl Store {
                         checkpoint: r.get(6)?,
                         error: r.get(7)?,
                         bytes: r.get(8)?,
+                        host: None,
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;

@@ -1,0 +1,529 @@
+//! Leases, not locks: a row per pipeline and per partition in `weir_leases`, with an owner, an
+//! epoch and an expiry set from the database's clock. The run lease (`partition = '*'`) makes
+//! one run per pipeline cluster-wide; its holder queues the run's partitions, which hosts then
+//! claim, up to their own free slots, a fair share and a cluster-wide limit.
+//!
+//! Every claim bumps the epoch, so whoever held the row before holds a stale epoch from then on:
+//! its renewal changes 0 rows (it must stop) and its commits are fenced (the epoch goes into
+//! the batch's transaction). Claims pick rows with `FOR UPDATE SKIP LOCKED`, so two hosts
+//! claiming at once never wait for, nor take, the same row. Rows are kept across runs: an epoch
+//! never goes back, which the fence relies on.
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::{Cluster, ClusterError};
+
+/// The run lease's partition name.
+pub const RUN_PARTITION: &str = "*";
+
+/// A lease this host holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Lease {
+    pub pipeline: String,
+    /// A partition, or `*` for the run lease.
+    pub partition: String,
+    /// The run it belongs to.
+    pub run_id: String,
+    /// Bumped by every claim: the fence token.
+    pub epoch: i64,
+}
+
+/// Which lease: (pipeline, partition).
+pub type LeaseKey = (String, String);
+
+impl Lease {
+    pub fn key(&self) -> LeaseKey {
+        (self.pipeline.clone(), self.partition.clone())
+    }
+}
+
+/// The outcome of asking for a pipeline's run lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunClaim {
+    /// A new run, `lease.run_id` the id asked for: queue its partitions.
+    Started(Lease),
+    /// The run of a host whose lease expired, taken over (`lease.run_id` is that run's id):
+    /// its queued and expired partitions go on, nothing is queued again.
+    Adopted {
+        lease: Lease,
+        previous_owner: Option<String>,
+    },
+    /// Another host runs the pipeline (or is starting a run of it right now).
+    Busy {
+        owner: Option<String>,
+        run_id: Option<String>,
+    },
+}
+
+/// A partition lease just claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionClaim {
+    pub lease: Lease,
+    /// The host that held it before, if its lease had expired (a takeover).
+    pub taken_over_from: Option<String>,
+}
+
+/// How many partitions a claim may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// Slots this host has free for the pipeline (its `concurrency` less what it runs).
+    pub host_free: usize,
+    /// Partitions of the pipeline held at once across the cluster, at most.
+    pub cluster_limit: Option<usize>,
+}
+
+/// Where a run's partitions are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RunProgress {
+    pub total: i64,
+    pub queued: i64,
+    /// Held by a host whose lease has not expired.
+    pub held: i64,
+    /// Held by a host whose lease expired: waiting for a takeover.
+    pub expired: i64,
+    pub done: i64,
+    /// Done, but not `completed`.
+    pub unsuccessful: i64,
+}
+
+impl RunProgress {
+    /// Every partition is done.
+    pub fn finished(&self) -> bool {
+        self.done == self.total
+    }
+}
+
+/// One lease row, for `weir cluster status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeaseInfo {
+    pub pipeline: String,
+    pub partition: String,
+    pub run_id: Option<String>,
+    pub state: String,
+    pub owner: Option<String>,
+    pub epoch: i64,
+    /// Seconds until it expires (negative: expired), if held.
+    pub expires_in_seconds: Option<f64>,
+    pub outcome: Option<String>,
+}
+
+impl Cluster {
+    /// Take the pipeline's run lease for a new run `run_id`, or adopt the run of a host whose
+    /// run lease expired.
+    pub async fn claim_run(&self, pipeline: &str, run_id: &str) -> Result<RunClaim, ClusterError> {
+        let conn = self.db.conn().await?;
+        conn.run("claiming a run lease", async |c| {
+            c.execute(
+                "INSERT INTO weir_leases (pipeline, partition, state) VALUES ($1, '*', 'idle')
+                 ON CONFLICT DO NOTHING",
+                &[&pipeline],
+            )
+            .await?;
+            let claimed = c
+                .query_opt(
+                    "WITH picked AS (
+                         SELECT pipeline, partition, owner AS previous_owner,
+                                state AS previous_state, run_id AS previous_run
+                         FROM weir_leases
+                         WHERE pipeline = $1 AND partition = '*'
+                           AND (state <> 'held' OR expires_at < now())
+                         FOR UPDATE SKIP LOCKED)
+                     UPDATE weir_leases l SET state = 'held', owner = $2, epoch = l.epoch + 1,
+                         expires_at = now() + make_interval(secs => $4), claimed_at = now(),
+                         cancel_requested = CASE WHEN picked.previous_state = 'held'
+                             THEN l.cancel_requested ELSE false END,
+                         run_id = CASE WHEN picked.previous_state = 'held'
+                             THEN picked.previous_run ELSE $3 END
+                     FROM picked
+                     WHERE l.pipeline = picked.pipeline AND l.partition = picked.partition
+                     RETURNING l.run_id, l.epoch, picked.previous_state = 'held',
+                               picked.previous_owner",
+                    &[&pipeline, &self.host_id, &run_id, &self.lease_secs()],
+                )
+                .await?;
+            if let Some(row) = claimed {
+                let lease = Lease {
+                    pipeline: pipeline.to_owned(),
+                    partition: RUN_PARTITION.to_owned(),
+                    run_id: row.get(0),
+                    epoch: row.get(1),
+                };
+                return Ok(if row.get(2) {
+                    RunClaim::Adopted {
+                        lease,
+                        previous_owner: row.get(3),
+                    }
+                } else {
+                    RunClaim::Started(lease)
+                });
+            }
+            let holder = c
+                .query_opt(
+                    "SELECT owner, run_id FROM weir_leases WHERE pipeline = $1 AND partition = '*'
+                     AND state = 'held'",
+                    &[&pipeline],
+                )
+                .await?;
+            Ok(RunClaim::Busy {
+                owner: holder.as_ref().and_then(|r| r.get(0)),
+                run_id: holder.as_ref().and_then(|r| r.get(1)),
+            })
+        })
+        .await
+    }
+
+    /// Queue the partitions of the run `run` holds the lease of. `false`: the run lease was
+    /// lost (another host took it over), nothing was queued.
+    pub async fn queue_partitions(
+        &self,
+        run: &Lease,
+        partitions: &[String],
+    ) -> Result<bool, ClusterError> {
+        let conn = self.db.conn().await?;
+        // One transaction: the run lease is locked and checked, then the partitions queued.
+        conn.run("queueing partitions", async |c| {
+            let tx = c.transaction().await?;
+            let holds = tx
+                .query_opt(
+                    "SELECT 1 FROM weir_leases WHERE pipeline = $1 AND partition = '*'
+                     AND owner = $2 AND epoch = $3 AND state = 'held' FOR UPDATE",
+                    &[&run.pipeline, &self.host_id, &run.epoch],
+                )
+                .await?
+                .is_some();
+            if !holds {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO weir_leases (pipeline, partition, run_id, state)
+                 SELECT $1, p, $2, 'queued' FROM unnest($3::text[]) AS p
+                 ON CONFLICT (pipeline, partition) DO UPDATE SET run_id = EXCLUDED.run_id,
+                     state = 'queued', owner = NULL, expires_at = NULL, claimed_at = NULL,
+                     outcome = NULL",
+                &[&run.pipeline, &run.run_id, &partitions],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Claim up to `limits` of the run's partitions that are queued or whose holder's lease
+    /// expired, in partition order. The pipeline's run lease row is locked for the claim, so
+    /// the cluster-wide limit holds exactly; the rows themselves are picked `SKIP LOCKED`.
+    pub async fn claim_partitions(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+        limits: ClaimLimits,
+    ) -> Result<Vec<PartitionClaim>, ClusterError> {
+        if limits.host_free == 0 {
+            return Ok(Vec::new());
+        }
+        let conn = self.db.conn().await?;
+        conn.run("claiming partitions", async |c| {
+            let tx = c.transaction().await?;
+            let current = tx
+                .query_opt(
+                    "SELECT 1 FROM weir_leases WHERE pipeline = $1 AND partition = '*'
+                     AND run_id = $2 AND state = 'held' FOR UPDATE",
+                    &[&pipeline, &run_id],
+                )
+                .await?
+                .is_some();
+            if !current {
+                return Ok(Vec::new());
+            }
+            let counts = tx
+                .query_one(
+                    "SELECT count(*),
+                         count(*) FILTER (WHERE state = 'held' AND expires_at >= now()),
+                         count(*) FILTER (WHERE state = 'held' AND expires_at >= now()
+                             AND owner = $3),
+                         (SELECT count(*) FROM weir_hosts WHERE NOT draining
+                             AND stopped_at IS NULL
+                             AND heartbeat_at >= now() - make_interval(secs => $4))
+                     FROM weir_leases
+                     WHERE pipeline = $1 AND partition <> '*' AND run_id = $2",
+                    &[&pipeline, &run_id, &self.host_id, &self.lease_secs()],
+                )
+                .await?;
+            let (total, held, mine, hosts): (i64, i64, i64, i64) =
+                (counts.get(0), counts.get(1), counts.get(2), counts.get(3));
+            // Fair share: the run's partitions over the hosts taking work (at least this one),
+            // so a host that polls first does not take everything.
+            let fair_share = (total + hosts.max(1) - 1) / hosts.max(1);
+            let mut n = (limits.host_free as i64).min(fair_share - mine);
+            if let Some(limit) = limits.cluster_limit {
+                n = n.min(limit as i64 - held);
+            }
+            if n <= 0 {
+                return Ok(Vec::new());
+            }
+            let rows = tx
+                .query(
+                    "WITH picked AS (
+                         SELECT pipeline, partition, owner AS previous_owner,
+                                state AS previous_state
+                         FROM weir_leases
+                         WHERE pipeline = $1 AND partition <> '*' AND run_id = $2
+                           AND (state = 'queued' OR (state = 'held' AND expires_at < now()))
+                         ORDER BY partition LIMIT $5
+                         FOR UPDATE SKIP LOCKED)
+                     UPDATE weir_leases l SET state = 'held', owner = $3, epoch = l.epoch + 1,
+                         expires_at = now() + make_interval(secs => $4), claimed_at = now()
+                     FROM picked
+                     WHERE l.pipeline = picked.pipeline AND l.partition = picked.partition
+                     RETURNING l.partition, l.epoch,
+                         CASE WHEN picked.previous_state = 'held' THEN picked.previous_owner END",
+                    &[&pipeline, &run_id, &self.host_id, &self.lease_secs(), &n],
+                )
+                .await?;
+            tx.commit().await?;
+            let mut claims: Vec<PartitionClaim> = rows
+                .iter()
+                .map(|r| PartitionClaim {
+                    lease: Lease {
+                        pipeline: pipeline.to_owned(),
+                        partition: r.get(0),
+                        run_id: run_id.to_owned(),
+                        epoch: r.get(1),
+                    },
+                    taken_over_from: r.get(2),
+                })
+                .collect();
+            claims.sort_by(|a, b| a.lease.partition.cmp(&b.lease.partition));
+            Ok(claims)
+        })
+        .await
+    }
+
+    /// Renew `held` on `c`; returns the ones that were not renewed (lost).
+    pub(crate) async fn renew(
+        &self,
+        c: &mut Client,
+        held: &[Lease],
+    ) -> Result<Vec<LeaseKey>, tokio_postgres::Error> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipelines: Vec<&str> = held.iter().map(|l| l.pipeline.as_str()).collect();
+        let partitions: Vec<&str> = held.iter().map(|l| l.partition.as_str()).collect();
+        let epochs: Vec<i64> = held.iter().map(|l| l.epoch).collect();
+        // An expired lease nobody claimed since is renewed too: its epoch is still the
+        // newest, so no other host can have committed under it.
+        let renewed: std::collections::HashSet<LeaseKey> = c
+            .query(
+                "UPDATE weir_leases l SET expires_at = now() + make_interval(secs => $2)
+                 FROM unnest($3::text[], $4::text[], $5::int8[]) AS mine(pipeline, partition, epoch)
+                 WHERE l.pipeline = mine.pipeline AND l.partition = mine.partition
+                   AND l.epoch = mine.epoch AND l.owner = $1 AND l.state = 'held'
+                 RETURNING l.pipeline, l.partition",
+                &[
+                    &self.host_id,
+                    &self.lease_secs(),
+                    &pipelines,
+                    &partitions,
+                    &epochs,
+                ],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(held
+            .iter()
+            .map(Lease::key)
+            .filter(|k| !renewed.contains(k))
+            .collect())
+    }
+
+    /// Renew `held` now (heartbeats do this too); returns the leases lost.
+    pub async fn renew_leases(&self, held: &[Lease]) -> Result<Vec<LeaseKey>, ClusterError> {
+        let conn = self.db.conn().await?;
+        conn.run("renewing leases", async |c| self.renew(c, held).await)
+            .await
+    }
+
+    /// A partition is done (`outcome`: completed, failed, cancelled). `false`: the lease was
+    /// lost before, and the partition is another host's now.
+    pub async fn finish_partition(
+        &self,
+        lease: &Lease,
+        outcome: &str,
+    ) -> Result<bool, ClusterError> {
+        self.end_lease(
+            lease,
+            "finishing a partition",
+            "state = 'done', outcome = $5, expires_at = NULL",
+            Some(outcome),
+        )
+        .await
+    }
+
+    /// Give a partition back to the queue unfinished (draining, shutting down): another host
+    /// claims it and resumes from its last committed checkpoint.
+    pub async fn hand_back(&self, lease: &Lease) -> Result<bool, ClusterError> {
+        self.end_lease(
+            lease,
+            "handing back a partition",
+            "state = 'queued', owner = NULL, expires_at = NULL",
+            None,
+        )
+        .await
+    }
+
+    /// Release a run lease at the end of its run.
+    pub async fn release_run(&self, lease: &Lease) -> Result<bool, ClusterError> {
+        self.end_lease(
+            lease,
+            "releasing a run lease",
+            "state = 'idle', owner = NULL, expires_at = NULL, cancel_requested = false",
+            None,
+        )
+        .await
+    }
+
+    async fn end_lease(
+        &self,
+        lease: &Lease,
+        context: &str,
+        set: &str,
+        outcome: Option<&str>,
+    ) -> Result<bool, ClusterError> {
+        let conn = self.db.conn().await?;
+        let sql = format!(
+            "UPDATE weir_leases SET {set}
+             WHERE pipeline = $1 AND partition = $2 AND owner = $3 AND epoch = $4
+               AND state = 'held'"
+        );
+        let changed = conn
+            .run(context, async |c| match outcome {
+                Some(outcome) => {
+                    c.execute(
+                        &sql,
+                        &[
+                            &lease.pipeline,
+                            &lease.partition,
+                            &self.host_id,
+                            &lease.epoch,
+                            &outcome,
+                        ],
+                    )
+                    .await
+                }
+                None => {
+                    c.execute(
+                        &sql,
+                        &[
+                            &lease.pipeline,
+                            &lease.partition,
+                            &self.host_id,
+                            &lease.epoch,
+                        ],
+                    )
+                    .await
+                }
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Where the partitions of a run are.
+    pub async fn run_progress(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+    ) -> Result<RunProgress, ClusterError> {
+        let conn = self.db.conn().await?;
+        conn.run("reading a run's progress", async |c| {
+            let r = c
+                .query_one(
+                    "SELECT count(*),
+                         count(*) FILTER (WHERE state = 'queued'),
+                         count(*) FILTER (WHERE state = 'held' AND expires_at >= now()),
+                         count(*) FILTER (WHERE state = 'held' AND expires_at < now()),
+                         count(*) FILTER (WHERE state = 'done'),
+                         count(*) FILTER (WHERE state = 'done' AND outcome <> 'completed')
+                     FROM weir_leases WHERE pipeline = $1 AND partition <> '*' AND run_id = $2",
+                    &[&pipeline, &run_id],
+                )
+                .await?;
+            Ok(RunProgress {
+                total: r.get(0),
+                queued: r.get(1),
+                held: r.get(2),
+                expired: r.get(3),
+                done: r.get(4),
+                unsuccessful: r.get(5),
+            })
+        })
+        .await
+    }
+
+    /// Ask the run in progress of `pipeline` to stop (every host running its partitions sees
+    /// it at its next heartbeat). `false`: no run in progress.
+    pub async fn request_cancel(&self, pipeline: &str) -> Result<bool, ClusterError> {
+        let conn = self.db.conn().await?;
+        let changed = conn
+            .run("cancelling a run", async |c| {
+                c.execute(
+                    "UPDATE weir_leases SET cancel_requested = true
+                     WHERE pipeline = $1 AND partition = '*' AND state = 'held'",
+                    &[&pipeline],
+                )
+                .await
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Run leases whose holder stopped renewing them: runs waiting to be adopted.
+    pub async fn orphaned_runs(&self) -> Result<Vec<(String, String)>, ClusterError> {
+        let conn = self.db.conn().await?;
+        let rows = conn
+            .run("looking for orphaned runs", async |c| {
+                c.query(
+                    "SELECT pipeline, run_id FROM weir_leases
+                     WHERE partition = '*' AND state = 'held' AND expires_at < now()
+                     ORDER BY pipeline",
+                    &[],
+                )
+                .await
+            })
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Every lease row that is not idle or done, by pipeline and partition.
+    pub async fn leases(&self) -> Result<Vec<LeaseInfo>, ClusterError> {
+        let conn = self.db.conn().await?;
+        let rows = conn
+            .run("listing leases", async |c| {
+                c.query(
+                    "SELECT pipeline, partition, run_id, state, owner, epoch,
+                         extract(epoch FROM expires_at - now())::float8, outcome
+                     FROM weir_leases WHERE state IN ('held', 'queued')
+                     ORDER BY pipeline, partition",
+                    &[],
+                )
+                .await
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LeaseInfo {
+                pipeline: r.get(0),
+                partition: r.get(1),
+                run_id: r.get(2),
+                state: r.get(3),
+                owner: r.get(4),
+                epoch: r.get(5),
+                expires_in_seconds: r.get(6),
+                outcome: r.get(7),
+            })
+            .collect())
+    }
+}
