@@ -1,5 +1,6 @@
 //! The handlers behind `router.rs`. Each reads from the service or the store and answers
-//! JSON; store reads run on the blocking pool (SQLite calls block).
+//! JSON. The store is whichever the service has (SQLite, or the cluster's PostgreSQL); SQLite
+//! reads, such as the rejects of a run, run on the blocking pool.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -16,7 +17,7 @@ use weir_engine::config::CatchUp;
 use weir_engine::events::unix_ms;
 use weir_engine::service::{PipelineEntry, Service};
 use weir_runtime::CacheOutcome;
-use weir_store::{RunRecord, Store};
+use weir_store::{RunRecord, StateStore};
 
 use crate::AppState;
 use crate::auth::{ClientAddr, Reader, Writer, session_clear_cookie, session_set_cookie};
@@ -24,19 +25,22 @@ use crate::error::ApiError;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Run `f` on the store on the blocking pool.
-/// Read the state database once every event published so far is in it, so a client that has
-/// seen an event (over SSE) reads records that reflect it. Bounded: a slow disk delays a read
-/// by at most a second, then it answers from what is there.
-async fn with_store<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
-) -> ApiResult<T> {
+/// The state store, once every event published so far is in it, so a client that has seen
+/// an event (over SSE) reads records that reflect it. Bounded: a slow disk delays a read by at
+/// most a second, then it answers from what is there.
+async fn fresh_store(state: &AppState) -> std::sync::Arc<dyn StateStore> {
     let store = state.service().store().clone();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), store.flush()).await;
-    tokio::task::spawn_blocking(move || f(&store))
+    store
+}
+
+/// Run `f` on the blocking pool (SQLite calls block).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("store task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("read task failed: {e}")))?
         .map_err(ApiError::Internal)
 }
 
@@ -120,7 +124,7 @@ pub async fn health(_: Reader, State(state): State<AppState>) -> Json<Value> {
         "uptime_seconds": service.uptime().as_secs_f64(),
         "pipelines": service.pipelines().len(),
         "active_runs": service.active_count(),
-        "last_event_id": service.store().persisted(),
+        "last_event_id": service.store().newest_event_id(),
     }))
 }
 
@@ -131,13 +135,11 @@ pub async fn pipelines(_: Reader, State(state): State<AppState>) -> ApiResult<Js
         .iter()
         .map(|p| p.config.name.clone())
         .collect();
-    let last_runs = with_store(&state, move |store| {
-        names
-            .iter()
-            .map(|n| store.last_run(n))
-            .collect::<anyhow::Result<Vec<_>>>()
-    })
-    .await?;
+    let last_runs = fresh_store(&state)
+        .await
+        .last_runs(names)
+        .await
+        .map_err(ApiError::Internal)?;
     let service = state.service();
     let views: Vec<Value> = service
         .pipelines()
@@ -157,8 +159,11 @@ pub async fn pipeline(
     let entry = service
         .pipeline(&name)
         .ok_or_else(|| ApiError::NotFound(format!("no pipeline named \"{name}\"")))?;
-    let key = name.clone();
-    let recent = with_store(&state, move |store| store.runs(Some(&key), 10, 0)).await?;
+    let recent = fresh_store(&state)
+        .await
+        .runs(Some(name.clone()), 10, 0)
+        .await
+        .map_err(ApiError::Internal)?;
     let mut view = pipeline_view(service, entry, recent.first().cloned());
     view["recent_runs"] = json!(recent.into_iter().map(RunView::from).collect::<Vec<_>>());
     Ok(Json(view))
@@ -200,8 +205,11 @@ pub async fn runs(
         ));
     }
     let offset = q.offset.unwrap_or(0);
-    let pipeline = q.pipeline.clone();
-    let runs = with_store(&state, move |s| s.runs(pipeline.as_deref(), limit, offset)).await?;
+    let runs = fresh_store(&state)
+        .await
+        .runs(q.pipeline.clone(), limit, offset)
+        .await
+        .map_err(ApiError::Internal)?;
     Ok(Json(json!({
         "runs": runs.into_iter().map(RunView::from).collect::<Vec<_>>(),
         "limit": limit,
@@ -213,9 +221,11 @@ async fn find_run(
     state: &AppState,
     id: &str,
 ) -> ApiResult<(RunRecord, Vec<weir_store::PartitionRecord>)> {
-    let key = id.to_owned();
-    with_store(state, move |s| s.run(&key))
-        .await?
+    fresh_store(state)
+        .await
+        .run(id.to_owned())
+        .await
+        .map_err(ApiError::Internal)?
         .ok_or_else(|| ApiError::NotFound(format!("no run with id \"{id}\"")))
 }
 
@@ -281,7 +291,7 @@ pub async fn rejects(
         .map(|(name, path)| (name.clone(), path.clone()))
         .collect();
     let (pipeline, offset) = (record.pipeline.clone(), q.offset.unwrap_or(0));
-    let page = with_store(&state, move |_| {
+    let page = blocking(move || {
         weir_store::rejects_page(
             &databases,
             &pipeline,

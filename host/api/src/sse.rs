@@ -10,6 +10,11 @@
 //!    client was away);
 //! 4. go live, skipping ids already replayed.
 //!
+//! In a cluster the log is shared by every host, so the stream follows the log instead of this
+//! process's bus: after the replay it waits for the log's newest id to move (the store's
+//! `shared_feed`, fed by `LISTEN`) and reads on from where it was. The log's ids become visible
+//! in order, so reading everything up to the newest id it has seen misses nothing.
+//!
 //! Memory per client is bounded: the bus is one shared ring of 4096 events, a client only
 //! holds a cursor into it, and the HTTP layer only pulls the next event when the socket can
 //! take it. A client that falls behind the ring's end gets `event: resync` and is disconnected;
@@ -27,7 +32,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, watch};
 use weir_engine::SyncEvent;
-use weir_store::{EventFilter, Store, StoredEvent};
+use weir_store::{EventFilter, StateStore, StoredEvent};
 
 use crate::AppState;
 use crate::auth::Reader;
@@ -67,18 +72,23 @@ pub async fn events(
         run: query.run,
     };
     let service = state.service();
-    // Step 1: subscribe before anything is read from the store.
-    let live = service.events().subscribe();
+    let feed = service.store().shared_feed();
+    // Step 1: subscribe before anything is read from the store (a shared log is followed
+    // instead, from the newest id it has now).
+    let live = feed.is_none().then(|| service.events().subscribe());
+    let (phase, last_sent) = match (last_id, &feed) {
+        (Some(after), _) => (Phase::Start { after }, after),
+        (None, Some(feed)) => (Phase::Follow, *feed.borrow()),
+        (None, None) => (Phase::Live, 0),
+    };
     let cursor = Cursor {
-        phase: match last_id {
-            Some(after) => Phase::Start { after },
-            None => Phase::Live,
-        },
+        phase,
         store: service.store().clone(),
         filter,
         live,
+        feed,
         shutdown: service.closed_signal(),
-        last_sent: last_id.unwrap_or(0),
+        last_sent,
         pending: std::collections::VecDeque::new(),
     };
     let keep_alive = KeepAlive::new()
@@ -98,14 +108,19 @@ enum Phase {
         upto: u64,
     },
     Live,
+    /// Shared log: wait for its newest id to pass `last_sent`, then replay up to it.
+    Follow,
     Done,
 }
 
 struct Cursor {
     phase: Phase,
-    store: Arc<Store>,
+    store: Arc<dyn StateStore>,
     filter: EventFilter,
-    live: broadcast::Receiver<Arc<SyncEvent>>,
+    /// This process's bus (`None` when a shared log is followed).
+    live: Option<broadcast::Receiver<Arc<SyncEvent>>>,
+    /// The newest id in a shared log.
+    feed: Option<watch::Receiver<u64>>,
     shutdown: watch::Receiver<bool>,
     /// Ids up to this one were sent (or were before the client's `Last-Event-ID`).
     last_sent: u64,
@@ -122,14 +137,15 @@ impl Cursor {
                 Phase::Done => return None,
                 Phase::Start { after } => {
                     // Step 2: everything published before we subscribed is on disk after this.
-                    let upto = self.store.submitted();
-                    self.store.wait_persisted(upto).await;
-                    let store = self.store.clone();
-                    let oldest = tokio::task::spawn_blocking(move || store.oldest_event_id())
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .flatten();
+                    let upto = match &self.feed {
+                        Some(feed) => *feed.borrow(),
+                        None => {
+                            let upto = self.store.submitted();
+                            self.store.wait_persisted(upto).await;
+                            upto
+                        }
+                    };
+                    let oldest = self.store.oldest_event_id().await.ok().flatten();
                     if let Some(oldest) = oldest
                         && after + 1 < oldest
                         && after < upto
@@ -148,22 +164,16 @@ impl Cursor {
                         continue;
                     }
                     // Step 3, one page.
-                    let (store, filter) = (self.store.clone(), self.filter.clone());
-                    let page = tokio::task::spawn_blocking(move || {
-                        store.events_after(after, &filter, REPLAY_PAGE)
-                    })
-                    .await;
-                    let page = match page {
-                        Ok(Ok(page)) => page,
-                        Ok(Err(e)) => {
+                    let page = match self
+                        .store
+                        .events_after(after, self.filter.clone(), REPLAY_PAGE)
+                        .await
+                    {
+                        Ok(page) => page,
+                        Err(e) => {
                             tracing::error!("event replay failed: {e:#}");
                             self.phase = Phase::Done;
                             return Some((Ok(resync("the event log could not be read")), self));
-                        }
-                        Err(e) => {
-                            tracing::error!("event replay failed: {e}");
-                            self.phase = Phase::Done;
-                            continue;
                         }
                     };
                     let full = page.len() == REPLAY_PAGE;
@@ -182,15 +192,48 @@ impl Cursor {
                         // Past `upto`, live delivery takes over; ids up to it that did not
                         // match the filter must not be sent live either.
                         self.last_sent = self.last_sent.max(upto);
-                        Phase::Live
+                        if self.feed.is_some() {
+                            Phase::Follow
+                        } else {
+                            Phase::Live
+                        }
+                    };
+                }
+                Phase::Follow => {
+                    let last_sent = self.last_sent;
+                    let Some(feed) = self.feed.as_mut() else {
+                        self.phase = Phase::Done;
+                        continue;
+                    };
+                    let newest = tokio::select! {
+                        biased;
+                        newest = feed.wait_for(|&newest| newest > last_sent) => match newest {
+                            Ok(newest) => *newest,
+                            Err(_) => {
+                                self.phase = Phase::Done;
+                                continue;
+                            }
+                        },
+                        _ = self.shutdown.wait_for(|stopping| *stopping) => {
+                            self.phase = Phase::Done;
+                            continue;
+                        }
+                    };
+                    self.phase = Phase::Replay {
+                        after: last_sent,
+                        upto: newest,
                     };
                 }
                 Phase::Live => {
                     // Step 4.
+                    let Some(live) = self.live.as_mut() else {
+                        self.phase = Phase::Done;
+                        continue;
+                    };
                     // Biased: events already published are delivered before the stream ends.
                     let received = tokio::select! {
                         biased;
-                        received = self.live.recv() => received,
+                        received = live.recv() => received,
                         _ = self.shutdown.wait_for(|stopping| *stopping) => {
                             self.phase = Phase::Done;
                             continue;

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use weir_runtime::{Catalog, CheckpointEntry, Plugin, Runtime};
 use weir_schedule::Schedule;
-use weir_store::Store;
+use weir_store::StateStore;
 
 use crate::config::{Config, PipelineConfig};
 use crate::context::RunContext;
@@ -104,7 +104,7 @@ pub struct Service {
     plugins: RwLock<Arc<Plugins>>,
     pipelines: Vec<PipelineEntry>,
     events: EventBus,
-    store: Arc<Store>,
+    store: Arc<dyn StateStore>,
     locks: RunLocks,
     active: Mutex<BTreeMap<String, ActiveRun>>,
     /// Set when shutdown begins: no new runs.
@@ -122,7 +122,7 @@ impl Service {
         config: Config,
         runtime: Arc<Runtime>,
         catalog: Catalog,
-        store: Arc<Store>,
+        store: Arc<dyn StateStore>,
         observers: Vec<EventTap>,
     ) -> Arc<Self> {
         let tap_store = store.clone();
@@ -132,7 +132,7 @@ impl Service {
                 observer(event);
             }
         });
-        let events = EventBus::with_tap(store.last_event_id() + 1, Some(tap));
+        let events = EventBus::with_tap(store.first_bus_id(), Some(tap));
         events.publish(
             None,
             None,
@@ -206,7 +206,8 @@ impl Service {
         &self.events
     }
 
-    pub fn store(&self) -> &Arc<Store> {
+    /// The event log and run records (SQLite, or the cluster's PostgreSQL).
+    pub fn store(&self) -> &Arc<dyn StateStore> {
         &self.store
     }
 

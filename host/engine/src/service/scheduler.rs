@@ -32,7 +32,7 @@ impl Service {
         let mut shutdown = self.shutdown.subscribe();
         let now = now_utc();
         if catch_up == CatchUp::Once {
-            match self.store.last_run(&name) {
+            match self.store.runs(Some(name.clone()), 1, 0).await.map(|mut r| r.pop()) {
                 Ok(Some(last)) => {
                     let last_start =
                         DateTime::from_timestamp_millis(last.started_ms).unwrap_or(now);
