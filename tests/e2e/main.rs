@@ -4,6 +4,7 @@ mod support;
 
 mod bad_config;
 mod bank_recon;
+mod cluster;
 mod contract_versions;
 mod corpora;
 mod crash;

@@ -58,11 +58,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::UnknownPipeline(_) => Self::NotFound(e.to_string()),
             ServiceError::InvalidPipeline { .. }
             | ServiceError::AlreadyRunning { .. }
+            | ServiceError::RunningOnHost { .. }
             | ServiceError::Locked(weir_engine::lock::LockError::Held { .. }) => {
                 Self::Conflict(e.to_string())
             }
             ServiceError::Locked(e) => Self::Internal(anyhow::Error::new(e)),
-            ServiceError::ShuttingDown => Self::Unavailable(e.to_string()),
+            ServiceError::ShuttingDown | ServiceError::Cluster(_) => {
+                Self::Unavailable(e.to_string())
+            }
             ServiceError::Plugin(e) => Self::Internal(anyhow::Error::new(e)),
         }
     }

@@ -174,7 +174,7 @@ pub async fn trigger(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let run_id = state.service().trigger(&name, "manual")?;
+    let run_id = state.service().trigger(&name, "manual").await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

@@ -1,5 +1,6 @@
 //! `weir`: run pipelines, validate configuration, inspect plugins and checkpoints.
 
+mod cluster;
 mod commands;
 mod output;
 mod remote;
@@ -69,6 +70,18 @@ enum Command {
         #[command(subcommand)]
         command: CheckpointsCommand,
     },
+    /// The hosts sharing engine.cluster's database.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// The hosts (heartbeats, state, leases held, version, plugins) and the leases held or
+    /// queued. Exits 1 when a host that has not stopped misses its heartbeats.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -201,6 +214,9 @@ fn main() -> ExitCode {
                         partition,
                     },
             } => commands::checkpoints_reset(&cli.config, &pipeline, partition.as_deref()).await,
+            Command::Cluster {
+                command: ClusterCommand::Status,
+            } => cluster::status(&cli.config).await,
         }
     });
     match result {

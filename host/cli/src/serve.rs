@@ -13,7 +13,9 @@ use weir_engine::service::Service;
 use weir_engine::{Config, ResolvedPipeline};
 use weir_runtime::{Catalog, Runtime};
 use weir_schedule::Schedule;
-use weir_store::{Retention, Store};
+use weir_store::{Retention, StateStore, Store};
+
+use crate::cluster;
 
 /// How long open connections (event streams of clients that stopped reading) may delay the
 /// exit once the runs have stopped.
@@ -90,13 +92,37 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
         TokenSource::Config => anyhow::anyhow!("{}: {e}", config.file.display()),
         _ => anyhow::Error::new(e),
     })?;
-    let store = Store::open(
-        &config.engine.state_db,
-        Retention {
-            events: config.engine.event_retention,
-            runs: config.engine.run_retention,
-        },
-    )?;
+    let retention = Retention {
+        events: config.engine.event_retention,
+        runs: config.engine.run_retention,
+    };
+    // In a cluster the event log and run records are the cluster's, in PostgreSQL; alone, they
+    // are this host's SQLite file.
+    let (store, cluster): (Arc<dyn StateStore>, _) = match &config.engine.cluster {
+        None => (
+            Arc::new(Store::open(&config.engine.state_db, retention)?),
+            None,
+        ),
+        Some(options) => {
+            let plugins = catalog
+                .plugins
+                .values()
+                .map(|p| (p.info.name.clone(), p.info.version.clone()))
+                .collect();
+            let cluster = weir_cluster::Cluster::join(
+                &cluster::options(options),
+                env!("CARGO_PKG_VERSION"),
+                &plugins,
+            )
+            .await
+            .with_context(|| format!("{}: engine.cluster", config.file.display()))?;
+            let store = cluster
+                .open_store(retention)
+                .await
+                .with_context(|| format!("{}: engine.cluster", config.file.display()))?;
+            (Arc::new(store), Some(Arc::new(cluster)))
+        }
+    };
     let listen = listen.unwrap_or(&config.engine.listen).to_owned();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -118,12 +144,13 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
     };
 
     let metrics = Metrics::for_config(&config);
-    let service = Service::new(
+    let service = Service::with_cluster(
         config,
         runtime,
         catalog,
-        Arc::new(store),
+        store,
         vec![metrics.tap()],
+        cluster,
     );
     let state = AppState::new(
         service.clone(),
@@ -163,6 +190,15 @@ pub async fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<E
         }
     }
 
+    if let Some(cluster) = service.cluster() {
+        println!(
+            "cluster: host \"{}\" joined {} (leases of {} s)",
+            cluster.host_id(),
+            cluster.location(),
+            cluster.lease_duration().as_secs_f64()
+        );
+    }
+    service.start_heartbeat();
     service.start_scheduler();
     // Without the watcher the service still works; only drop-in plugins need a restart.
     match service.watch_plugins() {

@@ -115,6 +115,22 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Connect to look, without joining (`weir cluster status`): the tables are created if
+    /// missing, no host is registered, nothing is claimed.
+    pub async fn inspect(options: &ClusterOptions) -> Result<Self, ClusterError> {
+        let db = Arc::new(Db::new(options)?);
+        {
+            let mut conn = db.conn().await?;
+            schema::migrate(&db, conn.client()).await?;
+        }
+        Ok(Self {
+            db,
+            host_id: options.host_id.clone(),
+            incarnation: String::new(),
+            lease: options.lease,
+        })
+    }
+
     /// This host's id.
     pub fn host_id(&self) -> &str {
         &self.host_id

@@ -217,7 +217,11 @@ async fn run_records_add_up_the_batches_of_every_host_in_any_order() {
     assert_eq!(run_record.trigger.as_deref(), Some("manual"));
     assert_eq!(run_record.partitions, Some(2));
     assert_eq!(
-        (run_record.rows_read, run_record.rows_loaded, run_record.rows_rejected),
+        (
+            run_record.rows_read,
+            run_record.rows_loaded,
+            run_record.rows_rejected
+        ),
         (19, 16, 3)
     );
     assert_eq!((run_record.batches, run_record.bytes), (3, 190));

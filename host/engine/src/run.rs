@@ -76,9 +76,20 @@ impl Run {
         events: EventBus,
         lock: RunLock,
     ) -> Self {
+        Self::with_id(runtime, pipeline, events, lock, new_run_id())
+    }
+
+    /// [`Run::new`] with an id chosen before (a cluster's run lease names the run).
+    pub fn with_id(
+        runtime: Arc<Runtime>,
+        pipeline: Arc<ResolvedPipeline>,
+        events: EventBus,
+        lock: RunLock,
+        run_id: String,
+    ) -> Self {
         let ctx = Arc::new(RunContext::new(
             runtime,
-            new_run_id(),
+            run_id,
             pipeline.config.name.clone(),
             events,
         ));

@@ -241,6 +241,9 @@ pub struct RunRecord {
     pub plugins: Option<BTreeMap<String, String>>,
     /// Per destination, per HTTP connection and per transform count.
     pub details: RunDetails,
+    /// The host that started it (clustered state only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// One partition of a run.
@@ -624,6 +627,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
             .get::<_, Option<String>>(15)?
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default(),
+        host: None,
     })
 }
 

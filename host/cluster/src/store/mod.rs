@@ -279,7 +279,7 @@ impl StateStore for PgStore {
 }
 
 const RUN_COLUMNS: &str = "id, pipeline, trigger, status, started_ms, ended_ms, partitions, \
-     rows_read, rows_loaded, rows_rejected, batches, error, plugins, bytes, rows_filtered, details";
+     rows_read, rows_loaded, rows_rejected, batches, error, plugins, bytes, rows_filtered, details, host";
 
 fn run_record(r: &Row) -> RunRecord {
     RunRecord {
@@ -304,5 +304,6 @@ fn run_record(r: &Row) -> RunRecord {
             .get::<_, Option<String>>(15)
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default(),
+        host: r.get(16),
     }
 }

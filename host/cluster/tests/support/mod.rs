@@ -1,4 +1,5 @@
-//! A throwaway PostgreSQL 15 server per test: Debian's binaries, a data folder copied from a
+//! A throwaway PostgreSQL 15 server per test (shared by the weir-cluster tests and the
+//! end-to-end cluster tests): Debian's binaries, a data folder copied from a
 //! template made once by `initdb` (under the target folder, so later runs reuse it), loopback
 //! only, socket in the test's own folder, fsync off. `initdb` and `pg_ctl` refuse to run as
 //! root, so as root they run as the `postgres` user.
@@ -55,6 +56,13 @@ fn give_to_postgres(path: &Path) {
 fn template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
+        for tool in ["initdb", "pg_ctl", "postgres", "psql"] {
+            assert!(
+                Path::new(BIN).join(tool).exists(),
+                "{BIN}/{tool} is missing: these tests run a throwaway PostgreSQL 15 server; \
+                 install it (Debian: apt-get install postgresql-15)"
+            );
+        }
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         let done = root.join("pg15-template");
         if done.join("PG_VERSION").exists() {

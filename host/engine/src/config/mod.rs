@@ -5,8 +5,10 @@
 //! - `raw`: the file's shape and reading it section by section;
 //! - this module: checking each value and building the typed configuration;
 //! - `http`: the `grants.http` connections;
+//! - `cluster`: `engine.cluster`, the PostgreSQL database several hosts share;
 //! - `values`: interpolation, TOML to JSON, line numbers.
 
+mod cluster;
 mod http;
 mod raw;
 mod values;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use weir_runtime::{DatabaseOptions, DirGrant, Grants, Limits};
 
 use crate::columns::SizeBounds;
+pub use cluster::ClusterConfig;
 use raw::{Problem, RawDatabase, RawPipeline, RawStep};
 use values::{LineIndex, interpolate, interpolate_json, toml_to_json};
 
@@ -99,6 +102,9 @@ pub struct EngineConfig {
     pub event_retention: u64,
     /// Newest run records kept in the state database.
     pub run_retention: u64,
+    /// Several hosts sharing one PostgreSQL database (`None`: this host runs alone, with its
+    /// state in `state_db`).
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// What the scheduler does when a pipeline is due while its previous run is still going.
@@ -391,6 +397,10 @@ impl Reader<'_> {
             token,
             event_retention: raw.event_retention.unwrap_or(100_000).max(1),
             run_retention: raw.run_retention.unwrap_or(10_000).max(1),
+            cluster: raw
+                .cluster
+                .as_ref()
+                .and_then(|c| self.cluster(c.get_ref(), &c.span())),
         }
     }
 

@@ -170,6 +170,16 @@ pub(super) struct RawEngine {
     pub(super) token: Option<Spanned<String>>,
     pub(super) event_retention: Option<u64>,
     pub(super) run_retention: Option<u64>,
+    pub(super) cluster: Option<Spanned<RawCluster>>,
+}
+
+/// `engine.cluster`; checked in `config/cluster.rs`.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawCluster {
+    pub(super) url: Spanned<String>,
+    pub(super) password: Option<Spanned<String>>,
+    pub(super) host_id: Option<Spanned<String>>,
+    pub(super) lease_seconds: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,12 +4,15 @@
 //!
 //! - this module: the state, triggering and cancelling runs, checkpoints, shutdown;
 //! - `scheduler`: one task per scheduled pipeline, catch-up after downtime;
-//! - `plugins`: the plugins folder watched while serving, and the snapshot swap.
+//! - `plugins`: the plugins folder watched while serving, and the snapshot swap;
+//! - `cluster`: one host of several (`engine.cluster`): run leases, fires claimed once,
+//!   heartbeats.
 //!
 //! Every event goes through the bus's tap to the state database (and to any observers, such
 //! as metrics) before a subscriber sees it; run records are derived from those events by the
 //! store (`events::to_record`), so the event log and the run table cannot drift.
 
+mod cluster;
 mod plugins;
 mod scheduler;
 
@@ -28,7 +31,8 @@ use crate::context::RunContext;
 use crate::events::{EventBus, EventKind, EventTap, SyncEvent, to_record};
 use crate::lock::{LockError, RunLocks};
 use crate::pipeline::{DatabaseAccess, ResolvedPipeline};
-use crate::run::Run;
+use crate::run::{Run, new_run_id};
+use cluster::Membership;
 
 /// A pipeline as the service knows it.
 pub struct PipelineEntry {
@@ -91,6 +95,16 @@ pub enum ServiceError {
     /// Another process (a `weir run`, another `weir serve`) runs the pipeline.
     #[error(transparent)]
     Locked(#[from] LockError),
+    /// Another host of the cluster runs the pipeline.
+    #[error("pipeline \"{pipeline}\" is running on host \"{host}\" (run {run_id})")]
+    RunningOnHost {
+        pipeline: String,
+        run_id: String,
+        host: String,
+    },
+    /// The cluster database could not be asked.
+    #[error("{0}")]
+    Cluster(String),
     #[error("the engine is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -106,6 +120,11 @@ pub struct Service {
     events: EventBus,
     store: Arc<dyn StateStore>,
     locks: RunLocks,
+    /// Set when this host is one of a cluster.
+    cluster: Option<Membership>,
+    /// Held while a run is being started: the checks, the lease claim (which awaits the
+    /// database) and the insert into `active` happen as one step.
+    starting: tokio::sync::Mutex<()>,
     active: Mutex<BTreeMap<String, ActiveRun>>,
     /// Set when shutdown begins: no new runs.
     shutdown: watch::Sender<bool>,
@@ -124,6 +143,19 @@ impl Service {
         catalog: Catalog,
         store: Arc<dyn StateStore>,
         observers: Vec<EventTap>,
+    ) -> Arc<Self> {
+        Self::with_cluster(config, runtime, catalog, store, observers, None)
+    }
+
+    /// [`Service::new`] for one host of a cluster (`store` is then the cluster's); call
+    /// [`Service::start_heartbeat`] once serving.
+    pub fn with_cluster(
+        config: Config,
+        runtime: Arc<Runtime>,
+        catalog: Catalog,
+        store: Arc<dyn StateStore>,
+        observers: Vec<EventTap>,
+        cluster: Option<Arc<weir_cluster::Cluster>>,
     ) -> Arc<Self> {
         let tap_store = store.clone();
         let tap: EventTap = Arc::new(move |event: &SyncEvent| {
@@ -183,6 +215,8 @@ impl Service {
             events,
             store,
             locks: RunLocks::new(&config_lock_dir),
+            cluster: cluster.map(Membership::new),
+            starting: tokio::sync::Mutex::new(()),
             active: Mutex::default(),
             shutdown: watch::Sender::new(false),
             closed: watch::Sender::new(false),
@@ -209,6 +243,17 @@ impl Service {
     /// The event log and run records (SQLite, or the cluster's PostgreSQL).
     pub fn store(&self) -> &Arc<dyn StateStore> {
         &self.store
+    }
+
+    /// The cluster this host is one of, if any.
+    pub fn cluster(&self) -> Option<&Arc<weir_cluster::Cluster>> {
+        self.cluster.as_ref().map(|m| &m.cluster)
+    }
+
+    /// Keep this host's registration and run leases alive (a cluster host only; alone, it
+    /// does nothing).
+    pub fn start_heartbeat(self: &Arc<Self>) {
+        self.start_heartbeat_task();
     }
 
     pub fn uptime(&self) -> Duration {
@@ -259,11 +304,14 @@ impl Service {
     /// Start a run of `pipeline` now, unless one is in progress: then, by the overlap policy
     /// `skip`, emit `RunSkipped` and refuse. Returns the new run's id at once; the run goes on
     /// in the background and reports through events.
-    pub fn trigger(
+    /// In a cluster the pipeline's run lease is claimed first: a run on another host refuses
+    /// the trigger the same way.
+    pub async fn trigger(
         self: &Arc<Self>,
         pipeline: &str,
         trigger: &str,
     ) -> Result<String, ServiceError> {
+        let _starting = self.starting.lock().await;
         let resolved = match self.runnable(pipeline) {
             Ok(resolved) => resolved,
             Err(e @ ServiceError::InvalidPipeline { .. }) => {
@@ -280,12 +328,11 @@ impl Service {
             }
             Err(e) => return Err(e),
         };
-        let mut active = self.active();
         if *self.shutdown.borrow() {
             return Err(ServiceError::ShuttingDown);
         }
-        if let Some(running) = active.get(pipeline) {
-            let run_id = running.info.run_id.clone();
+        let running = self.active().get(pipeline).map(|r| r.info.run_id.clone());
+        if let Some(run_id) = running {
             self.events.publish(
                 Some(pipeline),
                 None,
@@ -313,15 +360,32 @@ impl Service {
                 return Err(e.into());
             }
         };
-        let run = Run::new(self.runtime.clone(), resolved, self.events.clone(), lock);
+        let run_id = new_run_id();
+        let lease = match &self.cluster {
+            Some(membership) => Some(
+                self.claim_run_lease(membership, pipeline, &run_id, trigger)
+                    .await?,
+            ),
+            None => None,
+        };
+        let run = Run::with_id(
+            self.runtime.clone(),
+            resolved,
+            self.events.clone(),
+            lock,
+            run_id.clone(),
+        );
         let ctx = run.ctx.clone();
-        let run_id = ctx.run_id.clone();
         let service = self.clone();
         let (name, id, how) = (pipeline.to_owned(), run_id.clone(), trigger.to_owned());
+        let mut active = self.active();
         // The entry is inserted before the lock is released, so the task's removal (which
         // takes the lock) always comes after it.
         let task = tokio::spawn(async move {
             run.execute(&how).await;
+            if let (Some(membership), Some(lease)) = (&service.cluster, lease) {
+                membership.release(lease).await;
+            }
             let mut active = service.active();
             if active.get(&name).is_some_and(|r| r.info.run_id == id) {
                 active.remove(&name);
@@ -406,6 +470,11 @@ impl Service {
             if let Err(e) = task.await {
                 tracing::error!("run task failed: {e}");
             }
+        }
+        if let Some(membership) = &self.cluster
+            && let Err(e) = membership.cluster.leave().await
+        {
+            tracing::warn!("cannot record leaving the cluster: {e}");
         }
         self.store.flush().await;
         self.closed.send_replace(true);

@@ -32,7 +32,12 @@ impl Service {
         let mut shutdown = self.shutdown.subscribe();
         let now = now_utc();
         if catch_up == CatchUp::Once {
-            match self.store.runs(Some(name.clone()), 1, 0).await.map(|mut r| r.pop()) {
+            match self
+                .store
+                .runs(Some(name.clone()), 1, 0)
+                .await
+                .map(|mut r| r.pop())
+            {
                 Ok(Some(last)) => {
                     let last_start =
                         DateTime::from_timestamp_millis(last.started_ms).unwrap_or(now);
@@ -41,7 +46,10 @@ impl Service {
                             pipeline = name,
                             "a scheduled run was missed; catching up once"
                         );
-                        self.fire(&name, "catch-up");
+                        // Named by the first missed fire, which every host of a cluster reads
+                        // from the same last run: one catch-up cluster-wide.
+                        let missed = schedule.next_after(last_start).unwrap_or(now);
+                        self.fire(&name, "catch-up", missed).await;
                     }
                 }
                 // Never ran: nothing was missed that we know of.
@@ -56,20 +64,26 @@ impl Service {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.wait_for(|stopping| *stopping) => return,
             }
-            self.fire(&name, "schedule");
+            self.fire(&name, "schedule", next).await;
             // After a stall (suspend, clock jump) fires in the past are skipped, not run in a
             // burst: catching up is the catch-up policy's job, at startup.
             after = next.max(now_utc());
         }
     }
 
-    fn fire(self: &Arc<Self>, pipeline: &str, trigger: &str) {
-        match self.trigger(pipeline, trigger) {
+    /// Run the fire scheduled at `at`, unless another host of the cluster took it.
+    async fn fire(self: &Arc<Self>, pipeline: &str, trigger: &str, at: DateTime<Utc>) {
+        if !self.claim_fire(pipeline, at.timestamp_millis()).await {
+            return;
+        }
+        match self.trigger(pipeline, trigger).await {
             // Each of these is already said by an event (or is shutdown).
             Ok(_)
             | Err(
                 ServiceError::AlreadyRunning { .. }
                 | ServiceError::Locked(_)
+                | ServiceError::RunningOnHost { .. }
+                | ServiceError::Cluster(_)
                 | ServiceError::InvalidPipeline { .. }
                 | ServiceError::ShuttingDown,
             ) => {}

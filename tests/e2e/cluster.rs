@@ -1,0 +1,318 @@
+//! Several `weir serve` hosts sharing one real, throwaway PostgreSQL 15 server
+//! (`engine.cluster`): a cron fire runs once whichever host sees it first, and on the host that
+//! claimed it; a run triggered on one host is seen, with its events, on another (one event
+//! numbering, so `Last-Event-ID` means the same everywhere); a host killed with SIGKILL while it
+//! holds a run lease loses it after `lease_seconds`, and another host runs the next fire.
+
+#[path = "../../host/cluster/tests/support/mod.rs"]
+mod pg;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pg::PgServer;
+use serde_json::Value;
+
+use crate::serve_support::*;
+use crate::support::*;
+
+/// A host's folder: its own plugins, ledger and run locks, and `engine.cluster` pointing at
+/// `server` as `host_id`.
+fn host(server: &PgServer, host_id: &str, lease_seconds: u32, pipelines: &str) -> Fixture {
+    let fx = Fixture::new();
+    fx.config_with_test_plugins(&["spin-forever"], pipelines);
+    let config = std::fs::read_to_string(fx.path("weir.toml")).unwrap();
+    let cluster = format!(
+        "[engine]\ncluster = {{ url = \"{}\", host_id = \"{host_id}\", lease_seconds = {lease_seconds} }}\n",
+        server.url()
+    );
+    std::fs::write(
+        fx.path("weir.toml"),
+        config.replacen("[engine]\n", &cluster, 1),
+    )
+    .unwrap();
+    fx
+}
+
+/// A CSV pipeline over a small file, on `schedule`.
+fn csv_on(fx: &Fixture, name: &str, schedule: Option<&str>) -> String {
+    fx.write("inbox/a.csv", "id;name\n1;one\n2;two\n");
+    age(&fx.path("inbox/a.csv"), 60);
+    let extra = schedule
+        .map(|s| format!("schedule = \"{s}\"\ncatch_up = \"skip\"\n"))
+        .unwrap_or_default();
+    csv_pipeline(
+        name,
+        r#"path = "inbox/*.csv", delimiter = ";""#,
+        r#"table = "rows", mode = "append""#,
+    )
+    .replace(
+        &format!("name = \"{name}\"\n"),
+        &format!("name = \"{name}\"\n{extra}"),
+    )
+}
+
+/// A pipeline whose every run blocks in its extractor for `seconds`, then fails.
+fn slow(name: &str, schedule: Option<&str>, seconds: u32) -> String {
+    let mut extra =
+        format!("limits = {{ timeout_seconds = {seconds} }}\nrestart = {{ max_restarts = 0 }}");
+    if let Some(s) = schedule {
+        extra = format!("schedule = \"{s}\"\ncatch_up = \"skip\"\n{extra}");
+    }
+    test_pipeline(name, "spin-forever", r#"mode = "sleep""#, &extra)
+}
+
+/// Poll `check` until it returns `Some`, or panic with `what` after `limit`.
+#[track_caller]
+fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn runs(server: &Server, pipeline: &str) -> Vec<Value> {
+    server.get_json(&format!("/api/runs?pipeline={pipeline}&limit=200"))["runs"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_cron_fire_runs_once_across_three_hosts_on_the_host_that_claimed_it() {
+    let db = PgServer::start();
+    // Every other second: a fire's run starts well within the two seconds before the next.
+    let hosts: Vec<Fixture> = ["a", "b", "c"]
+        .iter()
+        .map(|id| {
+            let fx = host(&db, id, 3, "");
+            let pipeline = csv_on(&fx, "tick", Some("*/2 * * * * *"));
+            let config = std::fs::read_to_string(fx.path("weir.toml")).unwrap() + &pipeline;
+            std::fs::write(fx.path("weir.toml"), config).unwrap();
+            fx
+        })
+        .collect();
+    let servers: Vec<Server> = hosts.iter().map(Server::start).collect();
+    for server in &servers {
+        eventually("the host joined", Duration::from_secs(10), || {
+            server.output().contains("cluster: host").then_some(())
+        });
+    }
+    // Any host shows every host's runs.
+    eventually("five scheduled runs", Duration::from_secs(60), || {
+        let done = runs(&servers[1], "tick")
+            .iter()
+            .filter(|r| r["status"] == "completed")
+            .count();
+        (done >= 5).then_some(())
+    });
+    for server in servers {
+        let (status, output) = server.stop();
+        assert!(status.success(), "{output}");
+    }
+
+    let runs_by_start: Vec<(i64, String, String)> = db
+        .psql(
+            "SELECT started_ms, coalesce(host, ''), coalesce(trigger, '') FROM weir_runs \
+             WHERE pipeline = 'tick' ORDER BY started_ms",
+        )
+        .lines()
+        .map(|l| {
+            let mut f = l.split('|');
+            (
+                f.next().unwrap().parse().unwrap(),
+                f.next().unwrap().to_owned(),
+                f.next().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let fires: Vec<(i64, String)> = db
+        .psql("SELECT scheduled_ms, host_id FROM weir_fires WHERE pipeline = 'tick' ORDER BY 1")
+        .lines()
+        .map(|l| {
+            let (at, host) = l.split_once('|').unwrap();
+            (at.parse().unwrap(), host.to_owned())
+        })
+        .collect();
+    assert!(fires.len() >= 5, "{fires:?}");
+    assert!(
+        runs_by_start
+            .iter()
+            .all(|(_, _, trigger)| trigger == "schedule"),
+        "{runs_by_start:?}"
+    );
+    // Each run belongs to the fire before it, and was run by the host that claimed that fire;
+    // no fire has two runs (three hosts saw each one).
+    let mut per_fire = std::collections::BTreeMap::new();
+    for (started, host, _) in &runs_by_start {
+        let (at, claimer) = fires
+            .iter()
+            .rev()
+            .find(|(at, _)| at <= started)
+            .unwrap_or_else(|| panic!("run at {started} before any fire: {fires:?}"));
+        assert!(started - at < 2000, "run at {started} long after fire {at}");
+        assert_eq!(
+            host, claimer,
+            "fire {at} claimed by {claimer}, run by {host}"
+        );
+        *per_fire.entry(*at).or_insert(0) += 1;
+    }
+    assert!(
+        per_fire.values().all(|&n| n == 1),
+        "a fire ran more than once: {per_fire:?}"
+    );
+    assert!(per_fire.len() >= 5, "{per_fire:?}");
+}
+
+#[test]
+fn a_run_triggered_on_one_host_shows_on_another_with_its_events_and_refuses_a_second_run() {
+    let db = PgServer::start();
+    let fixtures: Vec<Fixture> = ["a", "b"]
+        .iter()
+        .map(|id| host(&db, id, 5, &slow("slow", None, 3)))
+        .collect();
+    let a = Server::start(&fixtures[0]);
+    let b = Server::start(&fixtures[1]);
+    let mut b_events = b.events("pipeline=slow", None);
+
+    let run = a.trigger("slow");
+    // The run lease is the cluster's: host b refuses a second run, naming host a.
+    let refused = b.request("POST", "/api/pipelines/slow/runs", true);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused.body.contains("running on host \\\"a\\\"") && refused.body.contains(&run),
+        "{}",
+        refused.body
+    );
+
+    // Host b streams host a's events of the run, from one numbering.
+    let seen = b_events.until(|e| ends_run(e, Some(&run)));
+    let started = seen
+        .iter()
+        .find(|e| e.kind == "run_started" && e.run() == Some(&run))
+        .expect("run_started from host a on host b's stream");
+    assert_eq!(started.data["host"], "a", "{:?}", started.data);
+    let ids: Vec<u64> = seen.iter().filter_map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(
+        seen.iter()
+            .any(|e| e.kind == "run_skipped" && e.data["host"] == "b"),
+        "host b's refusal is in the shared log: {:?}",
+        seen.iter().map(|e| &e.kind).collect::<Vec<_>>()
+    );
+
+    // Host b's record of it: run by host a.
+    let record = eventually("the run's end on host b", Duration::from_secs(20), || {
+        let r = b.get_json(&format!("/api/runs/{run}"));
+        (r["status"] != "running").then_some(r)
+    });
+    assert_eq!(record["host"], "a", "{record}");
+    assert_eq!(record["status"], "failed", "{record}");
+
+    // Replay from an id seen on host b gives host a the same events after it.
+    let after = started.id.unwrap();
+    let mut replay = a.events("pipeline=slow", Some(after - 1));
+    let first = replay.next_event().expect("a replayed event");
+    assert_eq!(first.id, Some(after));
+    assert_eq!(first.kind, "run_started");
+    assert_eq!(first.run(), Some(run.as_str()));
+
+    // The lease was released at the end: host b runs the pipeline now.
+    let second = b.trigger("slow");
+    // (Host a reads it once host b's writer has stored its start: 404 until then.)
+    let r = eventually("host b's run, on host a", Duration::from_secs(10), || {
+        let r = a.request("GET", &format!("/api/runs/{second}"), false);
+        (r.status == 200).then(|| r.json())
+    });
+    assert_eq!(r["host"], "b", "{r}");
+    assert_eq!(r["pipeline"], "slow");
+
+    // `weir cluster status` lists both hosts, and the lease host b holds.
+    let status = fixtures[0].weir(&["cluster", "status"]);
+    let out = status.stdout();
+    assert!(status.0.status.success(), "{out}{}", status.stderr());
+    for expected in ["a ", "b ", "alive", "* (run)", second.as_str()] {
+        assert!(out.contains(expected), "{expected:?} missing:\n{out}");
+    }
+    assert!(!out.contains("LOST"), "{out}");
+}
+
+#[test]
+fn a_killed_host_loses_its_run_lease_and_another_host_runs_the_next_fire() {
+    let db = PgServer::start();
+    let lease = 2;
+    let fixtures: Vec<Fixture> = ["a", "b"]
+        .iter()
+        .map(|id| host(&db, id, lease, &slow("slow", Some("* * * * * *"), 120)))
+        .collect();
+    let mut servers: Vec<Option<Server>> =
+        fixtures.iter().map(|f| Some(Server::start(f))).collect();
+    let observer = |servers: &[Option<Server>]| -> Vec<Value> {
+        let server = servers.iter().flatten().next().unwrap();
+        runs(server, "slow")
+    };
+    let (first_run, holder) = eventually("a run in progress", Duration::from_secs(60), || {
+        observer(&servers).into_iter().find_map(|r| {
+            (r["status"] == "running").then(|| {
+                (
+                    r["id"].as_str().unwrap().to_owned(),
+                    r["host"].as_str().unwrap().to_owned(),
+                )
+            })
+        })
+    });
+    let index = if holder == "a" { 0 } else { 1 };
+    let victim = servers[index].take().unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", &victim.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let killed_at = Instant::now();
+    drop(victim);
+    let survivor = servers[1 - index].as_ref().unwrap();
+    let survivor_id = if index == 0 { "b" } else { "a" };
+
+    let next = eventually(
+        "the survivor's run",
+        Duration::from_secs(lease as u64 + 20),
+        || {
+            runs(survivor, "slow").into_iter().find(|r| {
+                r["host"] == survivor_id
+                    && r["status"] == "running"
+                    && r["id"] != first_run.as_str()
+            })
+        },
+    );
+    let took = killed_at.elapsed();
+    // Not before the lease lapsed: it was renewed at most a third of it before the kill.
+    assert!(
+        took >= Duration::from_secs(lease as u64) * 3 / 5,
+        "another host ran the pipeline {took:?} after the kill"
+    );
+    // Meanwhile the survivor's fires were refused by the live lease, naming its holder.
+    let refused = db.psql(&format!(
+        "SELECT count(*) FROM weir_events WHERE kind = 'run_skipped' AND host = '{survivor_id}' \
+         AND data::json->>'reason' LIKE '%is running on host \"{holder}\"%'"
+    ));
+    assert!(refused.parse::<u32>().unwrap() >= 1, "{refused}");
+    assert_eq!(next["trigger"], "schedule", "{next}");
+    // The dead host's run is closed as failed, naming it.
+    let old = survivor.get_json(&format!("/api/runs/{first_run}"));
+    assert_eq!(old["status"], "failed", "{old}");
+    assert!(
+        old["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("host \"{holder}\" stopped renewing the run lease")),
+        "{old}"
+    );
+    // `weir cluster status` flags the dead host.
+    let status = fixtures[1 - index].weir(&["cluster", "status"]);
+    assert!(!status.0.status.success());
+    assert!(status.stdout().contains("LOST"), "{}", status.stdout());
+}
