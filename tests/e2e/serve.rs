@@ -304,6 +304,12 @@ fn serve_check_prints_schedules_in_words_with_the_next_three_fires() {
 fn bundled_plugin_count() -> usize {
     std::fs::read_dir(crate::support::plugins_dist())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wasm"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "wasm")
+        })
         .count()
 }

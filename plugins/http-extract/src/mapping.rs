@@ -168,17 +168,19 @@ fn tokens(pointer: &str) -> Vec<String> {
 
 /// `Value::pointer` over tokens split beforehand: the same value for the same pointer.
 fn lookup<'a>(record: &'a Value, tokens: &[String]) -> Option<&'a Value> {
-    tokens.iter().try_fold(record, |target, token| match target {
-        Value::Object(map) => map.get(token.as_str()),
-        Value::Array(list) => {
-            // RFC 6901 array indices: no sign, no leading zero (as serde_json reads them).
-            if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
-                return None;
+    tokens
+        .iter()
+        .try_fold(record, |target, token| match target {
+            Value::Object(map) => map.get(token.as_str()),
+            Value::Array(list) => {
+                // RFC 6901 array indices: no sign, no leading zero (as serde_json reads them).
+                if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+                    return None;
+                }
+                list.get(token.parse::<usize>().ok()?)
             }
-            list.get(token.parse::<usize>().ok()?)
-        }
-        _ => None,
-    })
+            _ => None,
+        })
 }
 
 /// The columns a resource declares, or `None` when they are to be inferred.
@@ -634,8 +636,20 @@ mod pointer_tests {
     fn split_pointers_find_what_value_pointer_finds() {
         let record = serde_json::json!({"a": {"b/c": [10, {"d~e": 1}], "": 2}, "0": 3, "x": null});
         for pointer in [
-            "", "/a", "/a/b~1c", "/a/b~1c/0", "/a/b~1c/1/d~0e", "/a/", "/0", "/x", "/x/y",
-            "/a/b~1c/01", "/a/b~1c/+1", "/a/b~1c/2", "/missing", "/a/b~1c/-",
+            "",
+            "/a",
+            "/a/b~1c",
+            "/a/b~1c/0",
+            "/a/b~1c/1/d~0e",
+            "/a/",
+            "/0",
+            "/x",
+            "/x/y",
+            "/a/b~1c/01",
+            "/a/b~1c/+1",
+            "/a/b~1c/2",
+            "/missing",
+            "/a/b~1c/-",
         ] {
             assert_eq!(
                 lookup(&record, &tokens(pointer)),
