@@ -10,6 +10,7 @@ mod corpora;
 mod crash;
 mod csv_policies;
 mod grants;
+mod hr_directory;
 mod http_grants;
 mod incremental;
 mod one_writer;
