@@ -579,7 +579,7 @@ async fn open_events(fx: &Fixture, uri: &str, headers: &[(&str, &str)]) -> SseRe
 async fn events_replay_after_last_event_id_then_continue_live_without_gap_or_duplicate() {
     let fx = fixture().await;
     fx.simulate_run("r1").await;
-    let persisted = fx.service.store().persisted();
+    let persisted = fx.service.store().newest_event_id();
     // EngineStarted is 1; r1's 8 events follow.
     assert_eq!(persisted, 9);
     let mut sse = open_events(&fx, "/api/events", &[("last-event-id", "4")]).await;

@@ -40,6 +40,18 @@ fn crates_depend_only_along_the_allowed_arrows() {
             &["weir-runtime", "weir-engine", "weir-api", "weir-store"],
         ),
         ("store", &["weir-runtime", "weir-engine", "weir-api"]),
+        // PostgreSQL and the store's records only: the engine drives it.
+        (
+            "cluster",
+            &[
+                "weir-bindings",
+                "weir-runtime",
+                "weir-engine",
+                "weir-api",
+                "weir-schedule",
+                "weir-http",
+            ],
+        ),
         (
             "http",
             &[
