@@ -316,3 +316,86 @@ fn a_killed_host_loses_its_run_lease_and_another_host_runs_the_next_fire() {
     assert!(!status.0.status.success());
     assert!(status.stdout().contains("LOST"), "{}", status.stdout());
 }
+
+#[test]
+fn a_run_is_cancelled_from_another_host_and_a_drained_host_takes_no_runs() {
+    let db = PgServer::start();
+    // `big`: many small batches, so a cancel (seen at a batch boundary) ends it early.
+    let fixtures: Vec<Fixture> = ["a", "b"]
+        .iter()
+        .map(|id| {
+            let big = csv_pipeline(
+                "big",
+                r#"path = "inbox/*.csv", delimiter = ";""#,
+                r#"table = "rows", mode = "append""#,
+            )
+            .replace("name = \"big\"\n", "name = \"big\"\nbatch_size = 20\n");
+            let fx = host(&db, id, 3, &(slow("slow", None, 60) + &big));
+            let mut csv = String::from("id;name\n");
+            for i in 0..200_000 {
+                csv.push_str(&format!("{i};name {i}\n"));
+            }
+            fx.write("inbox/a.csv", csv);
+            age(&fx.path("inbox/a.csv"), 60);
+            fx
+        })
+        .collect();
+    let a = Server::start(&fixtures[0]);
+    let b = Server::start(&fixtures[1]);
+
+    let cluster = a.get_json("/api/cluster");
+    assert_eq!(cluster["host_id"], "a");
+    assert_eq!(cluster["draining"], false);
+    let ids: Vec<&str> = cluster["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"], "{cluster}");
+
+    // A run of host a, cancelled through host b: host a's next heartbeat stops it.
+    let run = a.trigger("big");
+    eventually("the run's start on host b", Duration::from_secs(10), || {
+        let r = b.request("GET", &format!("/api/runs/{run}"), false);
+        (r.status == 200).then_some(())
+    });
+    let cancel = b.request("POST", &format!("/api/runs/{run}/cancel"), true);
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    assert_eq!(cancel.json()["host"], "a");
+    let ended = eventually("the cancelled run's end", Duration::from_secs(20), || {
+        let r = b.get_json(&format!("/api/runs/{run}"));
+        (r["status"] != "running").then_some(r)
+    });
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+
+    // Host a drained: it refuses triggers, host b takes them; undone, host a takes them again.
+    let drain = fixtures[1].weir(&["cluster", "drain", "a"]);
+    assert!(drain.0.status.success(), "{}", drain.stderr());
+    eventually("host a draining", Duration::from_secs(10), || {
+        (a.get_json("/api/cluster")["draining"] == true).then_some(())
+    });
+    let refused = a.request("POST", "/api/pipelines/slow/runs", true);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("draining"), "{}", refused.body);
+    let status = fixtures[0].weir(&["cluster", "status"]);
+    assert!(status.stdout().contains("draining"), "{}", status.stdout());
+    let second = b.trigger("slow");
+    let unknown = fixtures[0].weir(&["cluster", "drain", "nobody"]);
+    assert!(!unknown.0.status.success());
+    assert!(
+        unknown.stderr().contains("no host \"nobody\""),
+        "{}",
+        unknown.stderr()
+    );
+
+    let undo = fixtures[0].weir(&["cluster", "drain", "a", "--undo"]);
+    assert!(undo.0.status.success(), "{}", undo.stderr());
+    eventually("host a taking runs again", Duration::from_secs(10), || {
+        (a.get_json("/api/cluster")["draining"] == false).then_some(())
+    });
+    // Not refused for draining now, but for host b's run.
+    let busy = a.request("POST", "/api/pipelines/slow/runs", true);
+    assert_eq!(busy.status, 409, "{}", busy.body);
+    assert!(busy.body.contains(&second), "{}", busy.body);
+}

@@ -63,9 +63,9 @@ impl From<ServiceError> for ApiError {
                 Self::Conflict(e.to_string())
             }
             ServiceError::Locked(e) => Self::Internal(anyhow::Error::new(e)),
-            ServiceError::ShuttingDown | ServiceError::Cluster(_) => {
-                Self::Unavailable(e.to_string())
-            }
+            ServiceError::ShuttingDown
+            | ServiceError::Cluster(_)
+            | ServiceError::Draining { .. } => Self::Unavailable(e.to_string()),
             ServiceError::Plugin(e) => Self::Internal(anyhow::Error::new(e)),
         }
     }

@@ -252,10 +252,53 @@ pub async fn cancel(
         ));
     }
     let (record, _) = find_run(&state, &id).await?;
+    // In a cluster the run may be another host's: its heartbeat picks the request up.
+    if record.status == "running"
+        && state
+            .service()
+            .cancel_elsewhere(&record.pipeline, &id)
+            .await?
+    {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "run_id": id,
+                "pipeline": record.pipeline,
+                "status": "cancelling",
+                "host": record.host,
+            })),
+        ));
+    }
     Err(ApiError::Conflict(format!(
         "run {id} is not in progress (it is {})",
         record.status
     )))
+}
+
+/// The hosts of the cluster and the leases held or queued (`weir cluster status` as JSON).
+pub async fn cluster(_: Reader, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let service = state.service();
+    let Some(cluster) = service.cluster() else {
+        return Err(ApiError::NotFound(
+            "this weir runs alone (no engine.cluster)".into(),
+        ));
+    };
+    let hosts = cluster
+        .hosts()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let leases = cluster
+        .leases()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(json!({
+        "host_id": cluster.host_id(),
+        "draining": service.draining(),
+        "database": cluster.location(),
+        "lease_seconds": cluster.lease_duration().as_secs_f64(),
+        "hosts": hosts,
+        "leases": leases,
+    })))
 }
 
 #[derive(Deserialize)]

@@ -34,6 +34,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/runs/{id}/cancel", post(handlers::cancel))
         .route("/api/runs/{id}/rejects", get(handlers::rejects))
         .route("/api/plugins", get(handlers::plugins))
+        .route("/api/cluster", get(handlers::cluster))
         .route("/api/events", get(sse::events))
         .route("/api/login", post(handlers::login))
         .route("/api/logout", post(handlers::logout))

@@ -19,9 +19,8 @@ pub fn options(cluster: &ClusterConfig) -> ClusterOptions {
     }
 }
 
-/// Print the hosts of the cluster and the leases held or queued; exit 1 when a registered host
-/// that has not stopped misses its heartbeats (it died, or cannot reach the database).
-pub async fn status(config_path: &Path) -> anyhow::Result<ExitCode> {
+/// Connect to the cluster of the configuration, without joining it.
+async fn inspect(config_path: &Path) -> anyhow::Result<Cluster> {
     let config = Config::load(config_path)?;
     let Some(cluster) = &config.engine.cluster else {
         anyhow::bail!(
@@ -30,9 +29,36 @@ pub async fn status(config_path: &Path) -> anyhow::Result<ExitCode> {
             config.file.display()
         );
     };
-    let cluster = Cluster::inspect(&options(cluster))
+    Cluster::inspect(&options(cluster))
         .await
-        .with_context(|| format!("{}: engine.cluster", config.file.display()))?;
+        .with_context(|| format!("{}: engine.cluster", config.file.display()))
+}
+
+/// Set or clear a host's draining flag.
+pub async fn drain(config_path: &Path, host: &str, draining: bool) -> anyhow::Result<ExitCode> {
+    let cluster = inspect(config_path).await?;
+    if !cluster.set_draining(host, draining).await? {
+        anyhow::bail!(
+            "no host \"{host}\" in the cluster at {} (see weir cluster status)",
+            cluster.location()
+        );
+    }
+    let within = cluster.lease_duration().as_secs_f64() / 3.0;
+    if draining {
+        println!(
+            "host \"{host}\" drains from its next heartbeat (within {within:.1} s): no new runs \
+             there, its runs in progress finish; `weir cluster drain {host} --undo` ends it"
+        );
+    } else {
+        println!("host \"{host}\" takes runs again from its next heartbeat (within {within:.1} s)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print the hosts of the cluster and the leases held or queued; exit 1 when a registered host
+/// that has not stopped misses its heartbeats (it died, or cannot reach the database).
+pub async fn status(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let cluster = inspect(config_path).await?;
     let hosts = cluster.hosts().await?;
     let leases = cluster.leases().await?;
     println!("cluster database: {}", cluster.location());

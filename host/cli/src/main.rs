@@ -82,6 +82,15 @@ enum ClusterCommand {
     /// The hosts (heartbeats, state, leases held, version, plugins) and the leases held or
     /// queued. Exits 1 when a host that has not stopped misses its heartbeats.
     Status,
+    /// Ask a host to take no new runs (fires go to the other hosts, triggers there are
+    /// refused); its runs in progress finish. It sees the request at its next heartbeat.
+    Drain {
+        /// The host's engine.cluster.host_id.
+        host: String,
+        /// Let the host take runs again.
+        #[arg(long)]
+        undo: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,6 +226,9 @@ fn main() -> ExitCode {
             Command::Cluster {
                 command: ClusterCommand::Status,
             } => cluster::status(&cli.config).await,
+            Command::Cluster {
+                command: ClusterCommand::Drain { host, undo },
+            } => cluster::drain(&cli.config, &host, !undo).await,
         }
     });
     match result {

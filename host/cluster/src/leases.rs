@@ -463,16 +463,16 @@ impl Cluster {
         .await
     }
 
-    /// Ask the run in progress of `pipeline` to stop (every host running its partitions sees
-    /// it at its next heartbeat). `false`: no run in progress.
-    pub async fn request_cancel(&self, pipeline: &str) -> Result<bool, ClusterError> {
+    /// Ask the run `run_id` of `pipeline` to stop (every host running its partitions sees it
+    /// at its next heartbeat). `false`: that run is not in progress.
+    pub async fn request_cancel(&self, pipeline: &str, run_id: &str) -> Result<bool, ClusterError> {
         let conn = self.db.conn().await?;
         let changed = conn
             .run("cancelling a run", async |c| {
                 c.execute(
                     "UPDATE weir_leases SET cancel_requested = true
-                     WHERE pipeline = $1 AND partition = '*' AND state = 'held'",
-                    &[&pipeline],
+                     WHERE pipeline = $1 AND partition = '*' AND state = 'held' AND run_id = $2",
+                    &[&pipeline, &run_id],
                 )
                 .await
             })

@@ -405,7 +405,8 @@ async fn a_host_id_is_one_process_and_the_registry_shows_hosts_and_leases() {
     assert_eq!(leases[0].owner.as_deref(), Some("b"));
     assert_eq!(leases[0].partition, "*");
     // A cancel request reaches the hosts of the run at their next heartbeat.
-    assert!(b.request_cancel("sales").await.unwrap());
+    assert!(!b.request_cancel("sales", "another run").await.unwrap());
+    assert!(b.request_cancel("sales", &run.run_id).await.unwrap());
     assert_eq!(
         b.heartbeat(std::slice::from_ref(&run))
             .await

@@ -6,6 +6,7 @@
 //! that run as failed and starts a new one from the last committed checkpoint.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,9 @@ use crate::events::EventKind;
 pub(super) struct Membership {
     pub(super) cluster: Arc<Cluster>,
     held: Mutex<BTreeMap<String, Lease>>,
+    /// An operator asked this host to drain (`weir cluster drain`): it takes no new runs, and
+    /// leaves the cron fires to the other hosts; runs in progress finish.
+    draining: AtomicBool,
 }
 
 impl Membership {
@@ -25,6 +29,7 @@ impl Membership {
         Self {
             cluster,
             held: Mutex::default(),
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -68,6 +73,11 @@ impl Service {
         trigger: &str,
     ) -> Result<Lease, ServiceError> {
         let cluster = &membership.cluster;
+        if membership.draining.load(Ordering::Relaxed) {
+            return Err(ServiceError::Draining {
+                host: cluster.host_id().to_owned(),
+            });
+        }
         // Twice at most: an adopted run is closed and its lease released, then claimed anew.
         for _ in 0..2 {
             match cluster.claim_run(pipeline, run_id).await {
@@ -152,6 +162,10 @@ impl Service {
         let Some(membership) = &self.cluster else {
             return true;
         };
+        if membership.draining.load(Ordering::Relaxed) {
+            tracing::debug!(pipeline, "draining: leaving this fire to the other hosts");
+            return false;
+        }
         match membership.cluster.claim_fire(pipeline, scheduled_ms).await {
             Ok(true) => true,
             Ok(false) => {
@@ -191,6 +205,16 @@ impl Service {
                 match membership.cluster.heartbeat(&held).await {
                     Ok(beat) => {
                         last_ok = Instant::now();
+                        let was = membership.draining.swap(beat.draining, Ordering::Relaxed);
+                        if was != beat.draining {
+                            if beat.draining {
+                                tracing::warn!(
+                                    "draining: no new runs on this host; runs in progress finish"
+                                );
+                            } else {
+                                tracing::info!("no longer draining: taking runs again");
+                            }
+                        }
                         for (pipeline, _) in beat.lost {
                             tracing::error!(
                                 pipeline,
@@ -224,6 +248,30 @@ impl Service {
                 }
             }
         });
+    }
+
+    /// Ask whichever host runs `run_id` of `pipeline` to cancel it (at its next heartbeat).
+    /// `Ok(false)`: not clustered, or that run is not in progress anywhere.
+    pub async fn cancel_elsewhere(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+    ) -> Result<bool, ServiceError> {
+        let Some(membership) = &self.cluster else {
+            return Ok(false);
+        };
+        membership
+            .cluster
+            .request_cancel(pipeline, run_id)
+            .await
+            .map_err(|e| ServiceError::Cluster(e.to_string()))
+    }
+
+    /// Whether an operator asked this host to drain.
+    pub fn draining(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|m| m.draining.load(Ordering::Relaxed))
     }
 
     /// Cancel the run in progress of `pipeline` here, if any.

@@ -102,6 +102,11 @@ pub enum ServiceError {
         run_id: String,
         host: String,
     },
+    /// An operator asked this host to drain.
+    #[error(
+        "host \"{host}\" is draining (weir cluster drain): it takes no new runs; trigger on another host"
+    )]
+    Draining { host: String },
     /// The cluster database could not be asked.
     #[error("{0}")]
     Cluster(String),

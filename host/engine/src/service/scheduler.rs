@@ -84,6 +84,7 @@ impl Service {
                 | ServiceError::Locked(_)
                 | ServiceError::RunningOnHost { .. }
                 | ServiceError::Cluster(_)
+                | ServiceError::Draining { .. }
                 | ServiceError::InvalidPipeline { .. }
                 | ServiceError::ShuttingDown,
             ) => {}
