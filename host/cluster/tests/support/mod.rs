@@ -12,7 +12,29 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Debian's PostgreSQL binaries: version 15 if installed, else the newest there is.
+fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new("/usr/lib/postgresql");
+        let preferred = root.join("15/bin");
+        if preferred.join("initdb").exists() {
+            return preferred;
+        }
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let version = e.file_name().to_str()?.parse().ok()?;
+                Some((version, e.path().join("bin")))
+            })
+            .filter(|(_, bin)| bin.join("initdb").exists())
+            .collect();
+        versions.sort();
+        versions.pop().map(|(_, bin)| bin).unwrap_or(preferred)
+    })
+}
 
 fn is_root() -> bool {
     Command::new("id")
@@ -24,10 +46,10 @@ fn is_root() -> bool {
 
 /// A PostgreSQL command, as the `postgres` user when we are root.
 fn pg_command(tool: &str) -> Command {
-    let exe = format!("{BIN}/{tool}");
+    let exe = bin().join(tool);
     if is_root() {
         let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", &exe]);
+        c.args(["-u", "postgres", "--"]).arg(&exe);
         c
     } else {
         Command::new(exe)
@@ -58,18 +80,26 @@ fn template() -> &'static Path {
     TEMPLATE.get_or_init(|| {
         for tool in ["initdb", "pg_ctl", "postgres", "psql"] {
             assert!(
-                Path::new(BIN).join(tool).exists(),
-                "{BIN}/{tool} is missing: these tests run a throwaway PostgreSQL 15 server; \
-                 install it (Debian: apt-get install postgresql-15)"
+                bin().join(tool).exists(),
+                "{}/{tool} is missing: these tests run a throwaway PostgreSQL server (15 or \
+                 newer); install it (Debian: apt-get install postgresql)",
+                bin().display()
             );
         }
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let done = root.join("pg15-template");
+        // Per server version: a data folder only works with the version that made it.
+        let version = bin()
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|v| v.to_str())
+            .unwrap_or("15")
+            .to_owned();
+        let done = root.join(format!("pg{version}-template"));
         if done.join("PG_VERSION").exists() {
             return done;
         }
         std::fs::create_dir_all(&root).unwrap();
-        let work = root.join(format!("pg15-template-{}", std::process::id()));
+        let work = root.join(format!("pg{version}-template-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).unwrap();
         give_to_postgres(&work);
@@ -157,7 +187,7 @@ impl PgServer {
 
     /// Run SQL with psql, returning its unaligned output.
     pub fn psql(&self, sql: &str) -> String {
-        let out = Command::new(format!("{BIN}/psql"))
+        let out = Command::new(bin().join("psql"))
             .args([
                 "-h",
                 "127.0.0.1",
