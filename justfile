@@ -99,10 +99,13 @@ test: plugins test-plugins plugins-examples-test
     just dashboard-test
 
 # The dashboard in a real headless Chromium (Debian's `chromium`) against a real `weir serve`
-# running the bank-recon example; screenshots go to target/dashboard*.png.
+# running the bank-recon example, then against two hosts of a cluster (PostgreSQL as for the
+# cluster tests); screenshots go to target/dashboard*.png.
 dashboard-test: plugins test-plugins build
     cd tests/dashboard && npm ci --no-audit --no-fund --loglevel=error
     cd tests/dashboard && node --test --test-reporter=spec dashboard.test.mjs
+    @# Two clustered hosts and a throwaway PostgreSQL: the Hosts page, a run seen from the other host.
+    cd tests/dashboard && node --test --test-reporter=spec cluster.test.mjs
 
 # Formatting and lints for both workspaces.
 lint:

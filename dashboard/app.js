@@ -859,6 +859,7 @@ const runPage = {
       h('div', { class: 'kvs' },
         item('Pipeline', h('a', { href: `#/pipelines/${encodeURIComponent(r.pipeline)}` }, r.pipeline)),
         item('Trigger', r.trigger ?? '—'),
+        r.host && item('Host', r.host, 'mono'),
         item('Started', fmtDateTime(r.started_ms)),
         item('Ended', r.ended_ms ? fmtDateTime(r.ended_ms) : '—'),
         item('Duration', r.status === 'running' ? 'running' : fmtSeconds(r.duration_seconds), 'num'),
@@ -1129,6 +1130,79 @@ function schemaDetails(text) {
       h('pre', {}, schema ? JSON.stringify(schema, null, 2) : text)));
 }
 
+// ---------------------------------------------------------------- hosts (engine.cluster)
+
+/** A host's state as `weir cluster status` says it. */
+function hostState(x) {
+  if (x.stopped) return 'stopped';
+  if (!x.alive) return 'lost';
+  return x.draining ? 'draining' : 'alive';
+}
+
+const HOST_BADGE = { alive: 'st-completed', lost: 'st-failed', draining: 'st-cancelled', stopped: '' };
+
+const hostsPage = {
+  async render(view) {
+    this.view = view;
+    fill(view, h('section', { class: 'page' },
+      h('div', { class: 'page-head' }, h('h1', {}, 'Hosts')),
+      h('div', { id: 'hosts' }, h('p', { class: 'empty' }, 'Loading hosts…'))));
+    await this.refresh();
+    // Heartbeat ages and lease expiries change without events: read them again while shown.
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.refresh(), 3000);
+  },
+
+  leave() {
+    clearInterval(this.timer);
+  },
+
+  async refresh() {
+    const box = $('#hosts', this.view);
+    const shown = shownSince();
+    let data;
+    try {
+      data = await api('/api/cluster');
+    } catch (err) {
+      if (!shown()) return;
+      fill(box, err.status === 404
+        ? h('p', { class: 'empty' }, 'This weir runs alone: its configuration has no engine.cluster.')
+        : errorBox(err, () => this.refresh()));
+      return;
+    }
+    if (!shown()) return;
+    const hosts = h('table', { class: 'grid hosts' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Host'), h('th', {}, 'State'), h('th', { class: 'num' }, 'Last heartbeat'),
+        h('th', { class: 'num' }, 'Leases'), h('th', {}, 'Version'), h('th', {}, 'Plugins'))),
+      h('tbody', {}, data.hosts.map((x) => h('tr', { dataset: { host: x.host_id } },
+        h('td', { class: 'mono strong' }, x.host_id, x.host_id === data.host_id && h('span', { class: 'muted' }, ' (this one)')),
+        h('td', { class: 'state' }, h('span', { class: `badge ${HOST_BADGE[hostState(x)]}` }, hostState(x))),
+        h('td', { class: 'num' }, `${fmtSeconds(x.heartbeat_age_seconds)} ago`),
+        h('td', { class: 'num leases' }, fmtInt(x.leases)),
+        h('td', { class: 'mono' }, x.version),
+        h('td', { class: 'small mono' }, Object.entries(x.plugins).map(([n, v]) => `${n} ${v}`).join(', '))))));
+    const leases = data.leases.length === 0
+      ? h('p', { class: 'empty' }, 'No lease is held: no run in progress.')
+      : h('table', { class: 'grid leases' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Pipeline'), h('th', {}, 'Partition'), h('th', {}, 'State'),
+          h('th', {}, 'Host'), h('th', { class: 'num' }, 'Epoch'), h('th', { class: 'num' }, 'Expires in'), h('th', {}, 'Run'))),
+        h('tbody', {}, data.leases.map((l) => h('tr', { dataset: { pipeline: l.pipeline, partition: l.partition } },
+          h('td', {}, h('a', { href: `#/pipelines/${encodeURIComponent(l.pipeline)}` }, l.pipeline)),
+          h('td', { class: 'mono' }, l.partition === '*' ? 'the run' : l.partition),
+          h('td', {}, l.state),
+          h('td', { class: 'mono owner' }, l.owner ?? '—'),
+          h('td', { class: 'num' }, fmtInt(l.epoch)),
+          h('td', { class: 'num' }, l.expires_in_seconds == null ? '—'
+            : l.expires_in_seconds < 0 ? `expired ${fmtSeconds(-l.expires_in_seconds)} ago` : fmtSeconds(l.expires_in_seconds)),
+          h('td', {}, l.run_id ? h('a', { href: `#/runs/${encodeURIComponent(l.run_id)}` }, l.run_id) : '—')))));
+    fill(box,
+      h('p', { class: 'muted' }, 'Cluster database ', h('span', { class: 'mono' }, data.database),
+        `; a host silent for ${fmtSeconds(data.lease_seconds)} loses its leases.`),
+      h('h2', {}, 'Hosts ', h('span', { class: 'count' }, fmtInt(data.hosts.length))), hosts,
+      h('h2', {}, 'Leases ', h('span', { class: 'count' }, fmtInt(data.leases.length))), leases);
+  },
+};
+
 // ---------------------------------------------------------------- routing and start
 
 const routes = [
@@ -1136,6 +1210,7 @@ const routes = [
   [/^\/pipelines\/([^/]+)$/, historyPage, 'pipelines'],
   [/^\/runs\/([^/]+)$/, runPage, 'pipelines'],
   [/^\/plugins$/, pluginsPage, 'plugins'],
+  [/^\/hosts$/, hostsPage, 'hosts'],
 ];
 
 async function route() {
@@ -1173,7 +1248,10 @@ async function start() {
   // so nothing that happens while the page loads is missed.
   let lastId;
   try {
-    lastId = (await api('/api/health')).last_event_id;
+    const health = await api('/api/health');
+    lastId = health.last_event_id;
+    // The Hosts page exists only for a host of a cluster.
+    $('#nav-hosts').hidden = health.cluster == null;
   } catch (err) {
     fill($('#view'), errorBox(err, () => location.reload()));
     setConnection('offline');

@@ -178,6 +178,10 @@ fn a_run_triggered_on_one_host_shows_on_another_with_its_events_and_refuses_a_se
     let a = Server::start(&fixtures[0]);
     let b = Server::start(&fixtures[1]);
     let mut b_events = b.events("pipeline=slow", None);
+    // A client resuming from the newest id (as the dashboard does) has nothing to replay, and
+    // then follows the shared log.
+    let newest = a.get_json("/api/health")["last_event_id"].as_u64().unwrap();
+    let mut a_events = a.events("pipeline=slow", Some(newest));
 
     let run = a.trigger("slow");
     // The run lease is the cluster's: host b refuses a second run, naming host a.
@@ -203,6 +207,13 @@ fn a_run_triggered_on_one_host_shows_on_another_with_its_events_and_refuses_a_se
             .any(|e| e.kind == "run_skipped" && e.data["host"] == "b"),
         "host b's refusal is in the shared log: {:?}",
         seen.iter().map(|e| &e.kind).collect::<Vec<_>>()
+    );
+
+    let on_a = a_events.until(|e| ends_run(e, Some(&run)));
+    assert_eq!(
+        on_a.iter().map(|e| e.id).collect::<Vec<_>>(),
+        seen.iter().map(|e| e.id).collect::<Vec<_>>(),
+        "hosts a and b stream the same events with the same ids"
     );
 
     // Host b's record of it: run by host a.

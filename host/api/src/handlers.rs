@@ -125,6 +125,8 @@ pub async fn health(_: Reader, State(state): State<AppState>) -> Json<Value> {
         "pipelines": service.pipelines().len(),
         "active_runs": service.active_count(),
         "last_event_id": service.store().newest_event_id(),
+        // This host's id in its cluster (`null`: it runs alone).
+        "cluster": service.cluster().map(|c| c.host_id()),
     }))
 }
 

@@ -160,7 +160,13 @@ impl Cursor {
                 }
                 Phase::Replay { after, upto } => {
                     if after >= upto {
-                        self.phase = Phase::Live;
+                        // Nothing to replay: on to live delivery (or to following a shared log:
+                        // a cluster host has no bus of its own to stream).
+                        self.phase = if self.feed.is_some() {
+                            Phase::Follow
+                        } else {
+                            Phase::Live
+                        };
                         continue;
                     }
                     // Step 3, one page.
