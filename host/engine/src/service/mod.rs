@@ -384,6 +384,15 @@ impl Service {
         let service = self.clone();
         let (name, id, how) = (pipeline.to_owned(), run_id.clone(), trigger.to_owned());
         let mut active = self.active();
+        // Shutdown may have begun while the lease was claimed: it waits only for the runs it
+        // found, so this one must not start.
+        if *self.shutdown.borrow() {
+            if let (Some(membership), Some(lease)) = (&self.cluster, lease) {
+                drop(active);
+                membership.release(lease).await;
+            }
+            return Err(ServiceError::ShuttingDown);
+        }
         // The entry is inserted before the lock is released, so the task's removal (which
         // takes the lock) always comes after it.
         let task = tokio::spawn(async move {
