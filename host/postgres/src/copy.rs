@@ -316,3 +316,17 @@ mod tests {
         assert_eq!(copy.len(), before + 2 + 4);
     }
 }
+
+/// Send one binary COPY stream (`copy` names the table and columns) and return the rows the
+/// server took.
+pub async fn copy_in(
+    client: &tokio_postgres::Client,
+    copy: &str,
+    data: bytes::Bytes,
+) -> Result<u64, tokio_postgres::Error> {
+    use futures_util::SinkExt as _;
+    let sink = client.copy_in::<_, bytes::Bytes>(copy).await?;
+    futures_util::pin_mut!(sink);
+    sink.send(data).await?;
+    sink.as_mut().finish().await
+}

@@ -51,6 +51,14 @@ pub struct PgSession {
 /// The advisory lock class of weir's per-partition commit lock ("weir" in ASCII).
 const LOCK_CLASS: i32 = 0x7765_6972;
 
+impl std::fmt::Debug for PgSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSession")
+            .field("grant", &self.grant.name)
+            .finish()
+    }
+}
+
 impl PgSession {
     /// Check a connection out of the grant's pool.
     pub async fn open(grant: &PgGrant, mode: SessionMode) -> Result<Self, PgError> {

@@ -15,6 +15,7 @@ mod grants;
 mod instances;
 mod limiter;
 mod limits;
+mod pg_call;
 mod sandbox;
 mod sql_call;
 pub mod sql_guard;
@@ -33,6 +34,7 @@ pub use caps::truncate_text;
 pub use catalog::{Catalog, Plugin, PluginKind, RejectedPlugin};
 pub use contract::Contract;
 pub use database::{DatabaseMode, open_snapshot};
+pub use weir_postgres::{Password, PgGrant, PgSession, PgSpec, SslMode};
 pub use error::{FaultKind, PluginError};
 pub use grants::{
     DatabaseOptions, Databases, DirGrant, DuplicateDatabase, Grants, SharedConnection,
