@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The bundled plugins, as the drop folder names them.
-bundled := "csv-extract http-extract map-transform sqlite-load sqlite-history"
+bundled := "csv-extract http-extract map-transform sql-extract sqlite-load sqlite-history"
 
 default:
     @just --list
@@ -93,6 +93,9 @@ test: plugins test-plugins plugins-examples-test
     printf '[engine]\nplugins_dir = "%s"\ncache_dir = "%s"\n' "$PWD/plugins/examples/dist" "$PWD/target/weir-test-cache" > target/warm-examples.toml
     target/debug/weir -c target/warm-examples.toml plugins list
     cargo test --workspace
+    @# Componentizes a Python and a JS skeleton (about a minute): run alone, after the
+    @# timing-sensitive tests, rather than beside them.
+    cargo test -p weir --test e2e -- --ignored --exact scaffold::python_and_js_skeletons_build_into_loadable_transformers
     just dashboard-test
 
 # The dashboard in a real headless Chromium (Debian's `chromium`) against a real `weir serve`
@@ -113,9 +116,12 @@ crash-test N="20": plugins
     WEIR_CRASH_ROWS=200000 WEIR_CRASH_KILLS={{N}} cargo test --quiet -p weir --test e2e crash -- --nocapture --test-threads 1
 
 # weir (release build, bundled plugins) against a native Rust baseline and `sqlite3 .import` on
-# generated bank CSV. ARGS go to `weir-bench run`: `--levers` adds the batch-size sweep,
-# `--rows 200000 --big-rows 0` is a quick look. Data and databases stay in target/bench.
-# Benchmarks: figures and ratios, never pass/fail (docs/performance.md).
+# generated bank CSV, then the HTTP case: 200,000 employees from the HR fixture over loopback,
+# http-extract → sqlite-load against a native hyper + serde + rusqlite loop. ARGS go to
+# `weir-bench run`: `--levers` adds the batch-size sweep, `--rows 200000 --big-rows 0` is a
+# quick look, `--http-only` runs only the HTTP case, `--http-records 0` skips it. Data and
+# databases stay in target/bench. Benchmarks: figures and ratios, never pass/fail
+# (docs/performance.md).
 bench *ARGS: plugins
     cargo build --release --quiet -p weir -p weir-bench
     target/release/weir-bench run {{ARGS}}
