@@ -51,7 +51,7 @@ fn bank_recon_into_postgresql_equals_sqlite_value_by_value() {
     let validate = fx.weir_env(&["validate"], &[db.password_env()]);
     validate.success();
     assert!(
-        validate.stdout().contains("exactly-once"),
+        validate.stdout().contains("exactly-once: rows, rejects and checkpoints commit together in database"),
         "{}",
         validate.stdout()
     );
@@ -100,4 +100,215 @@ fn bank_recon_into_postgresql_equals_sqlite_value_by_value() {
     again.success();
     assert_eq!(again.totals().1, 0, "{}", again.stdout());
     assert_eq!(db.count("SELECT count(*) FROM transactions"), 74);
+}
+
+/// A CSV → PostgreSQL pipeline (sqlite-load and sqlite-history speak both dialects).
+pub fn pg_csv_pipeline(db: &PgDb, name: &str, extract: &str, load: &str) -> String {
+    csv_pipeline(name, extract, load).replace(
+        r#"databases = { ledger = "ledger.db" }"#,
+        &format!("databases = {{ ledger = {} }}", db.grant_toml()),
+    )
+}
+
+#[test]
+fn upsert_last_row_of_a_key_wins_and_values_the_table_cannot_take_are_rejects() {
+    let pg = PgServer::start();
+    let db = pg.database("upsert");
+    // An existing table, narrower than the plan's types: `amount` is a 32-bit integer with a
+    // check, which only the server enforces.
+    db.execute(
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, name text, amount integer CHECK (amount >= 0))",
+    );
+    let fx = Fixture::new();
+    fx.config(&pg_csv_pipeline(
+        &db,
+        "p",
+        r#"path = "inbox/*.csv", types = { id = "integer", amount = "integer" }"#,
+        r#"table = "accounts", mode = "upsert", key = ["id"]"#,
+    ));
+    fx.write(
+        "inbox/a.csv",
+        "id,name,amount\n1,first,5\n2,too big,99999999999\n3,negative,-1\n1,first again,7\n4,four,40\n",
+    );
+    age(&fx.path("inbox/a.csv"), 3600);
+    let run = fx.weir_env(&["run", "p"], &[db.password_env()]);
+    run.success();
+    assert_eq!(run.totals(), (5, 3, 2), "{}", run.stdout());
+    assert_eq!(
+        db.query("SELECT id, name, amount FROM accounts ORDER BY id"),
+        ["1|first again|7", "4|four|40"]
+    );
+    let rejects = db.query("SELECT line, stage, reason FROM _weir_rejects ORDER BY line");
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    // Found before the COPY: the value does not fit the column's type.
+    assert!(
+        rejects[0].starts_with("3|sqlite-load|column amount: 99999999999 is out of range for integer"),
+        "{rejects:?}"
+    );
+    // Refused by the server; the rows around it still went in.
+    assert!(
+        rejects[1].starts_with("4|sqlite-load|") && rejects[1].contains("accounts_amount_check"),
+        "{rejects:?}"
+    );
+
+    // A later file updates and inserts by key.
+    fx.write("inbox/b.csv", "id,name,amount\n4,four updated,41\n5,five,50\n");
+    age(&fx.path("inbox/b.csv"), 3600);
+    let run = fx.weir_env(&["run", "p"], &[db.password_env()]);
+    run.success();
+    assert_eq!(
+        db.query("SELECT id, name, amount FROM accounts ORDER BY id"),
+        ["1|first again|7", "4|four updated|41", "5|five|50"]
+    );
+}
+
+#[test]
+fn a_new_column_in_the_source_is_added_to_the_table() {
+    let pg = PgServer::start();
+    let db = pg.database("migrate");
+    let fx = Fixture::new();
+    fx.config(&pg_csv_pipeline(
+        &db,
+        "p",
+        r#"path = "inbox/*.csv", types = { id = "integer" }"#,
+        r#"table = "t""#,
+    ));
+    fx.write("inbox/a.csv", "id,name\n1,one\n");
+    age(&fx.path("inbox/a.csv"), 3600);
+    fx.weir_env(&["run", "p"], &[db.password_env()]).success();
+    fx.write("inbox/b.csv", "id,name,city\n2,two,Bern\n");
+    age(&fx.path("inbox/b.csv"), 3600);
+    fx.weir_env(&["run", "p"], &[db.password_env()]).success();
+    assert_eq!(
+        db.query("SELECT id, name, city FROM t ORDER BY id"),
+        ["1|one|", "2|two|Bern"]
+    );
+}
+
+/// Every `sql-escape` PostgreSQL attempt and the words its refusal must hold.
+const PG_REFUSALS: &[(&str, &str)] = &[
+    ("begin", "`BEGIN"),
+    ("commit", "`COMMIT"),
+    ("end", "`END"),
+    ("rollback", "`ROLLBACK"),
+    ("savepoint", "`SAVEPOINT"),
+    ("release", "`RELEASE"),
+    ("prepare-transaction", "not a single statement"),
+    ("set-role", "`SET"),
+    ("set-session-authorization", "`SET"),
+    ("set-search-path", "`SET"),
+    ("reset", "`RESET"),
+    ("set-config", "set_config"),
+    ("copy-to-program", "`COPY"),
+    ("copy-from-file", "`COPY"),
+    ("read-file", "pg_read_file"),
+    ("do", "`DO"),
+    ("call", "`CALL"),
+    ("listen", "`LISTEN"),
+    ("notify", "`NOTIFY"),
+    ("grant", "`GRANT"),
+    ("create-function", "`CREATE FUNCTION"),
+    ("create-extension", "`CREATE EXTENSION"),
+    ("create-role", "`CREATE ROLE"),
+    ("alter-system", "ALTER SYSTEM"),
+    ("vacuum", "`VACUUM"),
+    ("advisory-lock", "pg_advisory_lock"),
+    ("other-schema", "schema \"pg_temp\""),
+    ("other-schema-read", "schema \"elsewhere\""),
+    ("two-statements", "one statement per call"),
+    ("rejects-delete", "only the host writes"),
+    ("rejects-drop", "only the host writes"),
+    ("rejects-index-drop", "only the host writes"),
+];
+
+#[test]
+fn plugin_sql_that_leaves_a_postgresql_grant_or_ends_the_transaction_is_refused() {
+    let pg = PgServer::start();
+    let db = pg.database("escape");
+    let fx = Fixture::new();
+    fx.write("inbox/a.csv", "id,name\n1,Ann\n");
+    age(&fx.path("inbox/a.csv"), 3600);
+    let pipeline = |name: &str, mode: &str, extra: &str| {
+        pg_csv_pipeline(&db, name, r#"path = "inbox/*.csv""#, r#"table = "people""#)
+            .replace(
+                r#"load = [{ plugin = "sqlite-load", config = { database = "ledger", table = "people" } }]"#,
+                &format!(
+                    r#"load = [{{ plugin = "sql-escape-load", config = {{ database = "ledger", outside = "/nonexistent", mode = "{mode}" }} }}]
+restart = {{ max_restarts = 0 }}
+{extra}"#
+                ),
+            )
+    };
+    let config = pg_csv_pipeline(&db, "base", r#"path = "inbox/*.csv""#, r#"table = "people""#)
+        + &pipeline("escape", "postgres", "")
+        + &pipeline(
+            "runaway",
+            "runaway",
+            "limits = { cpu_seconds = 2, timeout_seconds = 30 }",
+        );
+    fx.config_with_test_plugins(&["sql-escape-load"], &config);
+    assert!(config.contains("sql-escape-load"), "{config}");
+    // The host tables exist, so refusals are the rules', not "no such table".
+    fx.weir_env(&["run", "base"], &[db.password_env()]).success();
+    let before = db.query("SELECT id, name FROM people ORDER BY id");
+
+    let events = fx.path("events.jsonl");
+    let run = fx.weir_env(
+        &["run", "escape", "--events", events.to_str().unwrap()],
+        &[db.password_env()],
+    );
+    run.failure();
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let logs: Vec<&str> = events_of(&events, "plugin_log")
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    // Each kind on its own: every mismatch is listed.
+    let mismatches: Vec<String> = PG_REFUSALS
+        .iter()
+        .filter_map(|(attempt, refusal)| {
+            let prefix = format!("sql-escape-load: {attempt}: ");
+            let Some(line) = logs.iter().find(|l| l.starts_with(&prefix)) else {
+                return Some(format!("{attempt}: not reported"));
+            };
+            let refused = line.starts_with(&format!(
+                "{prefix}refused: database \"ledger\": statement refused: "
+            )) && line.contains(refusal);
+            (!refused).then(|| format!("{attempt}: expected `{refusal}`: {line}"))
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    assert!(!logs.iter().any(|l| l.contains("ESCAPED")), "{logs:#?}");
+    let failed = events_of(&events, "worker_failed");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("all {} attempts were refused", PG_REFUSALS.len())),
+        "{failed:#?}"
+    );
+    // Nothing happened on the server.
+    assert_eq!(db.query("SELECT id, name FROM people ORDER BY id"), before);
+    assert_eq!(db.count("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder'"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM pg_proc WHERE proname = 'f'"), 0);
+    assert!(!std::path::Path::new("/tmp/sql-escape").exists());
+    assert_eq!(db.count("SELECT count(*) FROM _weir_rejects"), 0);
+
+    // A query past the call's limit is stopped, and cancelled on the server too.
+    let run = fx.weir_env(&["run", "runaway"], &[db.password_env()]);
+    run.failure();
+    assert!(
+        run.stderr().contains("cancelled on the server"),
+        "{}",
+        run.stderr()
+    );
+    db.wait_for_count(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'WITH RECURSIVE c(x)%' AND state = 'active'",
+        0,
+        std::time::Duration::from_secs(10),
+    );
 }

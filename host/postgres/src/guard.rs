@@ -122,6 +122,26 @@ pub fn check(statement: &str, rules: &Rules<'_>) -> Result<Class, String> {
     if let ControlFlow::Break(why) = statement.visit(&mut names) {
         return Err(format!("statement refused: {why}"));
     }
+    // Names the parser's visitor does not see as relations: what DROP drops, and the name a
+    // new index gets.
+    let unvisited: Vec<(&ObjectName, bool)> = match statement {
+        Statement::Drop {
+            names: dropped,
+            object_type,
+            ..
+        } => dropped
+            .iter()
+            .map(|n| (n, *object_type == ObjectType::Index))
+            .collect(),
+        Statement::CreateIndex(create) => create.name.iter().map(|n| (n, true)).collect(),
+        _ => Vec::new(),
+    };
+    for (name, is_index) in unvisited {
+        names
+            .relation(name)
+            .and_then(|()| if is_index { names.index(name) } else { Ok(()) })
+            .map_err(|why| format!("statement refused: {why}"))?;
+    }
     Ok(class)
 }
 
@@ -276,6 +296,23 @@ impl Names<'_, '_> {
         }
         // `FROM pg_ls_dir('/')` is a function in table position.
         denied_function(&lower).map_or(Ok(()), |why| Err(format!("`{name}`: {why}")))
+    }
+
+    /// An index name: the host's tables' indexes are named after them.
+    fn index(&self, name: &ObjectName) -> Result<(), String> {
+        let parts = Self::parts(name)?;
+        let index = parts.last().map(|s| s.to_lowercase()).unwrap_or_default();
+        if let Some(table) = self
+            .rules
+            .host_tables
+            .iter()
+            .find(|t| index.starts_with(t.as_str()))
+        {
+            return Err(format!(
+                "`{name}` is an index of `{table}`, a table only the host writes"
+            ));
+        }
+        Ok(())
     }
 
     fn function(&self, name: &ObjectName) -> Result<(), String> {
@@ -441,6 +478,15 @@ mod tests {
         refused("SELECT * FROM db.public.t", "another database");
         refused("INSERT INTO other.t VALUES (1)", "schema \"other\"");
         refused("DELETE FROM _weir_rejects", "only the host writes");
+        refused("DROP TABLE _weir_rejects", "only the host writes");
+        refused("DROP TABLE t, _weir_rejects", "only the host writes");
+        refused("DROP VIEW other.v", "schema \"other\"");
+        refused("DROP INDEX _weir_rejects_by_run", "only the host writes");
+        refused(
+            "CREATE INDEX _weir_rejects_x ON t (a)",
+            "only the host writes",
+        );
+        refused("CREATE INDEX other.i ON t (a)", "schema \"other\"");
         refused(
             "INSERT INTO \"_weir_rejects\" SELECT * FROM t",
             "only the host writes",
