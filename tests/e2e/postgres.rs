@@ -312,3 +312,106 @@ restart = {{ max_restarts = 0 }}
         std::time::Duration::from_secs(10),
     );
 }
+
+/// SIGKILL `weir run` at random moments while it loads into PostgreSQL, then finish the job:
+/// every good row once, every malformed one rejected once, checkpoints consistent. The same
+/// file and kill schedule as the SQLite crash test (`crash.rs`).
+fn sigkill_and_resume(mode: &str, rows: usize, kills: usize) {
+    use crate::crash::{Lcg, generate};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let pg = PgServer::start();
+    let load = if mode == "upsert" {
+        r#"table = "t", mode = "upsert", key = ["id"]"#
+    } else {
+        r#"table = "t""#
+    };
+    let (csv, rejects) = generate(rows);
+    let setup = |db: &PgDb| {
+        let fx = Fixture::new();
+        let config = pg_csv_pipeline(db, "p", r#"path = "inbox/*.csv", types = { id = "integer" }"#, load)
+            .replace("name = \"p\"", "name = \"p\"\nbatch_size = 500");
+        fx.config(&config);
+        fx.write("inbox/big.csv", &csv);
+        fx
+    };
+    // Kill delays are drawn from the time an uninterrupted load takes here.
+    let full_load_ms = {
+        let db = pg.database(&format!("calibrate_{mode}"));
+        let fx = setup(&db);
+        let started = Instant::now();
+        fx.weir_env(&["run", "p"], &[db.password_env()]).success();
+        started.elapsed().as_millis() as u64
+    };
+    let mut attempt = 0;
+    let (db, fx, killed) = loop {
+        attempt += 1;
+        let db = pg.database(&format!("crash_{mode}_{attempt}"));
+        let fx = setup(&db);
+        let mut rng = Lcg(0x5eed ^ rows as u64 ^ mode.len() as u64 ^ attempt);
+        let spread = (2 * full_load_ms / kills.max(1) as u64 + 30) >> (attempt - 1);
+        let mut killed = 0;
+        let mut finished = false;
+        while killed < kills && !finished {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+                .args(["-c", fx.path("weir.toml").to_str().unwrap(), "run", "p"])
+                .current_dir(fx.dir.path())
+                .env(db.password_env().0, db.password_env().1)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let started = Instant::now();
+            let delay = Duration::from_millis(20 + rng.next_ms(spread.max(1)));
+            while child.try_wait().unwrap().is_none() {
+                if started.elapsed() >= delay {
+                    child.kill().unwrap(); // SIGKILL
+                    child.wait().unwrap();
+                    killed += 1;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            finished = child.try_wait().unwrap().is_some_and(|s| s.success());
+        }
+        // A load that finished before its first kill proves nothing: again, with earlier kills.
+        if killed > 0 || attempt == 6 {
+            break (db, fx, killed);
+        }
+    };
+    fx.weir_env(&["run", "p"], &[db.password_env()]).success();
+
+    let loaded = db.count("SELECT count(*) FROM t");
+    let distinct = db.count("SELECT count(DISTINCT id) FROM t");
+    let present_good = db.count("SELECT count(DISTINCT id) FROM t WHERE id % 5000 != 0");
+    let rejected = db.count("SELECT count(*) FROM _weir_rejects");
+    let expected = rows as i64 - rejects;
+    println!(
+        "postgres crash test ({mode}): kills={killed} source_rows={rows} rejects={rejected} loaded={loaded} duplicates={} lost={}",
+        loaded - distinct,
+        expected - present_good
+    );
+    assert!(killed > 0, "at least one run was killed");
+    assert_eq!(rejected, rejects, "every malformed row rejected exactly once");
+    assert_eq!(loaded, expected, "row count == source - rejects");
+    assert_eq!(loaded, distinct, "no duplicates");
+    assert_eq!(present_good, expected, "nothing lost");
+    // The checkpoint says the whole file was read, and a further run loads nothing.
+    assert_eq!(db.count("SELECT count(*) FROM _weir_checkpoints"), 1);
+    let again = fx.weir_env(&["run", "p"], &[db.password_env()]);
+    again.success();
+    assert_eq!(again.totals().1, 0, "{}", again.stdout());
+}
+
+#[test]
+fn sigkill_at_random_moments_postgresql_append_loses_and_duplicates_nothing() {
+    let (rows, kills) = crate::crash::settings();
+    sigkill_and_resume("append", rows, kills);
+}
+
+#[test]
+fn sigkill_at_random_moments_postgresql_upsert_loses_and_duplicates_nothing() {
+    let (rows, kills) = crate::crash::settings();
+    sigkill_and_resume("upsert", rows, kills);
+}
