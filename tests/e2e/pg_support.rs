@@ -321,6 +321,12 @@ impl PgDb {
         )
     }
 
+    /// `grant_toml` with more options, e.g. `read_only = true`.
+    pub fn grant_toml_with(&self, extra: &str) -> String {
+        let grant = self.grant_toml();
+        format!("{}, {extra} }}", grant.strip_suffix(" }").unwrap())
+    }
+
     /// The environment variable `grant_toml`'s password reads.
     pub fn password_env(&self) -> (&'static str, String) {
         ("WEIR_TEST_PGPASSWORD", self.password.clone())

@@ -415,3 +415,61 @@ fn sigkill_at_random_moments_postgresql_upsert_loses_and_duplicates_nothing() {
     let (rows, kills) = crate::crash::settings();
     sigkill_and_resume("upsert", rows, kills);
 }
+
+#[test]
+fn sql_extract_reads_a_postgresql_table_incrementally_on_a_read_only_grant() {
+    let pg = PgServer::start();
+    let source = pg.database("practice");
+    source.execute(
+        "CREATE TABLE appointments (
+            id bigint PRIMARY KEY,
+            patient text NOT NULL,
+            clinic integer,
+            fee numeric(8,2),
+            updated_at timestamptz
+        );
+        INSERT INTO appointments
+        SELECT id, 'patient ' || id, id % 3, 40 + id % 20 + 0.5,
+               timestamptz '2026-01-01 08:00:00+00' + (id / 7) * interval '1 second'
+        FROM generate_series(1, 2500) AS id;",
+    );
+    let fx = Fixture::new();
+    fx.config(&format!(
+        r#"
+[[pipeline]]
+name = "appointments"
+batch_size = 100
+grants = {{ databases = {{ practice = {}, ledger = "ledger.db" }} }}
+extract = {{ plugin = "sql-extract", config = {{ database = "practice", table = "appointments", watermark = "updated_at", partition_by = "clinic" }} }}
+load = [{{ plugin = "sqlite-load", config = {{ database = "ledger", table = "appointments", mode = "upsert", key = ["id"] }} }}]
+history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
+"#,
+        source.grant_toml_with("read_only = true")
+    ));
+    let env = [source.password_env()];
+    let run = fx.weir_env(&["run", "appointments"], &env);
+    assert_eq!(run.success().totals(), (2_500, 2_500, 0), "{}", run.stdout());
+    let target = |fx: &Fixture| {
+        sqlite_rows(
+            &fx.db("ledger.db"),
+            "SELECT id, patient, clinic, fee FROM appointments ORDER BY id",
+        )
+    };
+    let source_rows = || source.query("SELECT id, patient, clinic, fee FROM appointments ORDER BY id");
+    assert_eq!(target(&fx), source_rows());
+
+    source.execute(
+        "INSERT INTO appointments VALUES
+            (3001, 'new one', 1, 12.00, '2026-01-02 00:00:00+00'),
+            (3002, 'new two', 1, 13.00, '2026-01-02 00:00:00+00');
+         UPDATE appointments SET patient = 'renamed ' || id, updated_at = '2026-01-02 00:00:00+00'
+            WHERE id IN (5, 500, 1000, 1500, 2000);",
+    );
+    let run = fx.weir_env(&["run", "appointments"], &env);
+    assert_eq!(run.success().totals(), (7, 7, 0), "2 new + 5 updated, nothing twice");
+    assert_eq!(target(&fx), source_rows());
+    assert_eq!(
+        fx.weir_env(&["run", "appointments"], &env).success().totals(),
+        (0, 0, 0)
+    );
+}
