@@ -147,7 +147,10 @@ impl PgServer {
         }
         let bin = bin_dir();
         let as_postgres = is_root();
-        let dir = tempfile::Builder::new().prefix("weir-pg-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("weir-pg-")
+            .tempdir()
+            .unwrap();
         if as_postgres {
             checked(
                 Command::new("chown")
@@ -192,7 +195,16 @@ impl PgServer {
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             cluster.socket().display()
         );
-        cluster.pg_ctl(&["-w", "-t", "60", "-l", log.to_str().unwrap(), "-o", &options, "start"]);
+        cluster.pg_ctl(&[
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            log.to_str().unwrap(),
+            "-o",
+            &options,
+            "start",
+        ]);
         let psql = cluster.bin.join("psql");
         Self {
             cluster: Some(cluster),
@@ -272,7 +284,16 @@ impl PgServer {
             self.port,
             cluster.socket().display()
         );
-        cluster.pg_ctl(&["-w", "-t", "60", "-l", log.to_str().unwrap(), "-o", &options, "start"]);
+        cluster.pg_ctl(&[
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            log.to_str().unwrap(),
+            "-o",
+            &options,
+            "start",
+        ]);
     }
 
     /// The server's log, for assertions that secrets are not in it or for a failure message.
@@ -339,7 +360,17 @@ impl PgDb {
     fn psql_command(&self) -> Command {
         let mut c = Command::new(&self.psql);
         // Records end in NUL: a value may hold line breaks.
-        c.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "|", "-0"]);
+        c.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-F",
+            "|",
+            "-0",
+        ]);
         match &self.socket {
             // The harness's own cluster: the socket, trusted.
             Some(socket) => {
@@ -350,7 +381,14 @@ impl PgDb {
                 c.env("PGPASSWORD", &self.password);
             }
         }
-        c.args(["-p", &self.port.to_string(), "-U", &self.user, "-d", &self.name]);
+        c.args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            &self.user,
+            "-d",
+            &self.name,
+        ]);
         c.env("PGCONNECT_TIMEOUT", "10");
         c
     }
@@ -382,6 +420,23 @@ impl PgDb {
         let rows = self.query(sql);
         assert_eq!(rows.len(), 1, "`{sql}` gave {rows:?}");
         rows[0].trim().parse().unwrap()
+    }
+
+    /// Poll `sql` until it gives at least `least`, or panic after `timeout`.
+    #[track_caller]
+    pub fn wait_for_count_at_least(&self, sql: &str, least: i64, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            let got = self.count(sql);
+            if got >= least {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "`{sql}` is {got}, below {least}, after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Poll `sql` until it gives `want`, or panic after `timeout`.

@@ -51,7 +51,9 @@ fn bank_recon_into_postgresql_equals_sqlite_value_by_value() {
     let validate = fx.weir_env(&["validate"], &[db.password_env()]);
     validate.success();
     assert!(
-        validate.stdout().contains("exactly-once: rows, rejects and checkpoints commit together in database"),
+        validate
+            .stdout()
+            .contains("exactly-once: rows, rejects and checkpoints commit together in database"),
         "{}",
         validate.stdout()
     );
@@ -83,7 +85,10 @@ fn bank_recon_into_postgresql_equals_sqlite_value_by_value() {
         ]
     );
     let rejects = "SELECT file, line, stage, reason FROM _weir_rejects ORDER BY file, line";
-    assert_eq!(db.query(rejects), sqlite_rows(&sqlite.db("ledger.db"), rejects));
+    assert_eq!(
+        db.query(rejects),
+        sqlite_rows(&sqlite.db("ledger.db"), rejects)
+    );
     // The checkpoint is in the target, saved with the rows.
     assert_eq!(
         db.count("SELECT count(*) FROM _weir_checkpoints WHERE pipeline = 'bank-recon'"),
@@ -142,7 +147,8 @@ fn upsert_last_row_of_a_key_wins_and_values_the_table_cannot_take_are_rejects() 
     assert_eq!(rejects.len(), 2, "{rejects:?}");
     // Found before the COPY: the value does not fit the column's type.
     assert!(
-        rejects[0].starts_with("3|sqlite-load|column amount: 99999999999 is out of range for integer"),
+        rejects[0]
+            .starts_with("3|sqlite-load|column amount: 99999999999 is out of range for integer"),
         "{rejects:?}"
     );
     // Refused by the server; the rows around it still went in.
@@ -152,7 +158,10 @@ fn upsert_last_row_of_a_key_wins_and_values_the_table_cannot_take_are_rejects() 
     );
 
     // A later file updates and inserts by key.
-    fx.write("inbox/b.csv", "id,name,amount\n4,four updated,41\n5,five,50\n");
+    fx.write(
+        "inbox/b.csv",
+        "id,name,amount\n4,four updated,41\n5,five,50\n",
+    );
     age(&fx.path("inbox/b.csv"), 3600);
     let run = fx.weir_env(&["run", "p"], &[db.password_env()]);
     run.success();
@@ -239,8 +248,12 @@ restart = {{ max_restarts = 0 }}
                 ),
             )
     };
-    let config = pg_csv_pipeline(&db, "base", r#"path = "inbox/*.csv""#, r#"table = "people""#)
-        + &pipeline("escape", "postgres", "")
+    let config = pg_csv_pipeline(
+        &db,
+        "base",
+        r#"path = "inbox/*.csv""#,
+        r#"table = "people""#,
+    ) + &pipeline("escape", "postgres", "")
         + &pipeline(
             "runaway",
             "runaway",
@@ -249,7 +262,8 @@ restart = {{ max_restarts = 0 }}
     fx.config_with_test_plugins(&["sql-escape-load"], &config);
     assert!(config.contains("sql-escape-load"), "{config}");
     // The host tables exist, so refusals are the rules', not "no such table".
-    fx.weir_env(&["run", "base"], &[db.password_env()]).success();
+    fx.weir_env(&["run", "base"], &[db.password_env()])
+        .success();
     let before = db.query("SELECT id, name FROM people ORDER BY id");
 
     let events = fx.path("events.jsonl");
@@ -293,8 +307,14 @@ restart = {{ max_restarts = 0 }}
     );
     // Nothing happened on the server.
     assert_eq!(db.query("SELECT id, name FROM people ORDER BY id"), before);
-    assert_eq!(db.count("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder'"), 0);
-    assert_eq!(db.count("SELECT count(*) FROM pg_proc WHERE proname = 'f'"), 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder'"),
+        0
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_proc WHERE proname = 'f'"),
+        0
+    );
     assert!(!std::path::Path::new("/tmp/sql-escape").exists());
     assert_eq!(db.count("SELECT count(*) FROM _weir_rejects"), 0);
 
@@ -330,8 +350,13 @@ fn sigkill_and_resume(mode: &str, rows: usize, kills: usize) {
     let (csv, rejects) = generate(rows);
     let setup = |db: &PgDb| {
         let fx = Fixture::new();
-        let config = pg_csv_pipeline(db, "p", r#"path = "inbox/*.csv", types = { id = "integer" }"#, load)
-            .replace("name = \"p\"", "name = \"p\"\nbatch_size = 500");
+        let config = pg_csv_pipeline(
+            db,
+            "p",
+            r#"path = "inbox/*.csv", types = { id = "integer" }"#,
+            load,
+        )
+        .replace("name = \"p\"", "name = \"p\"\nbatch_size = 500");
         fx.config(&config);
         fx.write("inbox/big.csv", &csv);
         fx
@@ -393,7 +418,10 @@ fn sigkill_and_resume(mode: &str, rows: usize, kills: usize) {
         expected - present_good
     );
     assert!(killed > 0, "at least one run was killed");
-    assert_eq!(rejected, rejects, "every malformed row rejected exactly once");
+    assert_eq!(
+        rejected, rejects,
+        "every malformed row rejected exactly once"
+    );
     assert_eq!(loaded, expected, "row count == source - rejects");
     assert_eq!(loaded, distinct, "no duplicates");
     assert_eq!(present_good, expected, "nothing lost");
@@ -448,14 +476,20 @@ history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
     ));
     let env = [source.password_env()];
     let run = fx.weir_env(&["run", "appointments"], &env);
-    assert_eq!(run.success().totals(), (2_500, 2_500, 0), "{}", run.stdout());
+    assert_eq!(
+        run.success().totals(),
+        (2_500, 2_500, 0),
+        "{}",
+        run.stdout()
+    );
     let target = |fx: &Fixture| {
         sqlite_rows(
             &fx.db("ledger.db"),
             "SELECT id, patient, clinic, fee FROM appointments ORDER BY id",
         )
     };
-    let source_rows = || source.query("SELECT id, patient, clinic, fee FROM appointments ORDER BY id");
+    let source_rows =
+        || source.query("SELECT id, patient, clinic, fee FROM appointments ORDER BY id");
     assert_eq!(target(&fx), source_rows());
 
     source.execute(
@@ -466,10 +500,155 @@ history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
             WHERE id IN (5, 500, 1000, 1500, 2000);",
     );
     let run = fx.weir_env(&["run", "appointments"], &env);
-    assert_eq!(run.success().totals(), (7, 7, 0), "2 new + 5 updated, nothing twice");
+    assert_eq!(
+        run.success().totals(),
+        (7, 7, 0),
+        "2 new + 5 updated, nothing twice"
+    );
     assert_eq!(target(&fx), source_rows());
     assert_eq!(
-        fx.weir_env(&["run", "appointments"], &env).success().totals(),
+        fx.weir_env(&["run", "appointments"], &env)
+            .success()
+            .totals(),
         (0, 0, 0)
+    );
+}
+
+/// Everything a run leaves behind that a user or an operator reads.
+fn everything_printed(fx: &Fixture, runs: &[&Run]) -> String {
+    let mut all = String::new();
+    for run in runs {
+        all += &run.stdout();
+        all += &run.stderr();
+    }
+    for file in ["events.jsonl", "weir-state.db", "ledger.db"] {
+        if let Ok(bytes) = std::fs::read(fx.path(file)) {
+            all += &String::from_utf8_lossy(&bytes);
+        }
+    }
+    all
+}
+
+#[test]
+fn the_password_never_appears_in_output_events_or_errors() {
+    let pg = PgServer::start();
+    let db = pg.database("secrets");
+    let fx = Fixture::new();
+    fx.config(
+        &pg_csv_pipeline(&db, "p", r#"path = "inbox/*.csv""#, r#"table = "t""#).replace(
+            "name = \"p\"",
+            "name = \"p\"\nrestart = { max_restarts = 0 }",
+        ),
+    );
+    fx.write("inbox/a.csv", "id,name\n1,Ann\n");
+    age(&fx.path("inbox/a.csv"), 3600);
+    let events = fx.path("events.jsonl");
+    let events_arg = events.to_str().unwrap();
+
+    // A good run, its validation and its checkpoints listing.
+    let env = [db.password_env()];
+    let run = fx.weir_env(&["run", "p", "--events", events_arg], &env);
+    run.success();
+    let validate = fx.weir_env(&["validate"], &env);
+    validate.success();
+    assert!(db.password().len() > 10);
+    let printed = everything_printed(&fx, &[&run, &validate]);
+    assert!(!printed.contains(db.password()));
+
+    // A wrong password: the failure names the grant and the server, never either password.
+    let wrong = "wrong-password-4b1d9e";
+    let failed = fx.weir_env(
+        &["run", "p", "--events", events_arg],
+        &[(db.password_env().0, wrong.to_owned())],
+    );
+    failed.failure();
+    let message = failed.stdout() + &failed.stderr();
+    assert!(
+        message.contains("database \"ledger\"")
+            && message.contains("password authentication failed"),
+        "{message}"
+    );
+    let printed = everything_printed(&fx, &[&failed]);
+    assert!(!printed.contains(wrong), "{printed}");
+    assert!(!printed.contains(db.password()));
+
+    // A password written into the url is refused, and not repeated in the refusal.
+    let config = std::fs::read_to_string(fx.path("weir.toml")).unwrap();
+    std::fs::write(
+        fx.path("weir.toml"),
+        config.replace("postgres://weir@", "postgres://weir:inline-secret-93ab@"),
+    )
+    .unwrap();
+    let refused = fx.weir_env(&["validate"], &env);
+    refused.failure();
+    let message = refused.stdout() + &refused.stderr();
+    assert!(
+        message.contains("weir.toml:"),
+        "names the file and line: {message}"
+    );
+    assert!(!message.contains("inline-secret-93ab"), "{message}");
+}
+
+#[test]
+fn postgresql_restarted_mid_run_the_worker_retries_and_completes_without_loss() {
+    let pg = PgServer::start();
+    let db = pg.database("restart");
+    let fx = Fixture::new();
+    let (csv, rejects) = crate::crash::generate(60_000);
+    fx.config(
+        &pg_csv_pipeline(&db, "p", r#"path = "inbox/*.csv", types = { id = "integer" }"#, r#"table = "t""#)
+            .replace(
+                "name = \"p\"",
+                "name = \"p\"\nbatch_size = 500\nrestart = { max_restarts = 20, backoff_min_ms = 100, backoff_max_ms = 500 }",
+            ),
+    );
+    fx.write("inbox/big.csv", &csv);
+    let events = fx.path("events.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "-c",
+            fx.path("weir.toml").to_str().unwrap(),
+            "run",
+            "p",
+            "--events",
+        ])
+        .arg(&events)
+        .current_dir(fx.dir.path())
+        .env(db.password_env().0, db.password_env().1)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once batches are committing, crash the server and bring it back.
+    let minute = std::time::Duration::from_secs(60);
+    db.wait_for_count(
+        "SELECT count(*) FROM pg_class WHERE relname = 't'",
+        1,
+        minute,
+    );
+    db.wait_for_count_at_least("SELECT count(*) FROM t", 1, minute);
+    pg.stop();
+    pg.restart();
+    let output = child.wait_with_output().unwrap();
+    let run = Run(output);
+    run.success();
+    let expected = 60_000 - rejects;
+    assert_eq!(
+        db.count("SELECT count(*) FROM t"),
+        expected,
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(db.count("SELECT count(DISTINCT id) FROM t"), expected);
+    assert_eq!(db.count("SELECT count(*) FROM _weir_rejects"), rejects);
+    let text = std::fs::read_to_string(&events).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"worker_retrying\"") && l.contains("database \\\"ledger\\\"")),
+        "the server's crash failed an attempt, which was retried: {}",
+        text.lines()
+            .filter(|l| !l.contains("batch_committed"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

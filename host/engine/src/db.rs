@@ -91,8 +91,9 @@ impl Db {
     pub async fn ensure_rejects_table(&self) -> Result<(), WorkerError> {
         let context = "failed to create the rejects table";
         match self {
-            Self::Sqlite(conn) => rejects::ensure_table(&lock(conn))
-                .map_err(|e| WorkerError::sqlite(context, &e)),
+            Self::Sqlite(conn) => {
+                rejects::ensure_table(&lock(conn)).map_err(|e| WorkerError::sqlite(context, &e))
+            }
             Self::Postgres(session) => {
                 let state = session.lock().await;
                 rejects::ensure_table_postgres(state.client(), state.in_transaction())

@@ -34,7 +34,6 @@ pub use caps::truncate_text;
 pub use catalog::{Catalog, Plugin, PluginKind, RejectedPlugin};
 pub use contract::Contract;
 pub use database::{DatabaseMode, open_snapshot};
-pub use weir_postgres::{Password, PgGrant, PgSession, PgSpec, SslMode};
 pub use error::{FaultKind, PluginError};
 pub use grants::{
     DatabaseOptions, Databases, DirGrant, DuplicateDatabase, Grants, SharedConnection,
@@ -54,6 +53,7 @@ pub use weir_http::{
     ClientAuth, DEFAULT_MAX_BODY_BYTES, HttpAuth, HttpCountersSnapshot, HttpGrant, HttpGrantSpec,
     HttpMeter, HttpTimeouts, InstanceHttpStats, OAuth2, Secret,
 };
+pub use weir_postgres::{Password, PgGrant, PgSession, PgSpec, SslMode};
 
 use catalog::PluginPre;
 use sandbox::Sandbox;

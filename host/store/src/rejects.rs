@@ -149,7 +149,9 @@ pub async fn insert_postgres(
     let mut copy = CopyBuffer::new();
     for r in rejects {
         let (stage, reason, raw) = (clean(&r.stage), clean(&r.reason), clean(&r.raw));
-        let line = r.position.map_or(CellRef::Null, |p| CellRef::Integer(p as i64));
+        let line = r
+            .position
+            .map_or(CellRef::Null, |p| CellRef::Integer(p as i64));
         let cells = [
             (CellRef::Text(ctx.pipeline.as_bytes()), Target::Text),
             (CellRef::Text(ctx.partition.as_bytes()), Target::Text),

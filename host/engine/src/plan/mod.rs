@@ -102,7 +102,10 @@ impl PlanLoad {
                 let migrations = rendered.migrations.clone();
                 (Writer::Rendered(rendered), migrations)
             }
-            Db::Postgres(_) => (Writer::Postgres(postgres::render(&plan, schema)?), Vec::new()),
+            Db::Postgres(_) => (
+                Writer::Postgres(postgres::render(&plan, schema)?),
+                Vec::new(),
+            ),
         };
         Ok(Self {
             destination: format!("{label} → {}.{}", plan.database, plan.table),

@@ -482,9 +482,7 @@ impl PgWriter {
         }
         copy.finish();
         let staging = quote(&self.staging);
-        client
-            .batch_execute(&format!("TRUNCATE {staging}"))
-            .await?;
+        client.batch_execute(&format!("TRUNCATE {staging}")).await?;
         let statement = format!(
             "COPY {staging} (\"_weir_ord\", \"_weir_del\", {}) FROM STDIN (FORMAT binary)",
             names.join(", ")
@@ -559,7 +557,10 @@ impl PgWriter {
 fn fits(kind: Kind, target: Target) -> bool {
     use Target::*;
     match kind {
-        Kind::Integer => matches!(target, Int2 | Int4 | Int8 | Float4 | Float8 | Numeric | Text),
+        Kind::Integer => matches!(
+            target,
+            Int2 | Int4 | Int8 | Float4 | Float8 | Numeric | Text
+        ),
         Kind::Real => matches!(target, Float4 | Float8 | Numeric | Text),
         Kind::Boolean => matches!(target, Bool),
         Kind::Decimal => matches!(target, Numeric | Text),
