@@ -604,7 +604,7 @@ fn postgresql_restarted_mid_run_the_worker_retries_and_completes_without_loss() 
     );
     fx.write("inbox/big.csv", &csv);
     let events = fx.path("events.jsonl");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
         .args([
             "-c",
             fx.path("weir.toml").to_str().unwrap(),

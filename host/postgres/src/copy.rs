@@ -276,6 +276,20 @@ pub fn describe(target: Target) -> String {
     target.pg_type().to_string()
 }
 
+/// Send one binary COPY stream (`copy` names the table and columns) and return the rows the
+/// server took.
+pub async fn copy_in(
+    client: &tokio_postgres::Client,
+    copy: &str,
+    data: bytes::Bytes,
+) -> Result<u64, tokio_postgres::Error> {
+    use futures_util::SinkExt as _;
+    let sink = client.copy_in::<_, bytes::Bytes>(copy).await?;
+    futures_util::pin_mut!(sink);
+    sink.send(data).await?;
+    sink.as_mut().finish().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,18 +329,4 @@ mod tests {
             .unwrap();
         assert_eq!(copy.len(), before + 2 + 4);
     }
-}
-
-/// Send one binary COPY stream (`copy` names the table and columns) and return the rows the
-/// server took.
-pub async fn copy_in(
-    client: &tokio_postgres::Client,
-    copy: &str,
-    data: bytes::Bytes,
-) -> Result<u64, tokio_postgres::Error> {
-    use futures_util::SinkExt as _;
-    let sink = client.copy_in::<_, bytes::Bytes>(copy).await?;
-    futures_util::pin_mut!(sink);
-    sink.send(data).await?;
-    sink.as_mut().finish().await
 }

@@ -184,9 +184,8 @@ impl Databases {
         Some(
             weir_postgres::PgSession::open(grant, mode)
                 .await
-                .map(|session| {
+                .inspect(|session| {
                     open.insert(name.to_owned(), session.clone());
-                    session
                 }),
         )
     }

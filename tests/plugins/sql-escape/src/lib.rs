@@ -159,14 +159,22 @@ const PG_ATTEMPTS: &[(&str, &str, Via)] = &[
     ("rollback", "ROLLBACK", Via::Execute),
     ("savepoint", "SAVEPOINT sp", Via::Execute),
     ("release", "RELEASE SAVEPOINT sp", Via::Execute),
-    ("prepare-transaction", "PREPARE TRANSACTION 'x'", Via::Execute),
+    (
+        "prepare-transaction",
+        "PREPARE TRANSACTION 'x'",
+        Via::Execute,
+    ),
     ("set-role", "SET ROLE postgres", Via::Execute),
     (
         "set-session-authorization",
         "SET SESSION AUTHORIZATION postgres",
         Via::Execute,
     ),
-    ("set-search-path", "SET search_path TO pg_temp, public", Via::Execute),
+    (
+        "set-search-path",
+        "SET search_path TO pg_temp, public",
+        Via::Execute,
+    ),
     ("reset", "RESET ALL", Via::Execute),
     (
         "set-config",
@@ -188,25 +196,29 @@ const PG_ATTEMPTS: &[(&str, &str, Via)] = &[
     ("call", "CALL p()", Via::Execute),
     ("listen", "LISTEN ch", Via::Execute),
     ("notify", "NOTIFY ch", Via::Execute),
-    ("grant", "GRANT ALL ON SCHEMA public TO PUBLIC", Via::Execute),
+    (
+        "grant",
+        "GRANT ALL ON SCHEMA public TO PUBLIC",
+        Via::Execute,
+    ),
     (
         "create-function",
         "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
         Via::Execute,
     ),
     ("create-extension", "CREATE EXTENSION dblink", Via::Execute),
-    ("create-role", "CREATE ROLE intruder SUPERUSER", Via::Execute),
+    (
+        "create-role",
+        "CREATE ROLE intruder SUPERUSER",
+        Via::Execute,
+    ),
     (
         "alter-system",
         "ALTER SYSTEM SET log_statement = 'none'",
         Via::Execute,
     ),
     ("vacuum", "VACUUM", Via::Execute),
-    (
-        "advisory-lock",
-        "SELECT pg_advisory_lock(1)",
-        Via::Query,
-    ),
+    ("advisory-lock", "SELECT pg_advisory_lock(1)", Via::Query),
     (
         "other-schema",
         "CREATE TABLE pg_temp.sneaky (x int)",
@@ -217,11 +229,7 @@ const PG_ATTEMPTS: &[(&str, &str, Via)] = &[
         "SELECT * FROM elsewhere.secrets",
         Via::Query,
     ),
-    (
-        "two-statements",
-        "SELECT 1; COMMIT",
-        Via::Query,
-    ),
+    ("two-statements", "SELECT 1; COMMIT", Via::Query),
     ("rejects-delete", "DELETE FROM _weir_rejects", Via::Execute),
     ("rejects-drop", "DROP TABLE _weir_rejects", Via::Execute),
     (
