@@ -337,7 +337,15 @@ impl PgDb {
     /// from `${WEIR_TEST_PGPASSWORD}` (set it with `password_env`).
     pub fn grant_toml(&self) -> String {
         format!(
-            r#"{{ url = "postgres://{}@{}:{}/{}", password = "${{WEIR_TEST_PGPASSWORD}}", sslmode = "disable" }}"#,
+            r#"{{ url = "{}", password = "${{WEIR_TEST_PGPASSWORD}}", sslmode = "disable" }}"#,
+            self.url()
+        )
+    }
+
+    /// `postgres://user@host:port/name`: the grant's url (no password).
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://{}@{}:{}/{}",
             self.user, self.server_host, self.port, self.name
         )
     }

@@ -6,17 +6,29 @@ use crate::bank_recon::bank_recon_fixture;
 use crate::pg_support::{PgDb, PgServer};
 use crate::support::*;
 
-/// The bank-recon example's config with its ledger on `db`.
-fn bank_recon_on(db: &PgDb) -> Fixture {
-    let fx = bank_recon_fixture();
-    let config = std::fs::read_to_string(fx.path("weir.toml")).unwrap();
-    let config = config.replace(
-        r#"databases = { ledger = "ledger.db" }"#,
-        &format!("databases = {{ ledger = {} }}", db.grant_toml()),
-    );
-    assert!(config.contains("postgres://"), "the grant was replaced");
-    std::fs::write(fx.path("weir.toml"), config).unwrap();
-    fx
+/// examples/bank-recon-postgres as a user runs it (its own weir.toml and inbox), with the
+/// environment it reads pointing at `db`.
+fn bank_recon_postgres(db: &PgDb) -> (Fixture, Vec<(&'static str, String)>) {
+    let fx = Fixture::new();
+    let example = repo_root().join("examples/bank-recon-postgres");
+    for entry in std::fs::read_dir(example.join("inbox")).unwrap() {
+        let entry = entry.unwrap();
+        let copy = fx.path("inbox").join(entry.file_name());
+        std::fs::copy(entry.path(), &copy).unwrap();
+        age(&copy, 3600);
+    }
+    let config = std::fs::read_to_string(example.join("weir.toml")).unwrap();
+    let body = &config[config.find("[[pipeline]]").unwrap()..];
+    std::fs::write(
+        fx.path("weir.toml"),
+        Fixture::engine_section(&plugins_dist()) + body,
+    )
+    .unwrap();
+    let env = vec![
+        ("LEDGER_URL", db.url()),
+        ("PGPASSWORD", db.password().to_owned()),
+    ];
+    (fx, env)
 }
 
 /// SQLite's rows of a query, each as psql prints them (`|`-separated, NULL empty).
@@ -41,14 +53,14 @@ fn sqlite_rows(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
 }
 
 #[test]
-fn bank_recon_into_postgresql_equals_sqlite_value_by_value() {
+fn bank_recon_postgres_example_equals_the_sqlite_one_value_by_value() {
     let pg = PgServer::start();
     let db = pg.database("bank_recon");
 
     let sqlite = bank_recon_fixture();
     sqlite.weir(&["run", "bank-recon"]).success();
-    let fx = bank_recon_on(&db);
-    let validate = fx.weir_env(&["validate"], &[db.password_env()]);
+    let (fx, env) = bank_recon_postgres(&db);
+    let validate = fx.weir_env(&["validate"], &env);
     validate.success();
     assert!(
         validate
@@ -57,7 +69,7 @@ fn bank_recon_into_postgresql_equals_sqlite_value_by_value() {
         "{}",
         validate.stdout()
     );
-    let run = fx.weir_env(&["run", "bank-recon"], &[db.password_env()]);
+    let run = fx.weir_env(&["run", "bank-recon"], &env);
     run.success();
     assert_eq!(run.totals(), (78, 74, 4), "{}", run.stdout());
 
@@ -100,8 +112,17 @@ fn bank_recon_into_postgresql_equals_sqlite_value_by_value() {
         .unwrap()
     );
 
+    // The checkpoints are listed from the PostgreSQL history (read-only).
+    let listed = fx.weir_env(&["checkpoints", "list", "bank-recon"], &env);
+    listed.success();
+    assert!(
+        listed.stdout().contains("inbox/2026-03.csv"),
+        "{}",
+        listed.stdout()
+    );
+
     // A second run finds nothing new: the checkpoints hold.
-    let again = fx.weir_env(&["run", "bank-recon"], &[db.password_env()]);
+    let again = fx.weir_env(&["run", "bank-recon"], &env);
     again.success();
     assert_eq!(again.totals().1, 0, "{}", again.stdout());
     assert_eq!(db.count("SELECT count(*) FROM transactions"), 74);
@@ -650,5 +671,33 @@ fn postgresql_restarted_mid_run_the_worker_retries_and_completes_without_loss() 
             .filter(|l| !l.contains("batch_committed"))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+#[test]
+fn tombstones_delete_by_key_and_the_last_row_of_a_key_decides() {
+    let pg = PgServer::start();
+    let db = pg.database("tombstones");
+    let fx = Fixture::new();
+    fx.config(&pg_csv_pipeline(
+        &db,
+        "p",
+        r#"path = "inbox/*.csv", types = { id = "integer", deleted = "integer" }"#,
+        r#"table = "people", mode = "upsert", key = ["id"], deleted_by = "deleted""#,
+    ));
+    fx.write("inbox/a.csv", "id,name,deleted\n1,Ann,0\n2,Bo,0\n3,Cy,0\n");
+    age(&fx.path("inbox/a.csv"), 3600);
+    fx.weir_env(&["run", "p"], &[db.password_env()]).success();
+    // 1 deleted; 2 deleted then written again (the last row wins); 3 written then deleted;
+    // 4 never existed and is deleted (nothing to do).
+    fx.write(
+        "inbox/b.csv",
+        "id,name,deleted\n1,,1\n2,,1\n2,Bo again,0\n3,Cy renamed,0\n3,,1\n4,,1\n",
+    );
+    age(&fx.path("inbox/b.csv"), 3600);
+    fx.weir_env(&["run", "p"], &[db.password_env()]).success();
+    assert_eq!(
+        db.query("SELECT id, name, deleted FROM people ORDER BY id"),
+        ["2|Bo again|0"]
     );
 }

@@ -280,6 +280,17 @@ pub async fn rejects(
         .iter()
         .map(|(name, path)| (name.clone(), path.clone()))
         .collect();
+    // Rejects on a PostgreSQL grant are not read here yet: say which databases were left out
+    // rather than answer with a page that looks complete.
+    let not_read: Vec<String> = entry
+        .config
+        .grants
+        .postgres
+        .keys()
+        .map(|name| {
+            format!("database \"{name}\" is PostgreSQL: its rejects are not served by the API yet; query _weir_rejects there")
+        })
+        .collect();
     let (pipeline, offset) = (record.pipeline.clone(), q.offset.unwrap_or(0));
     let page = with_store(&state, move |_| {
         weir_store::rejects_page(
@@ -292,7 +303,11 @@ pub async fn rejects(
         )
     })
     .await?;
-    Ok(Json(json!(page)))
+    let mut page = json!(page);
+    if !not_read.is_empty() {
+        page["not_read"] = json!(not_read);
+    }
+    Ok(Json(page))
 }
 
 pub async fn checkpoints(

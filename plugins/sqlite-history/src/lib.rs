@@ -125,7 +125,18 @@ impl HistoryStore for SqliteHistory {
         let SqliteHistoryConfig { database, table } = SqliteHistoryConfig::parse(config)?;
         let db = Connection::open(&database)
             .map_err(|e| e.context(format_args!("{NAME}: cannot open database `{database}`")))?;
-        let sql = Statements::for_table(&table, db.dialect());
+        let dialect = db.dialect();
+        let sql = Statements::for_table(&table, dialect);
+        // PostgreSQL refuses any CREATE in a read-only transaction (listing checkpoints opens
+        // one), even when the table exists: look first.
+        if dialect == Dialect::Postgresql && table_exists(&db, &table)? {
+            return Ok(Checkpoints {
+                db,
+                database,
+                table,
+                sql,
+            });
+        }
         db.execute(&sql.create, &[]).map_err(|e| {
             e.context(format_args!(
                 "{NAME}: cannot create table `{table}` in `{database}`"
@@ -138,6 +149,17 @@ impl HistoryStore for SqliteHistory {
             sql,
         })
     }
+}
+
+/// Whether `table` exists in the grant's schema (PostgreSQL).
+fn table_exists(db: &Connection, table: &str) -> Result<bool, Error> {
+    let found = db
+        .query(
+            "SELECT to_regclass(quote_ident(?1)) IS NOT NULL",
+            &[Value::Text(table.to_owned())],
+        )
+        .map_err(|e| e.context(format_args!("{NAME}: cannot look for table `{table}`")))?;
+    Ok(found.rows.first().and_then(|r| r.first()) == Some(&Value::Boolean(true)))
 }
 
 impl Checkpoints {
