@@ -26,6 +26,8 @@ pub const PASSWORD: &str = "weir-test-secret-7f3c9a1e5b";
 const USER: &str = "weir";
 
 pub struct PgServer {
+    /// The server's command-line options (`pg_ctl -o`), again on `restart`.
+    options: String,
     /// `None` when the server is an external one (`WEIR_TEST_POSTGRES_URL`).
     cluster: Option<Cluster>,
     host: String,
@@ -33,6 +35,11 @@ pub struct PgServer {
     user: String,
     password: String,
     psql: PathBuf,
+}
+
+struct Tls {
+    cert: String,
+    key: String,
 }
 
 struct Cluster {
@@ -145,6 +152,35 @@ impl PgServer {
         if let Ok(url) = std::env::var("WEIR_TEST_POSTGRES_URL") {
             return Self::external(&url);
         }
+        Self::cluster(None)
+    }
+
+    /// A throwaway cluster that takes TLS connections only (a certificate for `localhost` and
+    /// 127.0.0.1 from a CA of its own; plain TCP is rejected by `pg_hba.conf`), and the CA's
+    /// PEM file, for `sslrootcert`.
+    pub fn start_tls() -> (Self, PathBuf) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "weir test PostgreSQL CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let server = Self::cluster(Some(Tls {
+            cert: leaf.pem(),
+            key: key.serialize_pem(),
+        }));
+        let ca_file = server.cluster.as_ref().unwrap().dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        (server, ca_file)
+    }
+
+    fn cluster(tls: Option<Tls>) -> Self {
         let bin = bin_dir();
         let as_postgres = is_root();
         let dir = tempfile::Builder::new()
@@ -191,10 +227,35 @@ impl PgServer {
         std::fs::remove_file(&pwfile).unwrap();
         let port = free_port();
         let log = cluster.dir.path().join("server.log");
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             cluster.socket().display()
         );
+        if let Some(tls) = tls {
+            let (cert, key) = (
+                cluster.data().join("server.crt"),
+                cluster.data().join("server.key"),
+            );
+            std::fs::write(&cert, tls.cert).unwrap();
+            std::fs::write(&key, tls.key).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if as_postgres {
+                checked(
+                    Command::new("chown")
+                        .arg("postgres:postgres")
+                        .arg(&cert)
+                        .arg(&key)
+                        .output(),
+                    "chown postgres the server's certificate and key",
+                );
+            }
+            // Plain TCP refused: a connection that works was encrypted.
+            let hba = cluster.data().join("pg_hba.conf");
+            let rules = std::fs::read_to_string(&hba).unwrap();
+            std::fs::write(&hba, format!("hostnossl all all all reject\n{rules}")).unwrap();
+            options += " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key";
+        }
         cluster.pg_ctl(&[
             "-w",
             "-t",
@@ -207,6 +268,7 @@ impl PgServer {
         ]);
         let psql = cluster.bin.join("psql");
         Self {
+            options,
             cluster: Some(cluster),
             host: "127.0.0.1".into(),
             port,
@@ -231,6 +293,7 @@ impl PgServer {
         let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
         let psql = which_psql();
         Self {
+            options: String::new(),
             cluster: None,
             host: host.into(),
             port: port.parse().expect("port in WEIR_TEST_POSTGRES_URL"),
@@ -279,11 +342,7 @@ impl PgServer {
     pub fn restart(&self) {
         let cluster = self.cluster.as_ref().expect("a throwaway cluster");
         let log = cluster.dir.path().join("server.log");
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
-            self.port,
-            cluster.socket().display()
-        );
+        let options = &self.options;
         cluster.pg_ctl(&[
             "-w",
             "-t",
@@ -291,7 +350,7 @@ impl PgServer {
             "-l",
             log.to_str().unwrap(),
             "-o",
-            &options,
+            options,
             "start",
         ]);
     }
@@ -347,6 +406,17 @@ impl PgDb {
         format!(
             "postgres://{}@{}:{}/{}",
             self.user, self.server_host, self.port, self.name
+        )
+    }
+
+    /// The grant with TLS: `sslmode` (and `sslrootcert` when given) instead of `disable`.
+    pub fn grant_toml_tls(&self, sslmode: &str, sslrootcert: Option<&Path>) -> String {
+        let root = sslrootcert
+            .map(|p| format!(r#", sslrootcert = "{}""#, p.display()))
+            .unwrap_or_default();
+        self.grant_toml().replace(
+            r#"sslmode = "disable""#,
+            &format!(r#"sslmode = "{sslmode}"{root}"#),
         )
     }
 

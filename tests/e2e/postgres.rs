@@ -701,3 +701,59 @@ fn tombstones_delete_by_key_and_the_last_row_of_a_key_decides() {
         ["2|Bo again|0"]
     );
 }
+
+#[test]
+fn tls_as_libpq_users_expect_verify_full_require_and_refusals() {
+    let (pg, ca) = PgServer::start_tls();
+    let db = pg.database("tls");
+    let fx = Fixture::new();
+    fx.write("inbox/a.csv", "id,name\n1,Ann\n");
+    age(&fx.path("inbox/a.csv"), 3600);
+    let run_with = |name: &str, grant: String| {
+        let config = csv_pipeline(
+            name,
+            r#"path = "inbox/*.csv""#,
+            &format!(r#"table = "{name}""#),
+        )
+        .replace(
+            r#"databases = { ledger = "ledger.db" }"#,
+            &format!("databases = {{ ledger = {grant} }}"),
+        )
+        .replace(
+            &format!("name = \"{name}\""),
+            &format!("name = \"{name}\"\nrestart = {{ max_restarts = 0 }}"),
+        );
+        fx.config(&config);
+        fx.weir_env(&["run", name], &[db.password_env()])
+    };
+    // The server takes TLS only, so a run that loads went over TLS.
+    run_with("verified", db.grant_toml_tls("verify-full", Some(&ca))).success();
+    assert_eq!(db.count("SELECT count(*) FROM verified"), 1);
+    // `require` encrypts without checking the certificate, as libpq does without a root.
+    run_with("required", db.grant_toml_tls("require", None)).success();
+    assert_eq!(db.count("SELECT count(*) FROM required"), 1);
+    // `prefer` takes TLS when offered.
+    run_with("preferred", db.grant_toml_tls("prefer", None)).success();
+
+    // Plain TCP is what this server refuses.
+    let plain = run_with("plain", db.grant_toml());
+    plain.failure();
+    assert!(
+        plain.stderr().contains("database \"ledger\"") && plain.stderr().contains("no encryption"),
+        "{}",
+        plain.stderr()
+    );
+    // verify-full against the public roots: this CA is not one of them.
+    let untrusted = run_with("untrusted", db.grant_toml_tls("verify-full", None));
+    untrusted.failure();
+    assert!(
+        untrusted.stderr().contains("database \"ledger\"")
+            && untrusted.stderr().to_lowercase().contains("certificate"),
+        "{}",
+        untrusted.stderr()
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_class WHERE relname IN ('plain', 'untrusted')"),
+        0
+    );
+}
