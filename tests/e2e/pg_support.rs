@@ -155,6 +155,12 @@ impl PgServer {
         Self::cluster(None)
     }
 
+    /// Always a throwaway cluster, whatever `WEIR_TEST_POSTGRES_URL` says: for tests that stop
+    /// and restart the server.
+    pub fn start_own() -> Self {
+        Self::cluster(None)
+    }
+
     /// A throwaway cluster that takes TLS connections only (a certificate for `localhost` and
     /// 127.0.0.1 from a CA of its own; plain TCP is rejected by `pg_hba.conf`), and the CA's
     /// PEM file, for `sslrootcert`.

@@ -612,7 +612,7 @@ fn the_password_never_appears_in_output_events_or_errors() {
 
 #[test]
 fn postgresql_restarted_mid_run_the_worker_retries_and_completes_without_loss() {
-    let pg = PgServer::start();
+    let pg = PgServer::start_own();
     let db = pg.database("restart");
     let fx = Fixture::new();
     let (csv, rejects) = crate::crash::generate(60_000);

@@ -136,9 +136,10 @@ impl PgSession {
                 cancel.disarm();
                 result
             }
-            // Dropping `cancel` asks the server to stop the statement.
+            // Wait for the server to take the cancel request: the trap that follows may end the
+            // process, and a statement whose client vanished runs on until it next sends a row.
             Err(_elapsed) => {
-                drop(cancel);
+                cancel.cancel_now().await;
                 Err(PluginSqlError::TimedOut)
             }
         };
@@ -228,6 +229,14 @@ struct CancelOnDrop {
 impl CancelOnDrop {
     fn disarm(mut self) {
         self.token = None;
+    }
+
+    /// Send the cancel request now and wait (a few seconds at most) until the server took it.
+    async fn cancel_now(mut self) {
+        if let Some(token) = self.token.take() {
+            let request = token.cancel_query(self.tls.clone());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), request).await;
+        }
     }
 }
 
