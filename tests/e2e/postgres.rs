@@ -805,3 +805,46 @@ fn full_text_columns_get_a_generated_tsvector_with_a_gin_index() {
         1
     );
 }
+
+#[test]
+fn the_api_pages_rejects_kept_in_postgresql() {
+    use crate::serve_support::{Server, ends_run};
+    let pg = PgServer::start();
+    let db = pg.database("api_rejects");
+    let (fx, env) = bank_recon_postgres(&db);
+    let server = Server::start_with_env(&fx, &env);
+    let mut sse = server.events("pipeline=bank-recon", None);
+    let run_id = server.trigger("bank-recon");
+    let events = sse.until(|e| ends_run(e, Some(&run_id)));
+    assert_eq!(
+        events.last().unwrap().kind,
+        "run_completed",
+        "{}",
+        server.output()
+    );
+
+    let first = server.get_json(&format!("/api/runs/{run_id}/rejects?limit=3"));
+    assert_eq!(first["total"], 4, "{first}");
+    let rows = first["rejects"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["database"], "ledger");
+    assert_eq!(rows[0]["line"], 9);
+    assert!(
+        rows[0]["created_at"].as_str().unwrap().ends_with('Z'),
+        "{first}"
+    );
+    let rest = server.get_json(&format!("/api/runs/{run_id}/rejects?limit=3&offset=3"));
+    assert_eq!(rest["total"], 4);
+    assert_eq!(rest["rejects"].as_array().unwrap().len(), 1);
+    // The same rows as in the table, in the same order.
+    let mut lines: Vec<String> = rows
+        .iter()
+        .chain(rest["rejects"].as_array().unwrap())
+        .map(|r| format!("{}|{}", r["file"].as_str().unwrap(), r["line"]))
+        .collect();
+    let want = db.query("SELECT file, line FROM _weir_rejects ORDER BY file, line, id");
+    assert_eq!(lines, want);
+    lines.dedup();
+    assert_eq!(lines.len(), 4);
+    server.stop();
+}

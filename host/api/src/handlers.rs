@@ -280,19 +280,17 @@ pub async fn rejects(
         .iter()
         .map(|(name, path)| (name.clone(), path.clone()))
         .collect();
-    // Rejects on a PostgreSQL grant are not read here yet: say which databases were left out
-    // rather than answer with a page that looks complete.
-    let not_read: Vec<String> = entry
+    // SQLite files first, then PostgreSQL databases, each in name order.
+    let postgres: Vec<_> = entry
         .config
         .grants
         .postgres
-        .keys()
-        .map(|name| {
-            format!("database \"{name}\" is PostgreSQL: its rejects are not served by the API yet; query _weir_rejects there")
-        })
+        .iter()
+        .map(|(name, grant)| (name.clone(), grant.clone()))
         .collect();
     let (pipeline, offset) = (record.pipeline.clone(), q.offset.unwrap_or(0));
-    let page = with_store(&state, move |_| {
+    let (pipeline_name, run) = (pipeline.clone(), id.clone());
+    let mut page = with_store(&state, move |_| {
         weir_store::rejects_page(
             &databases,
             &pipeline,
@@ -303,11 +301,14 @@ pub async fn rejects(
         )
     })
     .await?;
-    let mut page = json!(page);
-    if !not_read.is_empty() {
-        page["not_read"] = json!(not_read);
+    if !postgres.is_empty() {
+        // What is left of the offset after the SQLite files.
+        let skip = offset.saturating_sub(page.total);
+        weir_store::rejects_page_postgres(&mut page, skip, &postgres, &pipeline_name, &run)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
     }
-    Ok(Json(page))
+    Ok(Json(json!(page)))
 }
 
 pub async fn checkpoints(

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-pub use rejects::{RejectPage, RejectRow, rejects_page};
+pub use rejects::{RejectPage, RejectRow, rejects_page, rejects_page_postgres};
 
 /// One event as stored and as sent over SSE.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -177,6 +177,77 @@ pub async fn insert_postgres(
     .map(drop)
 }
 
+/// Continue `page` (from `rejects_page`, with `skip` what is left of its offset) with the
+/// rejects of `run_id` in PostgreSQL databases, in the order given: a read-only transaction on
+/// each, databases without the table skipped. Errors name the grant, never its password.
+pub async fn rejects_page_postgres(
+    page: &mut RejectPage,
+    mut skip: u64,
+    databases: &[(String, weir_postgres::PgGrant)],
+    pipeline: &str,
+    run_id: &str,
+) -> anyhow::Result<()> {
+    for (name, grant) in databases {
+        let session =
+            weir_postgres::PgSession::open(grant, weir_postgres::SessionMode::ReadOnly).await?;
+        let state = session.lock().await;
+        let client = state.client();
+        let failed = |e: weir_postgres::tokio_postgres::Error| {
+            anyhow::anyhow!(
+                "cannot read rejects from database \"{name}\": {}",
+                weir_postgres::explain(&e)
+            )
+        };
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])
+            .await
+            .map_err(failed)?
+            .get(0);
+        if !exists {
+            continue;
+        }
+        let count: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {TABLE} WHERE pipeline = $1 AND run_id = $2"),
+                &[&pipeline, &run_id],
+            )
+            .await
+            .map_err(failed)?
+            .get(0);
+        let count = count as u64;
+        let wanted = page.limit.saturating_sub(page.rejects.len() as u64);
+        if wanted > 0 && skip < count {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT partition, file, line, stage, reason, raw,
+                                to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+                         FROM {TABLE} WHERE pipeline = $1 AND run_id = $2
+                         ORDER BY file, line, id LIMIT $3 OFFSET $4"
+                    ),
+                    &[&pipeline, &run_id, &(wanted as i64), &(skip as i64)],
+                )
+                .await
+                .map_err(failed)?;
+            for r in rows {
+                page.rejects.push(RejectRow {
+                    database: name.clone(),
+                    partition: r.get(0),
+                    file: r.get(1),
+                    line: r.get(2),
+                    stage: r.get(3),
+                    reason: r.get(4),
+                    raw: r.get(5),
+                    created_at: r.get(6),
+                });
+            }
+        }
+        page.total += count;
+        skip = skip.saturating_sub(count);
+    }
+    Ok(())
+}
+
 /// One rejected row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectRow {
