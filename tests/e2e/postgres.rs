@@ -69,6 +69,11 @@ fn bank_recon_postgres_example_equals_the_sqlite_one_value_by_value() {
         "{}",
         validate.stdout()
     );
+    // Validation opened every step in a transaction it rolled back: nothing was created.
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0
+    );
     let run = fx.weir_env(&["run", "bank-recon"], &env);
     run.success();
     assert_eq!(run.totals(), (78, 74, 4), "{}", run.stdout());
