@@ -853,3 +853,50 @@ fn the_api_pages_rejects_kept_in_postgresql() {
     assert_eq!(lines.len(), 4);
     server.stop();
 }
+
+#[test]
+fn a_contract_0_1_0_loader_on_a_postgresql_grant_is_refused_with_what_to_use() {
+    let pg = PgServer::start();
+    let db = pg.database("old_loader");
+    let fx = Fixture::new();
+    let plugins = fx.path("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for name in ["csv-extract", "sqlite-history"] {
+        std::fs::copy(
+            plugins_dist().join(format!("{name}.wasm")),
+            plugins.join(format!("{name}.wasm")),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        repo_root().join("tests/fixtures/contract-0.1.0/sqlite-load.wasm"),
+        plugins.join("sqlite-load.wasm"),
+    )
+    .unwrap();
+    let config = pg_csv_pipeline(&db, "p", r#"path = "inbox/*.csv""#, r#"table = "t""#).replace(
+        "name = \"p\"",
+        "name = \"p\"\nrestart = { max_restarts = 0 }",
+    );
+    std::fs::write(
+        fx.path("weir.toml"),
+        Fixture::engine_section(&plugins) + &config,
+    )
+    .unwrap();
+    fx.write("inbox/a.csv", "id,name\n1,Ann\n");
+    age(&fx.path("inbox/a.csv"), 3600);
+    let run = fx.weir_env(&["run", "p"], &[db.password_env()]);
+    run.failure();
+    let message = run.stdout() + &run.stderr();
+    assert!(
+        message.contains(r#"plugin "sqlite-load" 0.1.0: open: "#)
+            && message.contains(
+                r#"database "ledger" is PostgreSQL, and this plugin was built against contract 0.1.0"#
+            )
+            && message.contains("use a build against contract 0.2.0"),
+        "{message}"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE tablename = 't'"),
+        0
+    );
+}

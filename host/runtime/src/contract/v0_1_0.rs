@@ -32,52 +32,68 @@ impl log::Host for PluginState {
 
 impl sql::Host for PluginState {}
 
+/// Open a connection to a granted database for a plugin (either contract version; 0.1.0
+/// refuses PostgreSQL grants before it gets here).
+pub(crate) async fn open_connection(
+    state: &mut PluginState,
+    name: String,
+) -> wasmtime::Result<Result<Resource<SqlConnection>, Error>> {
+    if state.sql_connections >= MAX_SQL_CONNECTIONS {
+        return Err(HostLimit::trap(
+            FaultKind::Trap,
+            format!(
+                "opened more than {MAX_SQL_CONNECTIONS} sql connections at once; drop the ones no longer needed"
+            ),
+        ));
+    }
+    if !state.databases.is_granted(&name) {
+        return Ok(Err(Error::AccessDenied(format!(
+            "database \"{name}\" is not granted to this pipeline (granted: {}); add it to grants.databases",
+            list_or_none(&state.databases.names())
+        ))));
+    }
+    if state.databases.is_postgres(&name) {
+        // Checks a connection out of the grant's pool now, so a server that is down is
+        // reported where the plugin can say which database it could not reach.
+        if let Some(Err(e)) = state.databases.postgres(&name).await {
+            return Ok(Err(Error::Unavailable(e.to_string())));
+        }
+        let handle = wasmtime_wasi::WasiView::ctx(state)
+            .table
+            .push(SqlConnection { database: name })?;
+        state.sql_connections += 1;
+        return Ok(Ok(handle));
+    }
+    // Opening may wait for another worker's WAL switch: not on an async thread.
+    let databases = state.databases.clone();
+    let opened = {
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || databases.connection(&name).map(|r| r.map(drop)))
+            .await?
+    };
+    if let Some(Err(e)) = opened {
+        return Ok(Err(Error::Unavailable(format!("{e:#}"))));
+    }
+    let handle = wasmtime_wasi::WasiView::ctx(state)
+        .table
+        .push(SqlConnection { database: name })?;
+    state.sql_connections += 1;
+    Ok(Ok(handle))
+}
+
 impl sql::HostConnection for PluginState {
     async fn open(
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<SqlConnection>, Error>> {
-        if self.sql_connections >= MAX_SQL_CONNECTIONS {
-            return Err(HostLimit::trap(
-                FaultKind::Trap,
-                format!(
-                    "opened more than {MAX_SQL_CONNECTIONS} sql connections at once; drop the ones no longer needed"
-                ),
-            ));
-        }
-        if !self.databases.is_granted(&name) {
+        // A 0.1.0 plugin cannot ask for the dialect, so its SQL is SQLite's: say so at once
+        // rather than let PostgreSQL fail on its first pragma.
+        if self.databases.is_postgres(&name) {
             return Ok(Err(Error::AccessDenied(format!(
-                "database \"{name}\" is not granted to this pipeline (granted: {}); add it to grants.databases",
-                list_or_none(&self.databases.names())
+                "database \"{name}\" is PostgreSQL, and this plugin was built against contract 0.1.0, whose `sql` speaks SQLite only; use a build against contract 0.2.0 (weir:plugin@0.2.0, which has sql.dialect())"
             ))));
         }
-        if self.databases.is_postgres(&name) {
-            // Checks a connection out of the grant's pool now, so a server that is down is
-            // reported where the plugin can say which database it could not reach.
-            if let Some(Err(e)) = self.databases.postgres(&name).await {
-                return Ok(Err(Error::Unavailable(e.to_string())));
-            }
-            let handle = wasmtime_wasi::WasiView::ctx(self)
-                .table
-                .push(SqlConnection { database: name })?;
-            self.sql_connections += 1;
-            return Ok(Ok(handle));
-        }
-        // Opening may wait for another worker's WAL switch: not on an async thread.
-        let databases = self.databases.clone();
-        let opened = {
-            let name = name.clone();
-            tokio::task::spawn_blocking(move || databases.connection(&name).map(|r| r.map(drop)))
-                .await?
-        };
-        if let Some(Err(e)) = opened {
-            return Ok(Err(Error::Unavailable(format!("{e:#}"))));
-        }
-        let handle = wasmtime_wasi::WasiView::ctx(self)
-            .table
-            .push(SqlConnection { database: name })?;
-        self.sql_connections += 1;
-        Ok(Ok(handle))
+        open_connection(self, name).await
     }
 
     async fn execute(

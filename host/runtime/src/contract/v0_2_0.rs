@@ -28,7 +28,7 @@ impl sql::HostConnection for PluginState {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<SqlConnection>, Error>> {
-        v0_1_0::sql::HostConnection::open(self, name).await
+        crate::contract::v0_1_0::open_connection(self, name).await
     }
 
     async fn dialect(&mut self, conn: Resource<SqlConnection>) -> wasmtime::Result<sql::Dialect> {
