@@ -118,6 +118,11 @@ lint:
 crash-test N="20": plugins
     WEIR_CRASH_ROWS=200000 WEIR_CRASH_KILLS={{N}} cargo test --quiet -p weir --test e2e crash -- --nocapture --test-threads 1
 
+# The same against PostgreSQL (a throwaway cluster, see tests/e2e/pg_support.rs): 1,000,000 rows
+# by default, append and upsert, N kills each.
+crash-test-postgres N="20" ROWS="1000000": plugins
+    WEIR_CRASH_ROWS={{ROWS}} WEIR_CRASH_KILLS={{N}} cargo test --quiet -p weir --test e2e postgres::sigkill -- --nocapture --test-threads 1
+
 # weir (release build, bundled plugins) against a native Rust baseline and `sqlite3 .import` on
 # generated bank CSV, then the HTTP case: 200,000 employees from the HR fixture over loopback,
 # http-extract → sqlite-load against a native hyper + serde + rusqlite loop. ARGS go to

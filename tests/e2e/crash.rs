@@ -19,7 +19,7 @@ struct Figures {
 }
 
 /// A deterministic statement file; every 5000th record has a field missing (a reject).
-fn generate(rows: usize) -> (String, i64) {
+pub(crate) fn generate(rows: usize) -> (String, i64) {
     let mut out = String::from("id,account,amount,memo\n");
     let mut rejects = 0;
     for i in 1..=rows {
@@ -38,9 +38,9 @@ fn generate(rows: usize) -> (String, i64) {
 }
 
 /// A tiny deterministic generator for kill delays (no external crate for one number).
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 impl Lcg {
-    fn next_ms(&mut self, max: u64) -> u64 {
+    pub(crate) fn next_ms(&mut self, max: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -175,7 +175,7 @@ impl Figures {
     }
 }
 
-fn settings() -> (usize, usize) {
+pub(crate) fn settings() -> (usize, usize) {
     let env = |k: &str, d: usize| {
         std::env::var(k)
             .ok()

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `weir` binary, the real bundled plugins, real files.
 
+mod pg_support;
 mod support;
 
 mod bad_config;
@@ -16,6 +17,7 @@ mod incremental;
 mod one_writer;
 mod plugins;
 mod polyglot;
+mod postgres;
 mod sandbox;
 mod scaffold;
 mod serve;

@@ -106,6 +106,20 @@ impl Fixture {
         Run(output)
     }
 
+    /// `weir` with extra environment variables (a grant's password, for instance).
+    pub fn weir_env(&self, args: &[&str], env: &[(&str, String)]) -> Run {
+        let output = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("-c")
+            .arg(self.path("weir.toml"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        Run(output)
+    }
+
     pub fn db(&self, rel: &str) -> rusqlite::Connection {
         rusqlite::Connection::open(self.path(rel)).unwrap()
     }

@@ -335,8 +335,17 @@ pub async fn rejects(
         .iter()
         .map(|(name, path)| (name.clone(), path.clone()))
         .collect();
+    // SQLite files first, then PostgreSQL databases, each in name order.
+    let postgres: Vec<_> = entry
+        .config
+        .grants
+        .postgres
+        .iter()
+        .map(|(name, grant)| (name.clone(), grant.clone()))
+        .collect();
     let (pipeline, offset) = (record.pipeline.clone(), q.offset.unwrap_or(0));
-    let page = blocking(move || {
+    let (pipeline_name, run) = (pipeline.clone(), id.clone());
+    let mut page = blocking(move || {
         weir_store::rejects_page(
             &databases,
             &pipeline,
@@ -347,6 +356,13 @@ pub async fn rejects(
         )
     })
     .await?;
+    if !postgres.is_empty() {
+        // What is left of the offset after the SQLite files.
+        let skip = offset.saturating_sub(page.total);
+        weir_store::rejects_page_postgres(&mut page, skip, &postgres, &pipeline_name, &run)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
+    }
     Ok(Json(json!(page)))
 }
 

@@ -4,8 +4,10 @@
 //!
 //! For one batch, in order:
 //! 1. sinks (destinations outside every transaction) get the batch first: at-least-once;
-//! 2. `BEGIN IMMEDIATE` on every database the batch touches, the commit database last (the
-//!    write lock makes what follows atomic with respect to other writers);
+//! 2. `BEGIN` on every database the batch touches, the commit database last — SQLite's
+//!    `BEGIN IMMEDIATE` takes the file's write lock, PostgreSQL's commit database takes an
+//!    advisory lock on the partition — so what follows is atomic with respect to other
+//!    writers of the partition (see `db`);
 //! 3. the write plans' rows, each refused row a reject — a refusal that ended the
 //!    transaction fails the batch instead;
 //! 4. the rejects into `_weir_rejects`;
@@ -15,15 +17,15 @@
 //! 7. `COMMIT` everywhere — or `ROLLBACK` everywhere the batch began, on any failure.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir_runtime::types::{Batch, Progress, Rows, Schema, SourceReject};
-use weir_runtime::{HistoryInstance, LoaderInstance, SharedConnection, lock};
+use weir_runtime::{HistoryInstance, LoaderInstance};
 use weir_store::DestinationCount;
-use weir_store::rejects::{self, RejectContext, RejectRecord};
+use weir_store::rejects::{RejectContext, RejectRecord};
 
 use crate::columns::RowsView;
+use crate::db::Db;
 use crate::error::WorkerError;
 use crate::plan::{PlanError, PlanLoad};
 
@@ -47,7 +49,7 @@ pub struct CommitTarget<'a> {
     /// The database the history store saves to, when it has one: the batch commits there.
     pub commit_db: Option<&'a str>,
     /// The database the rejects go to (the commit database, else the first plan's).
-    pub rejects_db: (&'a str, &'a SharedConnection),
+    pub rejects_db: (&'a str, &'a Db),
     /// The checkpoint the next batch starts from: what the history store held when the worker
     /// started, then each committed batch's.
     pub last_checkpoint: Option<String>,
@@ -110,7 +112,7 @@ impl CommitTarget<'_> {
         }
         let sink_time = sink_clock.elapsed();
         let ordered = self.databases_in_order();
-        let mut begun: Vec<&SharedConnection> = Vec::new();
+        let mut begun: Vec<&Db> = Vec::new();
         let mut load_time = Duration::ZERO;
         let outcome = self
             .in_transaction(
@@ -122,11 +124,8 @@ impl CommitTarget<'_> {
             )
             .await;
         if outcome.is_err() {
-            for conn in begun {
-                let db = lock(conn);
-                if !db.is_autocommit() {
-                    let _ = db.execute_batch("ROLLBACK");
-                }
+            for db in begun {
+                db.rollback().await;
             }
         }
         outcome.map(|loaded| Committed {
@@ -138,36 +137,34 @@ impl CommitTarget<'_> {
 
     /// Every database this batch touches, the commit database last: if a commit elsewhere
     /// fails, the checkpoint is not saved and the batch is retried (at-least-once there).
-    fn databases_in_order(&self) -> Vec<(String, SharedConnection)> {
-        let mut dbs: BTreeMap<&str, &SharedConnection> = BTreeMap::new();
+    fn databases_in_order(&self) -> Vec<(String, Db)> {
+        let mut dbs: BTreeMap<&str, &Db> = BTreeMap::new();
         for load in self.plans.iter() {
-            dbs.insert(load.database.as_str(), &load.conn);
+            dbs.insert(load.database.as_str(), &load.db);
         }
         dbs.insert(self.rejects_db.0, self.rejects_db.1);
         let commit_db = self.commit_db;
         dbs.iter()
             .filter(|(name, _)| Some(**name) != commit_db)
             .chain(dbs.iter().filter(|(name, _)| Some(**name) == commit_db))
-            .map(|(n, c)| ((*n).to_owned(), Arc::clone(c)))
+            .map(|(n, db)| ((*n).to_owned(), (*db).clone()))
             .collect()
     }
 
     async fn in_transaction<'c>(
         &mut self,
-        ordered: &'c [(String, SharedConnection)],
-        begun: &mut Vec<&'c SharedConnection>,
+        ordered: &'c [(String, Db)],
+        begun: &mut Vec<&'c Db>,
         batch: BatchToCommit<'_>,
         load_time: &mut Duration,
         destinations: &mut BTreeMap<String, DestinationCount>,
     ) -> Result<u64, WorkerError> {
-        for (name, conn) in ordered {
-            lock(conn).execute_batch("BEGIN IMMEDIATE").map_err(|e| {
-                WorkerError::sqlite(
-                    &format!("failed to begin the commit transaction on database \"{name}\""),
-                    &e,
-                )
-            })?;
-            begun.push(conn);
+        for (name, db) in ordered {
+            // The commit database's lock serializes the writers of this partition.
+            let partition_lock =
+                (Some(name.as_str()) == self.commit_db).then_some((self.pipeline, self.partition));
+            db.begin(name, partition_lock).await?;
+            begun.push(db);
         }
         let clock = Instant::now();
         let mut loaded = None;
@@ -176,25 +173,20 @@ impl CommitTarget<'_> {
                 "{}: writing to database \"{}\" failed",
                 load.label, load.database
             );
-            let conn = load.conn.clone();
-            let db = lock(&conn);
             let rejected_before = batch.rejects.len();
             // A 0.2.0 plan's schema changes commit with its first batch.
-            load.migrate(&db)
-                .map_err(|e| WorkerError::sqlite(&format!("{context}: migration"), &e))?;
             let n = load
-                .execute(
-                    &db,
-                    batch.view,
-                    batch.schema,
-                    batch.positions,
-                    batch.rejects,
-                )
+                .write(batch.view, batch.schema, batch.positions, batch.rejects)
+                .await
                 .map_err(|e| match e {
                     PlanError::Sqlite(e) => WorkerError::sqlite(&context, &e),
                     ended @ PlanError::TransactionEnded { .. } => {
                         WorkerError::host(format!("{context}: {ended}"))
                     }
+                    PlanError::Postgres(failure) => WorkerError::Host {
+                        message: format!("{context}: {}: {}", failure.context, failure.reason),
+                        retryable: failure.retryable,
+                    },
                 })?;
             loaded.get_or_insert(n);
             destinations.insert(
@@ -211,8 +203,10 @@ impl CommitTarget<'_> {
             partition: self.partition,
             run_id: self.run_id,
         };
-        rejects::insert(&lock(self.rejects_db.1), &reject_ctx, batch.rejects)
-            .map_err(|e| WorkerError::sqlite("failed to record rejects", &e))?;
+        self.rejects_db
+            .1
+            .insert_rejects(&reject_ctx, batch.rejects)
+            .await?;
 
         if self.commit_db.is_some() {
             // Inside the commit database's open transaction, whose write lock no other writer
@@ -222,12 +216,10 @@ impl CommitTarget<'_> {
                 .save(self.pipeline, self.partition, batch.checkpoint)
                 .await?;
         }
-        still_in_transaction(ordered)?;
-        for (name, conn) in ordered {
-            lock(conn).execute_batch("COMMIT").map_err(|e| {
-                WorkerError::sqlite(&format!("commit failed on database \"{name}\""), &e)
-            })?;
-            begun.retain(|c| !Arc::ptr_eq(c, conn));
+        still_in_transaction(ordered).await?;
+        for (name, db) in ordered {
+            db.commit(name).await?;
+            begun.retain(|c| !c.same(db));
         }
         if self.commit_db.is_none() {
             // The history store keeps checkpoints outside these databases: at-least-once, and
@@ -257,9 +249,9 @@ impl CommitTarget<'_> {
 
 /// Every transaction the batch began must still be open before the commit: a plugin's
 /// statement or a trigger that rolled one back would otherwise let the rest commit alone.
-fn still_in_transaction(ordered: &[(String, SharedConnection)]) -> Result<(), WorkerError> {
-    for (name, conn) in ordered {
-        if lock(conn).is_autocommit() {
+async fn still_in_transaction(ordered: &[(String, Db)]) -> Result<(), WorkerError> {
+    for (name, db) in ordered {
+        if !db.in_transaction().await {
             return Err(WorkerError::host(format!(
                 "the transaction on database \"{name}\" ended before the commit (rolled back by a trigger or a statement); the batch was rolled back"
             )));

@@ -47,6 +47,15 @@ impl WorkerError {
         }
     }
 
+    /// A host failure from PostgreSQL, classified: a broken connection, a server shutting
+    /// down, a deadlock or lock timeout is retried; syntax, a missing table, a privilege not.
+    pub fn postgres(context: &str, err: &weir_postgres::tokio_postgres::Error) -> Self {
+        Self::Host {
+            message: format!("{context}: {}", weir_postgres::explain(err)),
+            retryable: weir_postgres::is_retryable(err),
+        }
+    }
+
     /// Whether another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -6,6 +6,7 @@ pub mod columns;
 pub mod commit;
 pub mod config;
 pub mod context;
+pub mod db;
 pub mod error;
 pub mod events;
 pub mod guarantee;

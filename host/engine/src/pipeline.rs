@@ -65,6 +65,7 @@ fn grants_for(step: Step, granted: &Grants) -> Grants {
     Grants {
         read_dirs,
         databases: granted.databases.clone(),
+        postgres: granted.postgres.clone(),
         http,
     }
 }
@@ -213,6 +214,7 @@ impl ResolvedPipeline {
             DatabaseAccess::ReadOnly => DatabaseMode::ReadOnly,
         };
         Databases::new(self.config.grants.databases.clone())
+            .with_postgres(self.config.grants.postgres.clone())
             .with_options(self.config.database_options.clone())
             .with_mode(mode)
             // A row may be as large as `max_row_bytes`; SQLite must be able to hold it.
@@ -282,6 +284,7 @@ mod tests {
                 guest_path: "inbox".into(),
             }],
             databases: BTreeMap::from([("ledger".to_owned(), "/srv/ledger.db".into())]),
+            postgres: BTreeMap::new(),
             http: BTreeMap::from([(
                 "hr".to_owned(),
                 HttpGrant::new("hr", HttpGrantSpec::new("https://hr.example.com/api/")).unwrap(),

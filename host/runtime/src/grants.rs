@@ -25,6 +25,9 @@ pub struct Grants {
     pub read_dirs: Vec<DirGrant>,
     /// Databases by name → SQLite file.
     pub databases: BTreeMap<String, PathBuf>,
+    /// Databases by name → PostgreSQL server (a name is in `databases` or here, never both);
+    /// clones share each grant's pool.
+    pub postgres: BTreeMap<String, weir_postgres::PgGrant>,
     /// HTTP connections by name (extractors and loaders only); clones share each grant's rate
     /// limit, OAuth2 token and counters.
     pub http: BTreeMap<String, weir_http::HttpGrant>,
@@ -58,6 +61,10 @@ pub struct Databases {
     host_tables: Arc<Vec<String>>,
     max_value_bytes: usize,
     open: Arc<Mutex<BTreeMap<String, SharedConnection>>>,
+    postgres: Arc<BTreeMap<String, weir_postgres::PgGrant>>,
+    /// Sessions checked out of the PostgreSQL grants' pools, one per grant, held for the
+    /// worker attempt (dropped with the last clone, which returns them to their pools).
+    pg_open: Arc<tokio::sync::Mutex<BTreeMap<String, weir_postgres::PgSession>>>,
 }
 
 impl Default for Databases {
@@ -76,7 +83,15 @@ impl Databases {
             host_tables: Arc::new(HOST_TABLES.iter().map(|t| t.to_ascii_lowercase()).collect()),
             max_value_bytes: MAX_SQL_VALUE_BYTES,
             open: Arc::default(),
+            postgres: Arc::default(),
+            pg_open: Arc::default(),
         }
+    }
+
+    /// PostgreSQL databases that may be used, beside the SQLite files.
+    pub fn with_postgres(mut self, grants: BTreeMap<String, weir_postgres::PgGrant>) -> Self {
+        self.postgres = Arc::new(grants);
+        self
     }
 
     /// Options (read-only, size cap) per database name; names without options use defaults.
@@ -120,12 +135,59 @@ impl Databases {
 
     /// Whether `name` was granted.
     pub fn is_granted(&self, name: &str) -> bool {
-        self.files.contains_key(name)
+        self.files.contains_key(name) || self.postgres.contains_key(name)
     }
 
     /// The granted names, for error messages.
     pub fn names(&self) -> Vec<&str> {
-        self.files.keys().map(String::as_str).collect()
+        let mut names: Vec<&str> = self
+            .files
+            .keys()
+            .chain(self.postgres.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Whether `name` is a granted PostgreSQL database.
+    pub fn is_postgres(&self, name: &str) -> bool {
+        self.postgres.contains_key(name)
+    }
+
+    /// The PostgreSQL grant behind a name.
+    pub fn postgres_grant(&self, name: &str) -> Option<&weir_postgres::PgGrant> {
+        self.postgres.get(name)
+    }
+
+    /// Tables only the host writes (lowercase), for the PostgreSQL rules.
+    pub fn host_tables(&self) -> &[String] {
+        &self.host_tables
+    }
+
+    /// The session on PostgreSQL grant `name`, checked out of its pool on first use and kept
+    /// for the worker attempt. `None` if it was not granted as a PostgreSQL database.
+    pub async fn postgres(
+        &self,
+        name: &str,
+    ) -> Option<Result<weir_postgres::PgSession, weir_postgres::PgError>> {
+        let grant = self.postgres.get(name)?;
+        let mut open = self.pg_open.lock().await;
+        if let Some(session) = open.get(name) {
+            return Some(Ok(session.clone()));
+        }
+        let mode = match self.mode {
+            DatabaseMode::ReadWrite => weir_postgres::SessionMode::Run,
+            DatabaseMode::Validation => weir_postgres::SessionMode::Validation,
+            DatabaseMode::ReadOnly => weir_postgres::SessionMode::ReadOnly,
+        };
+        Some(
+            weir_postgres::PgSession::open(grant, mode)
+                .await
+                .inspect(|session| {
+                    open.insert(name.to_owned(), session.clone());
+                }),
+        )
     }
 
     /// The file behind a granted name.

@@ -15,6 +15,7 @@ mod grants;
 mod instances;
 mod limiter;
 mod limits;
+mod pg_call;
 mod sandbox;
 mod sql_call;
 pub mod sql_guard;
@@ -52,6 +53,7 @@ pub use weir_http::{
     ClientAuth, DEFAULT_MAX_BODY_BYTES, HttpAuth, HttpCountersSnapshot, HttpGrant, HttpGrantSpec,
     HttpMeter, HttpTimeouts, InstanceHttpStats, OAuth2, Secret,
 };
+pub use weir_postgres::{Password, PgGrant, PgSession, PgSpec, SslMode};
 
 use catalog::PluginPre;
 use sandbox::Sandbox;

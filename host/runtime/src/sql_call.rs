@@ -37,6 +37,22 @@ pub(crate) struct SqlBudget {
 }
 
 impl SqlBudget {
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    pub(crate) fn allowed(&self) -> Duration {
+        self.allowed
+    }
+
+    pub(crate) fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
+    pub(crate) fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     pub(crate) fn for_call(state: &PluginState) -> Self {
         let now = Instant::now();
         let deadline = state.call_deadline.min(now + state.limits.cpu_per_call);

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-pub use rejects::{RejectPage, RejectRow, rejects_page};
+pub use rejects::{RejectPage, RejectRow, rejects_page, rejects_page_postgres};
 pub use state::{StateStore, StoreFuture};
 
 /// One event as stored and as sent over SSE.

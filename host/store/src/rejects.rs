@@ -90,6 +90,164 @@ pub fn insert(
     Ok(())
 }
 
+/// The rejects table on PostgreSQL: the same columns, `created_at` a `timestamptz`.
+/// Concurrent workers create it under an advisory lock (PostgreSQL's `IF NOT EXISTS` races
+/// on the catalog otherwise).
+pub async fn ensure_table_postgres(
+    client: &weir_postgres::tokio_postgres::Client,
+    in_transaction: bool,
+) -> Result<(), weir_postgres::tokio_postgres::Error> {
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {TABLE} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            pipeline text NOT NULL,
+            partition text NOT NULL,
+            run_id text NOT NULL,
+            file text,
+            line bigint,
+            stage text NOT NULL,
+            reason text NOT NULL,
+            raw text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS {TABLE}_by_run ON {TABLE} (pipeline, run_id);"
+    );
+    if in_transaction {
+        return client.batch_execute(&create).await;
+    }
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])
+        .await?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    let outcome = client
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(2003134834, hashtext('{TABLE}')); {create} COMMIT;"
+        ))
+        .await;
+    if outcome.is_err() {
+        // Leave no transaction open on a connection that goes back to its pool.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    outcome
+}
+
+/// Write rejects through the batch's open transaction on PostgreSQL, in one binary COPY.
+pub async fn insert_postgres(
+    client: &weir_postgres::tokio_postgres::Client,
+    ctx: &RejectContext<'_>,
+    rejects: &[RejectRecord],
+) -> Result<(), weir_postgres::tokio_postgres::Error> {
+    use weir_postgres::copy::{CellRef, CopyBuffer, Target};
+    if rejects.is_empty() {
+        return Ok(());
+    }
+    // PostgreSQL text cannot hold NUL; a raw record from a binary file can.
+    let clean = |s: &str| s.replace('\0', "\u{FFFD}");
+    let mut copy = CopyBuffer::new();
+    for r in rejects {
+        let (stage, reason, raw) = (clean(&r.stage), clean(&r.reason), clean(&r.raw));
+        let line = r
+            .position
+            .map_or(CellRef::Null, |p| CellRef::Integer(p as i64));
+        let cells = [
+            (CellRef::Text(ctx.pipeline.as_bytes()), Target::Text),
+            (CellRef::Text(ctx.partition.as_bytes()), Target::Text),
+            (CellRef::Text(ctx.run_id.as_bytes()), Target::Text),
+            (CellRef::Text(ctx.partition.as_bytes()), Target::Text),
+            (line, Target::Int8),
+            (CellRef::Text(stage.as_bytes()), Target::Text),
+            (CellRef::Text(reason.as_bytes()), Target::Text),
+            (CellRef::Text(raw.as_bytes()), Target::Text),
+        ];
+        copy.row(cells.into_iter())
+            .expect("text without NUL and integers always encode");
+    }
+    copy.finish();
+    weir_postgres::copy::copy_in(
+        client,
+        &format!(
+            "COPY {TABLE} (pipeline, partition, run_id, file, line, stage, reason, raw) FROM STDIN (FORMAT binary)"
+        ),
+        copy.take(),
+    )
+    .await
+    .map(drop)
+}
+
+/// Continue `page` (from `rejects_page`, with `skip` what is left of its offset) with the
+/// rejects of `run_id` in PostgreSQL databases, in the order given: a read-only transaction on
+/// each, databases without the table skipped. Errors name the grant, never its password.
+pub async fn rejects_page_postgres(
+    page: &mut RejectPage,
+    mut skip: u64,
+    databases: &[(String, weir_postgres::PgGrant)],
+    pipeline: &str,
+    run_id: &str,
+) -> anyhow::Result<()> {
+    for (name, grant) in databases {
+        let session =
+            weir_postgres::PgSession::open(grant, weir_postgres::SessionMode::ReadOnly).await?;
+        let state = session.lock().await;
+        let client = state.client();
+        let failed = |e: weir_postgres::tokio_postgres::Error| {
+            anyhow::anyhow!(
+                "cannot read rejects from database \"{name}\": {}",
+                weir_postgres::explain(&e)
+            )
+        };
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])
+            .await
+            .map_err(failed)?
+            .get(0);
+        if !exists {
+            continue;
+        }
+        let count: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {TABLE} WHERE pipeline = $1 AND run_id = $2"),
+                &[&pipeline, &run_id],
+            )
+            .await
+            .map_err(failed)?
+            .get(0);
+        let count = count as u64;
+        let wanted = page.limit.saturating_sub(page.rejects.len() as u64);
+        if wanted > 0 && skip < count {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT partition, file, line, stage, reason, raw,
+                                to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+                         FROM {TABLE} WHERE pipeline = $1 AND run_id = $2
+                         ORDER BY file, line, id LIMIT $3 OFFSET $4"
+                    ),
+                    &[&pipeline, &run_id, &(wanted as i64), &(skip as i64)],
+                )
+                .await
+                .map_err(failed)?;
+            for r in rows {
+                page.rejects.push(RejectRow {
+                    database: name.clone(),
+                    partition: r.get(0),
+                    file: r.get(1),
+                    line: r.get(2),
+                    stage: r.get(3),
+                    reason: r.get(4),
+                    raw: r.get(5),
+                    created_at: r.get(6),
+                });
+            }
+        }
+        page.total += count;
+        skip = skip.saturating_sub(count);
+    }
+    Ok(())
+}
+
 /// One rejected row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectRow {

@@ -153,10 +153,23 @@ impl ReadPlan {
             conditions.push(self.after_condition(params.len() + 1));
         }
         let mut select: Vec<String> = self.output.iter().map(|c| quote(c)).collect();
-        select.extend(self.order.iter().map(|c| match self.dialect {
-            Dialect::Sqlite => quote(&c.name),
-            Dialect::Postgresql => format!("CAST({} AS TEXT)", quote(&c.name)),
-        }));
+        // PostgreSQL names `CAST(x AS TEXT)` "x", which makes `ORDER BY x` ambiguous: the
+        // casts get names of their own.
+        select.extend(
+            self.order
+                .iter()
+                .enumerate()
+                .map(|(i, c)| match self.dialect {
+                    Dialect::Sqlite => quote(&c.name),
+                    Dialect::Postgresql => {
+                        format!(
+                            "CAST({} AS TEXT) AS \"_weir_order_{}\"",
+                            quote(&c.name),
+                            i + 1
+                        )
+                    }
+                }),
+        );
         let order: Vec<String> = self.order.iter().map(|c| quote(&c.name)).collect();
         let sql = format!(
             "SELECT {} FROM {}{} ORDER BY {} LIMIT {limit}",
@@ -249,7 +262,7 @@ mod tests {
         let (sql, params) = p.batch(true, 100);
         assert_eq!(
             sql,
-            r#"SELECT "id", "starts_at", "updated_at", CAST("updated_at" AS TEXT), CAST("id" AS TEXT) FROM "appointments" WHERE CAST("clinic" AS TEXT) = ?1 AND "updated_at" IS NOT NULL AND "id" IS NOT NULL AND ("updated_at", "id") > (CAST(CAST(?2 AS TEXT) AS timestamptz), CAST(CAST(?3 AS TEXT) AS bigint)) ORDER BY "updated_at", "id" LIMIT 100"#
+            r#"SELECT "id", "starts_at", "updated_at", CAST("updated_at" AS TEXT) AS "_weir_order_1", CAST("id" AS TEXT) AS "_weir_order_2" FROM "appointments" WHERE CAST("clinic" AS TEXT) = ?1 AND "updated_at" IS NOT NULL AND "id" IS NOT NULL AND ("updated_at", "id") > (CAST(CAST(?2 AS TEXT) AS timestamptz), CAST(CAST(?3 AS TEXT) AS bigint)) ORDER BY "updated_at", "id" LIMIT 100"#
         );
         assert_eq!(params, vec!["7".to_owned()]);
     }

@@ -1,5 +1,6 @@
-//! `sqlite-history`: one checkpoint per (pipeline, partition) in a table of a granted SQLite
-//! database, through the host's `sql` import.
+//! `sqlite-history`: one checkpoint per (pipeline, partition) in a table of a granted database
+//! — SQLite or PostgreSQL, whichever the grant is (`dialect()`) — through the host's `sql`
+//! import. The statements are the same on both but for the table's definition.
 //!
 //! When that database is also the one the loads write to, the host saves each checkpoint in
 //! the batch's own commit transaction: exactly-once delivery.
@@ -7,7 +8,7 @@
 mod time;
 
 use serde::Deserialize;
-use weir_sdk::sql::{Connection, quote_identifier};
+use weir_sdk::sql::{Connection, Dialect, quote_identifier};
 use weir_sdk::{CheckpointEntry, Error, History, HistoryStore, PluginInfo, Value};
 
 const NAME: &str = "sqlite-history";
@@ -64,13 +65,19 @@ struct Statements {
 }
 
 impl Statements {
-    fn for_table(table: &str) -> Self {
+    fn for_table(table: &str, dialect: Dialect) -> Self {
         let t = quote_identifier(table);
+        // SQLite: STRICT so a value of the wrong type is refused, not stored; PostgreSQL's
+        // columns are typed already.
+        let (text_type, strict) = match dialect {
+            Dialect::Postgresql => ("text", ""),
+            _ => ("TEXT", " STRICT"),
+        };
         // `partition` is an SQLite keyword (window functions), so column names are quoted too.
         let columns = r#""pipeline", "partition", "checkpoint", "updated_at""#;
         Self {
             create: format!(
-                r#"CREATE TABLE IF NOT EXISTS {t} ("pipeline" TEXT NOT NULL, "partition" TEXT NOT NULL, "checkpoint" TEXT NOT NULL, "updated_at" TEXT NOT NULL, PRIMARY KEY ("pipeline", "partition")) STRICT"#
+                r#"CREATE TABLE IF NOT EXISTS {t} ("pipeline" {text_type} NOT NULL, "partition" {text_type} NOT NULL, "checkpoint" {text_type} NOT NULL, "updated_at" {text_type} NOT NULL, PRIMARY KEY ("pipeline", "partition")){strict}"#
             ),
             load: format!(
                 r#"SELECT "checkpoint" FROM {t} WHERE "pipeline" = ?1 AND "partition" = ?2"#
@@ -108,7 +115,8 @@ impl HistoryStore for SqliteHistory {
         PluginInfo {
             name: NAME.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "checkpoints in a table of a granted SQLite database".to_owned(),
+            description: "checkpoints in a table of a granted SQLite or PostgreSQL database"
+                .to_owned(),
             config_schema: CONFIG_SCHEMA.to_owned(),
         }
     }
@@ -117,7 +125,18 @@ impl HistoryStore for SqliteHistory {
         let SqliteHistoryConfig { database, table } = SqliteHistoryConfig::parse(config)?;
         let db = Connection::open(&database)
             .map_err(|e| e.context(format_args!("{NAME}: cannot open database `{database}`")))?;
-        let sql = Statements::for_table(&table);
+        let dialect = db.dialect();
+        let sql = Statements::for_table(&table, dialect);
+        // PostgreSQL refuses any CREATE in a read-only transaction (listing checkpoints opens
+        // one), even when the table exists: look first.
+        if dialect == Dialect::Postgresql && table_exists(&db, &table)? {
+            return Ok(Checkpoints {
+                db,
+                database,
+                table,
+                sql,
+            });
+        }
         db.execute(&sql.create, &[]).map_err(|e| {
             e.context(format_args!(
                 "{NAME}: cannot create table `{table}` in `{database}`"
@@ -130,6 +149,17 @@ impl HistoryStore for SqliteHistory {
             sql,
         })
     }
+}
+
+/// Whether `table` exists in the grant's schema (PostgreSQL).
+fn table_exists(db: &Connection, table: &str) -> Result<bool, Error> {
+    let found = db
+        .query(
+            "SELECT to_regclass(quote_ident(?1)) IS NOT NULL",
+            &[Value::Text(table.to_owned())],
+        )
+        .map_err(|e| e.context(format_args!("{NAME}: cannot look for table `{table}`")))?;
+    Ok(found.rows.first().and_then(|r| r.first()) == Some(&Value::Boolean(true)))
 }
 
 impl Checkpoints {
@@ -248,7 +278,7 @@ mod tests {
 
     #[test]
     fn statements_quote_the_table() {
-        let sql = Statements::for_table(r#"my "odd" table"#);
+        let sql = Statements::for_table(r#"my "odd" table"#, Dialect::Sqlite);
         assert!(
             sql.create
                 .starts_with(r#"CREATE TABLE IF NOT EXISTS "my ""odd"" table" ("#)
@@ -264,6 +294,20 @@ mod tests {
         assert!(
             sql.save
                 .contains(r#"ON CONFLICT ("pipeline", "partition") DO UPDATE SET"#)
+        );
+    }
+
+    #[test]
+    fn postgresql_tables_are_not_strict() {
+        let sql = Statements::for_table("_weir_checkpoints", Dialect::Postgresql);
+        assert_eq!(
+            sql.create,
+            r#"CREATE TABLE IF NOT EXISTS "_weir_checkpoints" ("pipeline" text NOT NULL, "partition" text NOT NULL, "checkpoint" text NOT NULL, "updated_at" text NOT NULL, PRIMARY KEY ("pipeline", "partition"))"#
+        );
+        // The same statements otherwise: `?N` placeholders become `$N` in the host.
+        assert_eq!(
+            sql.save,
+            Statements::for_table("_weir_checkpoints", Dialect::Sqlite).save
         );
     }
 

@@ -1,5 +1,6 @@
-//! `sqlite-load`: append or upsert rows into a table of a granted SQLite database, optionally
-//! with a full-text index of some columns.
+//! `sqlite-load`: append or upsert rows into a table of a granted database — SQLite or
+//! PostgreSQL, whichever the grant is (`dialect()`) — optionally with a full-text index of some
+//! columns.
 //!
 //! A write-plan loader: `open` inspects the table through the host's `sql` import (reading
 //! only) and returns a declarative plan: the columns, the key, the migrations (create the
@@ -9,7 +10,7 @@
 mod plan;
 
 use serde::Deserialize;
-use weir_sdk::sql::Connection;
+use weir_sdk::sql::{Connection, Dialect};
 use weir_sdk::{Error, Loader, PluginInfo, Schema, Value, WritePlan};
 
 use crate::plan::{ColumnInfo, ExistingTable};
@@ -72,8 +73,9 @@ impl Loader for SqliteLoad {
         PluginInfo {
             name: NAME.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "append or upsert rows into a table of a granted SQLite database"
-                .to_owned(),
+            description:
+                "append or upsert rows into a table of a granted SQLite or PostgreSQL database"
+                    .to_owned(),
             config_schema: CONFIG_SCHEMA.to_owned(),
         }
     }
@@ -83,7 +85,11 @@ impl Loader for SqliteLoad {
         let (database, table) = (&config.database, &config.table);
         let db = Connection::open(database)
             .map_err(|e| e.context(format_args!("{NAME}: cannot open database `{database}`")))?;
-        let existing = inspect(&db, table).map_err(|e| {
+        let existing = match db.dialect() {
+            Dialect::Postgresql => inspect_postgres(&db, table),
+            _ => inspect(&db, table),
+        }
+        .map_err(|e| {
             e.context(format_args!(
                 "{NAME}: cannot inspect table `{table}` in `{database}`"
             ))
@@ -166,6 +172,65 @@ fn inspect(db: &Connection, table: &str) -> Result<Option<ExistingTable>, Error>
             .push(column.to_owned());
     }
     unique_keys.retain(|k| !k.is_empty());
+    Ok(Some(ExistingTable {
+        columns,
+        unique_keys,
+        nullable,
+    }))
+}
+
+/// The table's columns and unique keys on PostgreSQL, from the catalog (the grant's schema is
+/// the session's `search_path`, so `to_regclass` finds the table the host will write), or
+/// `None` when it does not exist. The name is a bound parameter, quoted by `quote_ident`.
+fn inspect_postgres(db: &Connection, table: &str) -> Result<Option<ExistingTable>, Error> {
+    let name = [Value::Text(table.to_owned())];
+    let info = db.query(
+        "SELECT a.attname::text, a.attnotnull FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = to_regclass(quote_ident(?1)) AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attnum",
+        &name,
+    )?;
+    if info.rows.is_empty() {
+        return Ok(None);
+    }
+    let mut columns = Vec::new();
+    let mut nullable = Vec::new();
+    for row in &info.rows {
+        let column = row.first().and_then(Value::as_text).unwrap_or_default();
+        if row.get(1) != Some(&Value::Boolean(true)) {
+            // PostgreSQL has no nullable-key quirks: a primary key column is NOT NULL.
+            nullable.push((column.to_owned(), plan::Nullable::Plain));
+        }
+        columns.push(column.to_owned());
+    }
+    // The primary key and every unique index without a predicate or an expression, each with
+    // its columns in index order: the conflict targets an upsert may name.
+    let indexes = db.query(
+        "SELECT i.indexrelid::bigint, a.attname::text FROM pg_catalog.pg_index i
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+         WHERE i.indrelid = to_regclass(quote_ident(?1)) AND i.indisunique
+           AND i.indpred IS NULL AND i.indexprs IS NULL
+         ORDER BY i.indisprimary DESC, i.indexrelid, array_position(i.indkey::int2[], a.attnum)",
+        &name,
+    )?;
+    let mut unique_keys: Vec<Vec<String>> = Vec::new();
+    let mut current = None;
+    for row in &indexes.rows {
+        let (Some(index), Some(column)) = (
+            row.first().and_then(Value::as_integer),
+            row.get(1).and_then(Value::as_text),
+        ) else {
+            continue;
+        };
+        if current != Some(index) {
+            current = Some(index);
+            unique_keys.push(Vec::new());
+        }
+        unique_keys
+            .last_mut()
+            .expect("pushed above")
+            .push(column.to_owned());
+    }
     Ok(Some(ExistingTable {
         columns,
         unique_keys,

@@ -10,6 +10,7 @@
 
 mod cluster;
 mod http;
+mod postgres;
 mod raw;
 mod values;
 
@@ -537,7 +538,13 @@ impl Reader<'_> {
         for (name, db) in &p.grants.databases {
             let path = match db.get_ref() {
                 RawDatabase::Path(path) => path,
-                RawDatabase::Options(o) => &o.path,
+                RawDatabase::Options(o) if o.url.is_some() || o.path.is_none() => {
+                    if let Some(grant) = self.postgres_grant(name, o, &db.span()) {
+                        grants.postgres.insert(name.clone(), grant);
+                    }
+                    continue;
+                }
+                RawDatabase::Options(o) => o.path.as_ref().expect("checked above"),
             };
             if let Some(value) = self.interpolate(path, &db.span()) {
                 grants.databases.insert(name.clone(), self.resolve(&value));
@@ -554,7 +561,24 @@ impl Reader<'_> {
     ) -> BTreeMap<String, DatabaseOptions> {
         let mut options = BTreeMap::new();
         for (name, db) in &p.grants.databases {
-            if let RawDatabase::Options(o) = db.get_ref() {
+            if let RawDatabase::Options(o) = db.get_ref()
+                && o.path.is_some()
+                && o.url.is_none()
+            {
+                for (key, given) in [
+                    ("password", o.password.is_some()),
+                    ("statement_timeout", o.statement_timeout.is_some()),
+                    ("sslmode", o.sslmode.is_some()),
+                    ("sslrootcert", o.sslrootcert.is_some()),
+                    ("schema", o.schema.is_some()),
+                ] {
+                    if given {
+                        self.problem(
+                            &db.span(),
+                            format!("database \"{name}\": `{key}` applies to PostgreSQL grants (url = \"postgres://…\"), not to a SQLite path"),
+                        );
+                    }
+                }
                 let max_size_bytes = o.max_size_mb.and_then(|mb| {
                     let bytes = mb.checked_mul(1 << 20);
                     if bytes.is_none() {

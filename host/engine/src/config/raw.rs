@@ -263,7 +263,8 @@ pub(super) struct RawOAuth2 {
     pub(super) client_auth: Option<String>,
 }
 
-/// A granted database: a path, or a table with options.
+/// A granted database: a path, or a table with options (`path` for SQLite, `url` for
+/// PostgreSQL; which options apply to which is checked in `config/postgres.rs`).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub(super) enum RawDatabase {
@@ -274,10 +275,16 @@ pub(super) enum RawDatabase {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDatabaseOptions {
-    pub(super) path: String,
+    pub(super) path: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) password: Option<String>,
     #[serde(default)]
     pub(super) read_only: bool,
     pub(super) max_size_mb: Option<u64>,
+    pub(super) statement_timeout: Option<String>,
+    pub(super) sslmode: Option<String>,
+    pub(super) sslrootcert: Option<String>,
+    pub(super) schema: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

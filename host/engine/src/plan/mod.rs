@@ -1,10 +1,13 @@
 //! Write plans: how the host writes a loader's rows into a database it speaks, inside the
 //! batch's transaction, so rows never cross into the loader.
 //!
-//! - `sql`: contract 0.1.0 plans, SQL the loader wrote, run under the plugin SQL rules;
+//! - `sql`: contract 0.1.0 plans, SQL the loader wrote, run under the plugin SQL rules
+//!   (SQLite only: that SQL is SQLite's);
 //! - `sqlite`: contract 0.2.0 declarative plans rendered for SQLite by the host;
+//! - `postgres`: the same plans rendered for PostgreSQL (binary COPY, staged upserts);
 //! - this module: the plan of one load step, migrations, and binding a batch's rows.
 
+mod postgres;
 mod sql;
 mod sqlite;
 
@@ -16,6 +19,7 @@ use weir_runtime::{SharedConnection, SqlPlan, WritePlan, lock};
 use weir_store::rejects::RejectRecord;
 
 use crate::columns::RowsView;
+use crate::db::Db;
 
 /// A load step that returned a write plan. Its instance is no longer needed: the host
 /// executes the plan itself.
@@ -26,7 +30,8 @@ pub struct PlanLoad {
     pub database: String,
     /// Where the rows go, for per-destination counts: `sqlite-load → ledger.transactions`.
     pub destination: String,
-    pub conn: SharedConnection,
+    /// The database it writes to.
+    pub db: Db,
     writer: Writer,
     /// Migrations still to apply, inside the next batch's transaction.
     pending_migrations: Vec<sqlite::Step>,
@@ -36,8 +41,10 @@ pub struct PlanLoad {
 enum Writer {
     /// A 0.1.0 plan: the loader's own statement and parameter mapping.
     Sql(SqlPlan),
-    /// A 0.2.0 plan rendered by the host.
+    /// A 0.2.0 plan rendered by the host for SQLite.
     Rendered(sqlite::Rendered),
+    /// A 0.2.0 plan rendered by the host for PostgreSQL.
+    Postgres(postgres::PgWriter),
 }
 
 /// Why writing a batch through a plan failed.
@@ -55,6 +62,9 @@ pub enum PlanError {
         position: String,
         error: rusqlite::Error,
     },
+    /// PostgreSQL failed the write (not a row's refusal: those are rejects).
+    #[error("{}: {}", .0.context, .0.reason)]
+    Postgres(postgres::WriteFailure),
 }
 
 impl PlanLoad {
@@ -72,34 +82,77 @@ impl PlanLoad {
             destination: format!("{label} → {}", plan.database),
             label,
             database: plan.database.clone(),
-            conn,
+            db: Db::Sqlite(conn),
             writer: Writer::Sql(plan),
             pending_migrations: Vec::new(),
         })
     }
 
-    /// A 0.2.0 plan, rendered for SQLite; its migrations wait for the first batch's
-    /// transaction.
+    /// A 0.2.0 plan, rendered for the database's dialect; its migrations wait for the first
+    /// batch's transaction.
     pub fn from_declared(
         label: String,
         plan: WritePlan,
-        conn: SharedConnection,
+        db: Db,
         schema: &Schema,
     ) -> Result<Self, String> {
-        let rendered = sqlite::render(&plan, schema)?;
+        let (writer, pending_migrations) = match &db {
+            Db::Sqlite(_) => {
+                let rendered = sqlite::render(&plan, schema)?;
+                let migrations = rendered.migrations.clone();
+                (Writer::Rendered(rendered), migrations)
+            }
+            Db::Postgres(_) => (
+                Writer::Postgres(postgres::render(&plan, schema)?),
+                Vec::new(),
+            ),
+        };
         Ok(Self {
             destination: format!("{label} → {}.{}", plan.database, plan.table),
             label,
             database: plan.database.clone(),
-            conn,
-            pending_migrations: rendered.migrations.clone(),
-            writer: Writer::Rendered(rendered),
+            db,
+            pending_migrations,
+            writer,
         })
+    }
+
+    /// Write the batch inside the open transaction (applying the plan's migrations first, with
+    /// the first batch). Rows the database refuses become rejects; returns rows written.
+    pub async fn write(
+        &mut self,
+        rows: &RowsView<'_>,
+        schema: &Schema,
+        positions: &[u64],
+        rejects: &mut Vec<RejectRecord>,
+    ) -> Result<u64, PlanError> {
+        let batch = BatchRows {
+            rows,
+            schema,
+            positions,
+            stage: &self.label,
+        };
+        match (&mut self.writer, &self.db) {
+            (Writer::Postgres(writer), Db::Postgres(session)) => {
+                let state = session.lock().await;
+                writer
+                    .write(state.client(), &batch, rejects)
+                    .await
+                    .map_err(PlanError::Postgres)
+            }
+            (_, Db::Sqlite(conn)) => {
+                let conn = conn.clone();
+                let db = lock(&conn);
+                self.migrate(&db)?;
+                self.execute(&db, rows, schema, positions, rejects)
+            }
+            (_, Db::Postgres(_)) => unreachable!("SQLite plans are only made for SQLite databases"),
+        }
     }
 
     /// Apply the plan's migrations, once, inside the open transaction (the first batch's).
     /// Idempotent against another worker that applied them first.
-    pub fn migrate(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+    fn migrate(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         if let Writer::Rendered(rendered) = &self.writer {
             for step in &self.pending_migrations {
                 sqlite::apply_migration(conn, &rendered.table, step)?;
@@ -112,7 +165,7 @@ impl PlanLoad {
     /// Bind every row of `rows` to the plan's statement inside the open transaction on `conn`.
     /// Rows the database refuses (constraint, type) become rejects — unless the refusal ended
     /// the transaction; returns rows written.
-    pub fn execute(
+    fn execute(
         &self,
         conn: &Connection,
         rows: &RowsView<'_>,
@@ -154,12 +207,13 @@ impl PlanLoad {
                     rejects,
                 )
             }
+            Writer::Postgres(_) => unreachable!("PostgreSQL plans are written by `write`"),
         }
     }
 }
 
 /// Whether a tombstone column's value marks its row deleted: anything but null or false.
-fn is_tombstone(value: rusqlite::types::ValueRef<'_>) -> bool {
+pub(super) fn is_tombstone(value: rusqlite::types::ValueRef<'_>) -> bool {
     use rusqlite::types::ValueRef;
     !matches!(value, ValueRef::Null | ValueRef::Integer(0))
 }
@@ -173,6 +227,16 @@ struct BatchRows<'a> {
 }
 
 impl BatchRows<'_> {
+    /// Record row `row` as refused, with why.
+    fn reject(&self, rejects: &mut Vec<RejectRecord>, row: usize, reason: String) {
+        rejects.push(RejectRecord {
+            stage: self.stage.to_owned(),
+            position: self.positions.get(row).copied(),
+            reason,
+            raw: self.rows.row_json(row, self.schema),
+        });
+    }
+
     fn bind_all(
         &self,
         stmt: &mut Statement<'_>,

@@ -6,13 +6,13 @@ use std::time::Instant;
 use weir_runtime::types::{Partition, Schema};
 use weir_runtime::{
     Databases, ExtractorInstance, HistoryInstance, HttpMeter, LoadTarget, PluginError,
-    SharedConnection, lock,
 };
 
 use super::StageTimes;
 use super::transform::{self, TransformStep};
 use crate::commit::SinkLoad;
 use crate::context::RunContext;
+use crate::db::Db;
 use crate::error::WorkerError;
 use crate::events::EventKind;
 use crate::pipeline::{DatabaseAccess, ResolvedPipeline, Step};
@@ -35,7 +35,7 @@ pub struct Opened {
     pub sinks: Vec<SinkLoad>,
     /// Where rejects are written, with the checkpoint: the commit database, else the first
     /// write plan's.
-    pub rejects_db: (String, SharedConnection),
+    pub rejects_db: (String, Db),
 }
 
 /// Instantiate and open every step for `partition`, in pipeline order.
@@ -122,14 +122,27 @@ pub async fn open_steps(
                 instance,
             }),
             LoadTarget::SqlPlan(plan) => {
-                let conn = plan_connection(&databases, &plan.database, &label)?;
+                let conn = match plan_connection(&databases, &plan.database, &label).await? {
+                    Db::Sqlite(conn) => conn,
+                    Db::Postgres(_) => {
+                        return Err(PluginError::contract(
+                            &label,
+                            "open",
+                            format!(
+                                "database \"{}\" is PostgreSQL, but this loader returned a contract 0.1.0 write plan, which is SQLite SQL; use a loader built on contract 0.2.0 (e.g. sql-load), whose declarative plan the host renders for PostgreSQL",
+                                plan.database
+                            ),
+                        )
+                        .into());
+                    }
+                };
                 let load = PlanLoad::from_sql(plugin.info.name.clone(), plan, conn, &schema)
                     .map_err(|e| PluginError::contract(&label, "open", e))?;
                 plans.push(load);
             }
             LoadTarget::Plan(plan) => {
-                let conn = plan_connection(&databases, &plan.database, &label)?;
-                let load = PlanLoad::from_declared(plugin.info.name.clone(), plan, conn, &schema)
+                let db = plan_connection(&databases, &plan.database, &label).await?;
+                let load = PlanLoad::from_declared(plugin.info.name.clone(), plan, db, &schema)
                     .map_err(|e| PluginError::contract(&label, "open", e))?;
                 plans.push(load);
             }
@@ -150,15 +163,16 @@ pub async fn open_steps(
             message: "no database to record rejects in: the history store has no commit database and no load writes to one".into(),
             retryable: false,
         })?;
-    let rejects_conn = granted(&databases, &rejects_db_name).map_err(|e| match e {
-        Granted::Missing => WorkerError::Host {
-            message: format!("database \"{rejects_db_name}\" is not granted"),
-            retryable: false,
-        },
-        Granted::Failed(e) => e,
-    })?;
-    weir_store::rejects::ensure_table(&lock(&rejects_conn))
-        .map_err(|e| WorkerError::sqlite("failed to create the rejects table", &e))?;
+    let rejects_conn = granted(&databases, &rejects_db_name)
+        .await
+        .map_err(|e| match e {
+            Granted::Missing => WorkerError::Host {
+                message: format!("database \"{rejects_db_name}\" is not granted"),
+                retryable: false,
+            },
+            Granted::Failed(e) => e,
+        })?;
+    rejects_conn.ensure_rejects_table().await?;
 
     Ok(Opened {
         history,
@@ -174,13 +188,13 @@ pub async fn open_steps(
     })
 }
 
-/// The shared connection a write plan targets, which must be granted.
-fn plan_connection(
+/// The database a write plan targets, which must be granted.
+async fn plan_connection(
     databases: &Databases,
     database: &str,
     label: &str,
-) -> Result<SharedConnection, WorkerError> {
-    granted(databases, database).map_err(|e| match e {
+) -> Result<Db, WorkerError> {
+    granted(databases, database).await.map_err(|e| match e {
         Granted::Missing => PluginError::contract(
             label,
             "open",
@@ -198,10 +212,21 @@ enum Granted {
     Failed(WorkerError),
 }
 
-/// The shared connection to a granted database.
-fn granted(databases: &Databases, name: &str) -> Result<SharedConnection, Granted> {
+/// The worker's connection to a granted database: the shared SQLite connection, or the
+/// attempt's PostgreSQL session. Failing to connect is retried (the server may be restarting).
+async fn granted(databases: &Databases, name: &str) -> Result<Db, Granted> {
+    if databases.is_postgres(name) {
+        return match databases.postgres(name).await {
+            Some(Ok(session)) => Ok(Db::Postgres(session)),
+            Some(Err(e)) => Err(Granted::Failed(WorkerError::Host {
+                message: e.to_string(),
+                retryable: e.is_retryable(),
+            })),
+            None => Err(Granted::Missing),
+        };
+    }
     match databases.connection(name) {
-        Some(Ok(conn)) => Ok(conn),
+        Some(Ok(conn)) => Ok(Db::Sqlite(conn)),
         Some(Err(e)) => Err(Granted::Failed(WorkerError::host(format!("{e:#}")))),
         None => Err(Granted::Missing),
     }

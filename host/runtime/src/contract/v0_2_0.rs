@@ -28,12 +28,20 @@ impl sql::HostConnection for PluginState {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<SqlConnection>, Error>> {
-        v0_1_0::sql::HostConnection::open(self, name).await
+        crate::contract::v0_1_0::open_connection(self, name).await
     }
 
-    async fn dialect(&mut self, _conn: Resource<SqlConnection>) -> wasmtime::Result<sql::Dialect> {
-        // Every granted database is SQLite today.
-        Ok(sql::Dialect::Sqlite)
+    async fn dialect(&mut self, conn: Resource<SqlConnection>) -> wasmtime::Result<sql::Dialect> {
+        let name = wasmtime_wasi::WasiView::ctx(self)
+            .table
+            .get(&conn)?
+            .database
+            .clone();
+        Ok(if self.databases.is_postgres(&name) {
+            sql::Dialect::Postgresql
+        } else {
+            sql::Dialect::Sqlite
+        })
     }
 
     async fn execute(

@@ -18,6 +18,8 @@
 //! - `"runaway"`: log `sql-escape: runaway query starts`, then `query` a recursive CTE that
 //!   never ends (`count(*)` over an endless series); return whatever the host says.
 //! - `"runaway-rows"`: the same, selecting every row of the endless series.
+//! - `"postgres"`: like `"escape"`, with the PostgreSQL attempts of [`PG_ATTEMPTS`] (the
+//!   grant must be a PostgreSQL database; `outside` is unused there).
 //!
 //! Attempts that need a host table expect `_weir_rejects` to exist (run any pipeline on the
 //! database first): otherwise SQLite answers "no such table" before the rules are asked.
@@ -40,7 +42,7 @@ const CONFIG_SCHEMA: &str = r#"{
   "properties": {
     "database": { "type": "string" },
     "outside": { "type": "string" },
-    "mode": { "enum": ["escape", "runaway", "runaway-rows"] }
+    "mode": { "enum": ["escape", "runaway", "runaway-rows", "postgres"] }
   }
 }"#;
 
@@ -147,6 +149,96 @@ const ATTEMPTS: &[(&str, &str, Via)] = &[
     ),
 ];
 
+/// The ways out of a PostgreSQL grant: end or split the host's transaction, change the
+/// session, reach the server's files and programs, run code, take the host's locks, leave the
+/// granted schema, write the host's tables.
+const PG_ATTEMPTS: &[(&str, &str, Via)] = &[
+    ("begin", "BEGIN", Via::Execute),
+    ("commit", "COMMIT", Via::Execute),
+    ("end", "END", Via::Execute),
+    ("rollback", "ROLLBACK", Via::Execute),
+    ("savepoint", "SAVEPOINT sp", Via::Execute),
+    ("release", "RELEASE SAVEPOINT sp", Via::Execute),
+    (
+        "prepare-transaction",
+        "PREPARE TRANSACTION 'x'",
+        Via::Execute,
+    ),
+    ("set-role", "SET ROLE postgres", Via::Execute),
+    (
+        "set-session-authorization",
+        "SET SESSION AUTHORIZATION postgres",
+        Via::Execute,
+    ),
+    (
+        "set-search-path",
+        "SET search_path TO pg_temp, public",
+        Via::Execute,
+    ),
+    ("reset", "RESET ALL", Via::Execute),
+    (
+        "set-config",
+        "SELECT set_config('search_path', 'pg_temp', false)",
+        Via::Query,
+    ),
+    (
+        "copy-to-program",
+        "COPY (SELECT 1) TO PROGRAM 'touch /tmp/sql-escape'",
+        Via::Execute,
+    ),
+    ("copy-from-file", "COPY t FROM '/etc/passwd'", Via::Execute),
+    (
+        "read-file",
+        "SELECT pg_read_file('/etc/passwd')",
+        Via::Query,
+    ),
+    ("do", "DO $$ BEGIN PERFORM 1; END $$", Via::Execute),
+    ("call", "CALL p()", Via::Execute),
+    ("listen", "LISTEN ch", Via::Execute),
+    ("notify", "NOTIFY ch", Via::Execute),
+    (
+        "grant",
+        "GRANT ALL ON SCHEMA public TO PUBLIC",
+        Via::Execute,
+    ),
+    (
+        "create-function",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        Via::Execute,
+    ),
+    ("create-extension", "CREATE EXTENSION dblink", Via::Execute),
+    (
+        "create-role",
+        "CREATE ROLE intruder SUPERUSER",
+        Via::Execute,
+    ),
+    (
+        "alter-system",
+        "ALTER SYSTEM SET log_statement = 'none'",
+        Via::Execute,
+    ),
+    ("vacuum", "VACUUM", Via::Execute),
+    ("advisory-lock", "SELECT pg_advisory_lock(1)", Via::Query),
+    (
+        "other-schema",
+        "CREATE TABLE pg_temp.sneaky (x int)",
+        Via::Execute,
+    ),
+    (
+        "other-schema-read",
+        "SELECT * FROM elsewhere.secrets",
+        Via::Query,
+    ),
+    ("two-statements", "SELECT 1; COMMIT", Via::Query),
+    ("rejects-delete", "DELETE FROM _weir_rejects", Via::Execute),
+    ("rejects-drop", "DROP TABLE _weir_rejects", Via::Execute),
+    (
+        "rejects-index-drop",
+        "DROP INDEX _weir_rejects_by_run",
+        Via::Execute,
+    ),
+];
+
 const RUNAWAY_COUNT: &str =
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
 const RUNAWAY_ROWS: &str =
@@ -187,13 +279,14 @@ fn open(config: &str) -> Error {
                 Err(e) => e,
             }
         }
-        _ => escape(&db, &config.outside),
+        "postgres" => escape(&db, PG_ATTEMPTS, ""),
+        _ => escape(&db, ATTEMPTS, &config.outside),
     }
 }
 
-fn escape(db: &Connection, outside: &str) -> Error {
+fn escape(db: &Connection, attempts: &[(&str, &str, Via)], outside: &str) -> Error {
     let mut escaped = Vec::new();
-    for (name, statement, via) in ATTEMPTS {
+    for (name, statement, via) in attempts {
         let statement = statement.replace("{outside}", outside.trim_end_matches('/'));
         let outcome = match via {
             Via::Execute => db.execute(&statement, &[]).map(drop),
@@ -218,7 +311,7 @@ fn escape(db: &Connection, outside: &str) -> Error {
     if escaped.is_empty() {
         Error::AccessDenied(format!(
             "{NAME}: all {} attempts were refused",
-            ATTEMPTS.len()
+            attempts.len()
         ))
     } else {
         Error::Other(format!("{NAME}: ESCAPED: {}", escaped.join(", ")))
