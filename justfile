@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The bundled plugins, as the drop folder names them.
-bundled := "csv-extract http-extract map-transform sqlite-load sqlite-history"
+bundled := "csv-extract http-extract map-transform select-transform opensearch-load sqlite-load sqlite-history"
 
 default:
     @just --list
