@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The bundled plugins, as the drop folder names them.
-bundled := "csv-extract http-extract map-transform select-transform opensearch-load sqlite-load sqlite-history"
+bundled := "csv-extract http-extract map-transform select-transform sql-extract opensearch-load sqlite-load sqlite-history"
 
 default:
     @just --list
@@ -93,6 +93,9 @@ test: plugins test-plugins plugins-examples-test
     printf '[engine]\nplugins_dir = "%s"\ncache_dir = "%s"\n' "$PWD/plugins/examples/dist" "$PWD/target/weir-test-cache" > target/warm-examples.toml
     target/debug/weir -c target/warm-examples.toml plugins list
     cargo test --workspace
+    @# Componentizes a Python and a JS skeleton (about a minute): run alone, after the
+    @# timing-sensitive tests, rather than beside them.
+    cargo test -p weir --test e2e -- --ignored --exact scaffold::python_and_js_skeletons_build_into_loadable_transformers
     just dashboard-test
 
 # The dashboard in a real headless Chromium (Debian's `chromium`) against a real `weir serve`

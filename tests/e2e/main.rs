@@ -23,4 +23,5 @@ mod serve_schedule;
 mod serve_security;
 mod serve_support;
 mod sink;
+mod sql_extract;
 mod upsert;

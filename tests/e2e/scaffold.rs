@@ -388,8 +388,9 @@ fn python_and_js_skeletons_pass_their_own_tests() {
     );
 }
 
-/// Slow (a componentize and a cold compile per language, about a minute each on a slow
-/// machine), so not part of `just test`: `cargo test -p weir --test e2e -- --ignored scaffold`.
+/// Slow (a componentize and a cold compile per language, about a minute in all), so `just
+/// test` runs it on its own after the rest (`cargo test --workspace` skips it):
+/// `cargo test -p weir --test e2e -- --ignored scaffold`.
 #[test]
 #[ignore]
 fn python_and_js_skeletons_build_into_loadable_transformers() {
