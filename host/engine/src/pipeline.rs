@@ -297,3 +297,17 @@ mod tests {
         assert_eq!(given(Step::History), (0, 1, 0));
     }
 }
+
+/// Two loads writing to the same place (or two sinks of one plugin) would share one
+/// per-destination count: number the repeats, in pipeline order, so each keeps its own
+/// (`counting-sink`, `counting-sink #2`). Runs and `validate` name destinations alike.
+pub fn number_repeated_destinations<'a>(names: impl Iterator<Item = &'a mut String>) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for name in names {
+        let count = seen.entry(name.clone()).or_insert(0);
+        *count += 1;
+        if *count > 1 {
+            name.push_str(&format!(" #{count}"));
+        }
+    }
+}

@@ -74,10 +74,13 @@ impl Refresh {
     }
 }
 
-/// JSON Schema of [`RawConfig`], for `describe`.
+/// JSON Schema of [`RawConfig`], for `describe`. `x-weir-delivery` tells the host that every
+/// write carries an external version the index enforces, so a replayed batch changes nothing:
+/// `weir validate` states this destination as exactly-once.
 pub(crate) const CONFIG_SCHEMA: &str = r##"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "opensearch-load",
+  "x-weir-delivery": "external-version",
   "description": "Rows as documents of an OpenSearch or Elasticsearch index through the _bulk API: _id from the key, version_type=external (a replayed batch never overwrites newer data), tombstones as deletes.",
   "type": "object",
   "additionalProperties": false,
@@ -269,6 +272,12 @@ mod tests {
     fn resolve(json: &str) -> Result<Config, String> {
         let raw: RawConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;
         raw.resolve(&schema())
+    }
+
+    #[test]
+    fn the_schema_declares_external_versions_to_the_host() {
+        let schema: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
+        assert_eq!(schema["x-weir-delivery"], "external-version");
     }
 
     #[test]

@@ -57,6 +57,17 @@ pub enum PlanError {
     },
 }
 
+/// How a 0.1.0 plan's destination is named in counts and messages: `sqlite-load → ledger`.
+pub fn sql_destination(label: &str, plan: &SqlPlan) -> String {
+    format!("{label} → {}", plan.database)
+}
+
+/// How a 0.2.0 plan's destination is named in counts and messages:
+/// `sqlite-load → ledger.transactions`.
+pub fn declared_destination(label: &str, plan: &WritePlan) -> String {
+    format!("{label} → {}.{}", plan.database, plan.table)
+}
+
 impl PlanLoad {
     /// A 0.1.0 plan: its setup runs now (in its own transaction, under the plugin rules), and
     /// its statement must prepare and bind exactly the columns it maps.
@@ -69,7 +80,7 @@ impl PlanLoad {
         sql::run_setup(&conn, &plan).map_err(|e| format!("setup statement failed: {e}"))?;
         sql::check(&plan, schema, &lock(&conn))?;
         Ok(Self {
-            destination: format!("{label} → {}", plan.database),
+            destination: sql_destination(&label, &plan),
             label,
             database: plan.database.clone(),
             conn,
@@ -88,7 +99,7 @@ impl PlanLoad {
     ) -> Result<Self, String> {
         let rendered = sqlite::render(&plan, schema)?;
         Ok(Self {
-            destination: format!("{label} → {}.{}", plan.database, plan.table),
+            destination: declared_destination(&label, &plan),
             label,
             database: plan.database.clone(),
             conn,
