@@ -32,6 +32,9 @@ struct State {
     retry_after_secs: u64,
     forwarded: u64,
     answered_429: u64,
+    /// The request line (`POST /_bulk HTTP/1.1`) of each forwarded exchange whose answer
+    /// reached the client in full, in the order they completed.
+    completed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +54,11 @@ impl Shared {
     }
 
     fn wait_until(&self, what: &str, done: impl Fn(&State) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_until_for(what, Duration::from_secs(10), done);
+    }
+
+    fn wait_until_for(&self, what: &str, limit: Duration, done: impl Fn(&State) -> bool) {
+        let deadline = Instant::now() + limit;
         let mut state = self.lock();
         while !done(&state) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -88,6 +95,7 @@ impl Proxy {
                 retry_after_secs: 1,
                 forwarded: 0,
                 answered_429: 0,
+                completed: Vec::new(),
             }),
             changed: Condvar::new(),
         });
@@ -167,6 +175,17 @@ impl Proxy {
     /// Connections forwarded so far.
     pub fn forwarded(&self) -> u64 {
         self.shared.lock().forwarded
+    }
+
+    /// The request lines of the exchanges forwarded and answered in full so far.
+    pub fn completed(&self) -> Vec<String> {
+        self.shared.lock().completed.clone()
+    }
+
+    /// Block (at most 60 s) until `done` holds for the request lines answered in full so far.
+    pub fn wait_for_completed(&self, what: &str, done: impl Fn(&[String]) -> bool) {
+        self.shared
+            .wait_until_for(what, Duration::from_secs(60), |s| done(&s.completed));
     }
 
     /// Connections answered with 429 so far.
@@ -252,7 +271,13 @@ fn accept_loop(first: TcpListener, addr: SocketAddr, upstream: SocketAddr, share
             } else {
                 state.forwarded += 1;
                 drop(state);
-                std::thread::spawn(move || forward(conn, upstream));
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    if let Some(line) = forward(conn, upstream) {
+                        shared.lock().completed.push(line);
+                        shared.changed.notify_all();
+                    }
+                });
             }
         }
         // Closing the listening socket is what makes connects fail with ECONNREFUSED.
@@ -278,22 +303,30 @@ fn rebind(addr: SocketAddr) -> TcpListener {
     }
 }
 
-fn forward(client: TcpStream, upstream: SocketAddr) {
-    let Ok(server) = TcpStream::connect(upstream) else {
-        return;
-    };
-    let (Ok(mut client_read), Ok(mut server_read)) = (client.try_clone(), server.try_clone())
-    else {
-        return;
-    };
+/// Copy the exchange both ways until both sides are done. Returns the request line when the
+/// server's whole answer reached the client (the client closed its side after reading it).
+fn forward(client: TcpStream, upstream: SocketAddr) -> Option<String> {
+    let server = TcpStream::connect(upstream).ok()?;
+    let (mut client_read, mut server_read) = (client.try_clone().ok()?, server.try_clone().ok()?);
     let (mut client_write, mut server_write) = (client, server);
     let up = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client_read, &mut server_write);
+        // The first chunk holds the request line (clients send the head in one write).
+        let mut first = vec![0u8; 16 * 1024];
+        let n = client_read.read(&mut first).unwrap_or(0);
+        let line = String::from_utf8_lossy(&first[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let sent = server_write.write_all(&first[..n]).is_ok()
+            && std::io::copy(&mut client_read, &mut server_write).is_ok();
         let _ = server_write.shutdown(Shutdown::Write);
+        (line, sent && n > 0)
     });
-    let _ = std::io::copy(&mut server_read, &mut client_write);
+    let answered = std::io::copy(&mut server_read, &mut client_write).is_ok_and(|n| n > 0);
     let _ = client_write.shutdown(Shutdown::Write);
-    let _ = up.join();
+    let (line, sent) = up.join().ok()?;
+    (answered && sent).then_some(line)
 }
 
 /// Read the whole request (so the client is not cut off while it sends), then answer 429.

@@ -45,6 +45,7 @@ fn the_proxy_forwards_refuses_and_answers_429() {
         .unwrap();
     let through = Client::new(addr);
     assert_eq!(through.request("GET", "/", None).unwrap().0, 200);
+    proxy.wait_for_completed("the GET answered", |lines| lines == ["GET / HTTP/1.1"]);
 
     proxy.refuse();
     let refused = TcpStream::connect(addr).unwrap_err();
