@@ -19,6 +19,7 @@ mod polyglot;
 mod portal;
 mod sandbox;
 mod scaffold;
+mod select_transform;
 mod serve;
 mod serve_load;
 mod serve_plugins;

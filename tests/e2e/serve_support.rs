@@ -24,12 +24,18 @@ impl Server {
     /// Start `weir serve` on a free loopback port with `WEIR_TOKEN` set, and wait for the line
     /// that says where it listens.
     pub fn start(fx: &Fixture) -> Self {
+        Self::start_with_env(fx, &[])
+    }
+
+    /// [`Server::start`] with more environment variables (what `${VAR}` in the config reads).
+    pub fn start_with_env(fx: &Fixture, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("-c")
             .arg(fx.path("weir.toml"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .current_dir(fx.dir.path())
             .env("WEIR_TOKEN", TOKEN)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

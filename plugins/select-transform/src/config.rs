@@ -155,9 +155,9 @@ impl SelectConfig {
         }
         // Filters may read columns that do not leave (a `consent` flag): they cross into the
         // plugin, never out of it.
-        for (rule, expr) in self.filters.iter().zip(&parsed) {
+        for (i, (rule, expr)) in self.filters.iter().zip(&parsed).enumerate() {
             for name in columns_of(expr) {
-                read_set.insert(find(&format!("filters ({})", rule.name), &name)?);
+                read_set.insert(find(&format!("filters[{i}] ({})", rule.name), &name)?);
             }
         }
         let reads: Vec<usize> = read_set.into_iter().collect();
@@ -477,7 +477,7 @@ mod tests {
             ),
             (
                 r#"{"columns": ["id"], "filters": [{"name": "c", "keep": "consnet"}]}"#,
-                "filters (c): no column `consnet` in the input",
+                "filters[0] (c): no column `consnet` in the input",
             ),
             (
                 r#"{"columns": ["id"], "filters": [{"name": "c", "keep": "id ="}]}"#,
