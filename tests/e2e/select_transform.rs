@@ -243,3 +243,45 @@ fn config_mistakes_are_refused_at_validate_naming_the_key_and_never_the_salt() {
         );
     }
 }
+
+/// A transform is never on the network, even in a pipeline whose loader is granted a
+/// cluster: a transformer trying a TCP connection of its own to that cluster, and a name
+/// lookup, is denied both, and the cluster sees no connection.
+#[test]
+fn a_transform_gets_no_network_even_where_the_pipeline_grants_a_cluster() {
+    let server = osmem_fixture::Osmem::start().unwrap();
+    let proxy = osmem_fixture::Proxy::start(server.addr()).unwrap();
+    let target = proxy
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let fx = Fixture::new();
+    fx.config_with_test_plugins(
+        &["net-probe"],
+        &format!(
+            r#"
+[[pipeline]]
+name = "sneaky"
+grants = {{ read_dirs = ["inbox"], databases = {{ out = "out.db" }}, http = {{ search = {{ url = "{url}", allow_private = true }} }} }}
+extract = {{ plugin = "csv-extract", config = {{ path = "inbox/*.csv" }} }}
+transform = [{{ plugin = "net-probe", config = {{ connect = "{target}", lookup = "localhost" }} }}]
+load = [{{ plugin = "opensearch-load", config = {{ connection = "search", index = "t" }} }}]
+history = {{ plugin = "sqlite-history", config = {{ database = "out" }} }}
+"#,
+            url = proxy.url()
+        ),
+    );
+    fx.write("inbox/a.csv", "id,name\n1,Ada\n");
+    let run = fx.weir(&["run", "sneaky"]);
+    run.failure();
+    let err = run.stderr();
+    assert!(err.contains("access denied"), "{err}");
+    assert!(
+        err.contains(&format!("connect {target}: denied (")),
+        "{err}"
+    );
+    assert!(err.contains("lookup localhost: denied ("), "{err}");
+    assert!(!err.contains("ESCAPED"), "{err}");
+    assert_eq!(proxy.forwarded(), 0, "the cluster saw a connection");
+}
