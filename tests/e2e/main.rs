@@ -14,6 +14,7 @@ mod grants;
 mod http_grants;
 mod incremental;
 mod one_writer;
+mod patient_portal;
 mod plugins;
 mod polyglot;
 mod portal;
