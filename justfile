@@ -115,6 +115,11 @@ lint:
 crash-test N="20": plugins
     WEIR_CRASH_ROWS=200000 WEIR_CRASH_KILLS={{N}} cargo test --quiet -p weir --test e2e crash -- --nocapture --test-threads 1
 
+# Kill `weir run` with SIGKILL N times while it fans a 20k-line CSV out to SQLite and a real
+# osmem-server, then check both destinations exactly (ids, values, index versions) and the rejects.
+crash-test-fanout N="20": plugins
+    WEIR_FANOUT_ROWS=20000 WEIR_FANOUT_KILLS={{N}} cargo test --quiet -p weir --test e2e fanout_kill -- --nocapture --test-threads 1
+
 # weir (release build, bundled plugins) against a native Rust baseline and `sqlite3 .import` on
 # generated bank CSV. ARGS go to `weir-bench run`: `--levers` adds the batch-size sweep,
 # `--rows 200000 --big-rows 0` is a quick look. Data and databases stay in target/bench.

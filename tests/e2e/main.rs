@@ -9,6 +9,7 @@ mod corpora;
 mod crash;
 mod csv_policies;
 mod fanout;
+mod fanout_kill;
 mod fanout_replay;
 mod grants;
 mod http_grants;
