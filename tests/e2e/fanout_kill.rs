@@ -53,7 +53,7 @@ fn kill_9_at_random_moments_of_a_fan_out_loses_duplicates_and_regresses_nothing(
     let fx = Fixture::new();
     fx.config(&config.replace("SEARCH_URL_HERE", &server.url()));
     fx.write("inbox/patients.csv", source.csv(0));
-    let mut rng = Lcg(0xfa_0u64 ^ rows as u64);
+    let mut rng = Lcg(0x0fa0_u64 ^ rows as u64);
     let spread = 2 * full_run_ms / kills.max(1) as u64 + 30;
     let mut killed = 0;
     let mut completed_early = 0;

@@ -52,7 +52,7 @@ pub struct Patient {
 /// A line of the export after its header: a record, or one csv-extract rejects.
 #[derive(Debug, Clone)]
 pub enum Line {
-    Record(Patient),
+    Record(Box<Patient>),
     Malformed(String),
 }
 
@@ -181,7 +181,7 @@ impl Source {
             if malformed_every > 0 && n % malformed_every == malformed_every - 1 {
                 lines.push(Line::Malformed(format!("{id},broken,record\n")));
             } else {
-                lines.push(Line::Record(Patient::new(id, n)));
+                lines.push(Line::Record(Box::new(Patient::new(id, n))));
             }
         }
         for k in 0..updates {
@@ -191,7 +191,7 @@ impl Source {
             p.consent = Some(true);
             p.status = "active";
             p.updated_at = format!("2026-04-{:02}T08:00:00", 1 + k % 28);
-            lines.push(Line::Record(p));
+            lines.push(Line::Record(Box::new(p)));
         }
         for k in 0..deletes {
             let id = 1 + ((k * 53 + 11) % rows) as i64;
@@ -199,7 +199,7 @@ impl Source {
             p.consent = Some(true);
             p.status = "active";
             p.deleted_at = Some(format!("2026-05-{:02}T09:30:00", 1 + k % 28));
-            lines.push(Line::Record(p));
+            lines.push(Line::Record(Box::new(p)));
         }
         Self { lines }
     }

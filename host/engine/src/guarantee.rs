@@ -289,3 +289,71 @@ fn sink_guarantee(plugin: &str, config_schema: &str) -> DestinationGuarantee {
         outside: format!("{plugin} is a sink"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sink_is_exactly_once_only_when_its_schema_declares_external_versions() {
+        let versioned = sink_guarantee("search", r#"{"x-weir-delivery": "external-version"}"#);
+        assert_eq!(versioned.delivery, Delivery::ExactlyOnce);
+        assert!(
+            versioned.reason.starts_with(VERSIONED),
+            "{}",
+            versioned.reason
+        );
+        for schema in [
+            r#"{"type": "object"}"#,
+            r#"{"x-weir-delivery": "hope"}"#,
+            "not json",
+        ] {
+            let plain = sink_guarantee("counting-sink", schema);
+            assert_eq!(plain.delivery, Delivery::AtLeastOnce, "{schema}");
+            assert_eq!(plain.outside, "counting-sink is a sink");
+        }
+    }
+
+    #[test]
+    fn the_pipeline_gets_its_weakest_destinations_guarantee() {
+        let in_commit_db = plan_guarantee("p → a.t".into(), "p", "a", Some("a"), None);
+        let elsewhere = plan_guarantee(
+            "p → b.t".into(),
+            "p",
+            "b",
+            Some("a"),
+            Some(WriteMode::Upsert),
+        );
+        assert_eq!(in_commit_db.delivery, Delivery::ExactlyOnce);
+        assert_eq!(elsewhere.delivery, Delivery::AtLeastOnce);
+        assert!(
+            elsewhere
+                .reason
+                .contains("upsert by key makes that harmless")
+        );
+        let pipeline = |destinations: Vec<DestinationGuarantee>, commit: Option<&str>| {
+            Guarantee::Destinations {
+                commit_database: commit.map(str::to_owned),
+                partitions: 1,
+                destinations,
+            }
+        };
+        let versioned = sink_guarantee("search", r#"{"x-weir-delivery": "external-version"}"#);
+        let both = pipeline(vec![in_commit_db.clone(), versioned.clone()], Some("a"));
+        assert_eq!(both.delivery(), Some(Delivery::ExactlyOnce));
+        assert!(
+            both.to_string()
+                .ends_with("; search is idempotent by external version")
+        );
+        assert_eq!(both.destination_lines().len(), 2);
+        let weaker = pipeline(vec![in_commit_db.clone(), elsewhere], Some("a"));
+        assert_eq!(weaker.delivery(), Some(Delivery::AtLeastOnce));
+        assert!(
+            weaker
+                .to_string()
+                .contains("p writes to database b outside")
+        );
+        let no_commit_db = pipeline(vec![in_commit_db], None);
+        assert_eq!(no_commit_db.delivery(), Some(Delivery::AtLeastOnce));
+    }
+}
