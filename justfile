@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The bundled plugins, as the drop folder names them.
-bundled := "csv-extract http-extract map-transform sql-extract sqlite-load sqlite-history"
+bundled := "csv-extract http-extract map-transform select-transform sql-extract opensearch-load sqlite-load sqlite-history"
 
 default:
     @just --list
@@ -122,6 +122,11 @@ crash-test N="20": plugins
 # by default, append and upsert, N kills each.
 crash-test-postgres N="20" ROWS="1000000": plugins
     WEIR_CRASH_ROWS={{ROWS}} WEIR_CRASH_KILLS={{N}} cargo test --quiet -p weir --test e2e postgres::sigkill -- --nocapture --test-threads 1
+
+# Kill `weir run` with SIGKILL N times while it fans a 20k-line CSV out to SQLite and a real
+# osmem-server, then check both destinations exactly (ids, values, index versions) and the rejects.
+crash-test-fanout N="20": plugins
+    WEIR_FANOUT_ROWS=20000 WEIR_FANOUT_KILLS={{N}} cargo test --quiet -p weir --test e2e fanout_kill -- --nocapture --test-threads 1
 
 # weir (release build, bundled plugins) against a native Rust baseline and `sqlite3 .import` on
 # generated bank CSV, then the HTTP case: 200,000 employees from the HR fixture over loopback,

@@ -815,6 +815,8 @@ const runPage = {
       h('div', { id: 'throughput' }),
       h('h2', {}, 'Partitions'),
       h('div', { id: 'partitions' }),
+      h('h2', {}, 'Destinations'),
+      h('div', { id: 'destinations' }),
       h('h2', {}, 'Rejected rows ', h('span', { class: 'count', id: 'rejects-count' })),
       h('div', { id: 'rejects' }),
       h('div', { id: 'rejects-pager', class: 'pager' }),
@@ -866,6 +868,7 @@ const runPage = {
         item('Rows read', fmtInt(r.rows_read), 'num big'),
         item('Loaded', fmtInt(r.rows_loaded), 'num big'),
         item('Rejected', fmtInt(r.rows_rejected), `num big${r.rows_rejected ? ' warn' : ''}`),
+        item('Filtered', fmtInt(r.rows_filtered ?? 0), 'num'),
         item('Batches', fmtInt(r.batches), 'num'),
         item('Data read', fmtBytes(r.bytes), 'num')),
       runPlugins(r.plugins),
@@ -883,6 +886,7 @@ const runPage = {
           h('td', { class: `num${p.rows_rejected ? ' warn' : ''}` }, fmtInt(p.rows_rejected)),
           h('td', { class: 'num' }, fmtInt(p.batches)),
           h('td', { class: 'mono small ellipsis', title: p.checkpoint || null }, p.checkpoint ?? '—'))))));
+    fill($('#destinations', this.view), destinationsView(r));
     // Rejects are committed with their batches: reload them as the run goes, and once at the end.
     if (ended || r.status === 'running') this.loadRejects();
   },
@@ -980,6 +984,31 @@ const runPage = {
     if (event.type !== 'worker_progress') scheduleRefresh();
   },
 };
+
+/** Where a run's rows went: each destination's rows written and refused (a row one destination
+ *  refuses still goes to the others), then the counts its transforms reported (rows filtered by
+ *  a rule, fields masked). From the run record's `details`; runs recorded before it existed
+ *  have none. */
+function destinationsView(r) {
+  const destinations = Object.entries(r.details?.destinations ?? {});
+  const counters = Object.entries(r.details?.counters ?? {});
+  if (destinations.length === 0) {
+    return h('p', { class: 'empty' }, r.status === 'running'
+      ? 'No batch committed yet.' : 'No per-destination counts for this run.');
+  }
+  return h('div', {},
+    h('table', { class: 'grid destinations' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Destination'), h('th', { class: 'num' }, 'Loaded'),
+        h('th', { class: 'num' }, 'Rejected'))),
+      h('tbody', {}, destinations.map(([name, d]) => h('tr', { dataset: { destination: name } },
+        h('td', { class: 'mono' }, name),
+        h('td', { class: 'num', dataset: { col: 'loaded' } }, fmtInt(d.loaded)),
+        h('td', { class: `num${d.rejected ? ' warn' : ''}`, dataset: { col: 'rejected' } }, fmtInt(d.rejected)))))),
+    counters.length > 0 && h('table', { class: 'grid counters' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Transform count'), h('th', { class: 'num' }, 'Value'))),
+      h('tbody', {}, counters.map(([name, value]) => h('tr', { dataset: { counter: name } },
+        h('td', { class: 'mono' }, name), h('td', { class: 'num' }, fmtInt(value)))))));
+}
 
 /** The plugin versions a run used (plugins are replaced while weir serve runs, so this can
  *  differ from what the Plugins page shows now); nothing for runs recorded before it was kept. */

@@ -304,6 +304,17 @@ test('the run detail shows partitions, rejects with file and line, and the timel
   assert.equal(await rows.nth(1).locator('dt', { hasText: 'Betrag' }).locator('+ dd').textContent(), '12,3x');
   assert.equal(await page.locator('#rejects-count').textContent(), '4');
   assert.equal(await page.locator('#partitions tbody tr').count(), 3);
+  // Per destination (one here): rows written and refused, as the run record has them; the
+  // rejects above were refused before the load, so the destination refused none.
+  const runIdNow = decodeURIComponent(new URL(page.url()).hash.replace('#/runs/', ''));
+  const record = await apiCall('GET', `/api/runs/${encodeURIComponent(runIdNow)}`);
+  const destination = page.locator('#destinations table.destinations tbody tr');
+  assert.equal(await destination.count(), 1);
+  assert.equal(await destination.getAttribute('data-destination'), 'sqlite-load → ledger.transactions');
+  assert.equal(Number((await destination.locator('[data-col="loaded"]').textContent()).replaceAll(',', '')), record.rows_loaded);
+  assert.equal(record.details.destinations['sqlite-load → ledger.transactions'].loaded, record.rows_loaded);
+  assert.equal(await destination.locator('[data-col="rejected"]').textContent(), '0');
+  assert.equal(await page.locator('#destinations table.counters').count(), 0, 'no transform reported counts');
 
   const timeline = page.locator('#timeline tr');
   await page.locator('#timeline tr.ev-run_completed').waitFor();

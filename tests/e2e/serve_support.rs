@@ -27,7 +27,8 @@ impl Server {
         Self::start_with_env(fx, &[])
     }
 
-    /// `start`, with more environment variables (a database grant's password, for instance).
+    /// [`Server::start`] with more environment variables (what `${VAR}` in the config reads:
+    /// a database grant's password, for instance).
     pub fn start_with_env(fx: &Fixture, env: &[(&str, String)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("-c")

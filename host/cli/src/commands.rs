@@ -284,6 +284,9 @@ pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
         match verdict {
             Ok(guarantee) => {
                 println!("pipeline {name}: ok, {guarantee}");
+                for line in guarantee.destination_lines() {
+                    println!("  destination {line}");
+                }
                 for warning in warnings {
                     println!("  warning: {warning}");
                 }

@@ -45,6 +45,8 @@ pub struct CommitTarget<'a> {
     pub run_id: &'a str,
     pub plans: &'a mut [PlanLoad],
     pub sinks: &'a mut [SinkLoad],
+    /// The destination whose rows written are the batch's "loaded": the pipeline's first load.
+    pub first_destination: &'a str,
     pub history: &'a mut HistoryInstance,
     /// The database the history store saves to, when it has one: the batch commits there.
     pub commit_db: Option<&'a str>,
@@ -69,7 +71,7 @@ pub struct BatchToCommit<'a> {
 
 /// What committing a batch took.
 pub struct Committed {
-    /// Rows written (by the first write plan; every row for sink-only pipelines).
+    /// Rows the pipeline's first load wrote (the others' are in `destinations`).
     pub loaded: u64,
     /// Per destination ("plugin → database.table", or a sink's name): rows written and refused.
     pub destinations: BTreeMap<String, DestinationCount>,
@@ -128,8 +130,10 @@ impl CommitTarget<'_> {
                 db.rollback().await;
             }
         }
-        outcome.map(|loaded| Committed {
-            loaded,
+        outcome.map(|()| Committed {
+            loaded: destinations
+                .get(self.first_destination)
+                .map_or(0, |d: &DestinationCount| d.loaded),
             destinations,
             load_time: sink_time + load_time,
         })
@@ -158,7 +162,7 @@ impl CommitTarget<'_> {
         batch: BatchToCommit<'_>,
         load_time: &mut Duration,
         destinations: &mut BTreeMap<String, DestinationCount>,
-    ) -> Result<u64, WorkerError> {
+    ) -> Result<(), WorkerError> {
         for (name, db) in ordered {
             // The commit database's lock serializes the writers of this partition.
             let partition_lock =
@@ -167,7 +171,6 @@ impl CommitTarget<'_> {
             begun.push(db);
         }
         let clock = Instant::now();
-        let mut loaded = None;
         for load in self.plans.iter_mut() {
             let context = format!(
                 "{}: writing to database \"{}\" failed",
@@ -188,7 +191,6 @@ impl CommitTarget<'_> {
                         retryable: failure.retryable,
                     },
                 })?;
-            loaded.get_or_insert(n);
             destinations.insert(
                 load.destination.clone(),
                 DestinationCount {
@@ -230,7 +232,7 @@ impl CommitTarget<'_> {
                 .await?;
         }
         self.last_checkpoint = Some(batch.checkpoint.to_owned());
-        Ok(loaded.unwrap_or(batch.view.row_count as u64))
+        Ok(())
     }
 
     /// The compare of the checkpoint compare-and-set.

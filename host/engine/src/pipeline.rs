@@ -271,6 +271,20 @@ impl ResolvedPipeline {
     }
 }
 
+/// Two loads writing to the same place (or two sinks of one plugin) would share one
+/// per-destination count: number the repeats, in pipeline order, so each keeps its own
+/// (`counting-sink`, `counting-sink #2`). Runs and `validate` name destinations alike.
+pub fn number_repeated_destinations<'a>(names: impl Iterator<Item = &'a mut String>) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for name in names {
+        let count = seen.entry(name.clone()).or_insert(0);
+        *count += 1;
+        if *count > 1 {
+            name.push_str(&format!(" #{count}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +312,14 @@ mod tests {
         assert_eq!(given(Step::Load), (0, 1, 1));
         assert_eq!(given(Step::Transform), (0, 1, 0));
         assert_eq!(given(Step::History), (0, 1, 0));
+    }
+
+    #[test]
+    fn repeated_destinations_are_numbered_in_order_and_first_uses_keep_their_name() {
+        let mut names: Vec<String> = ["sink", "sqlite-load → a.t", "sink", "sink"]
+            .map(str::to_owned)
+            .to_vec();
+        number_repeated_destinations(names.iter_mut());
+        assert_eq!(names, ["sink", "sqlite-load → a.t", "sink #2", "sink #3"]);
     }
 }

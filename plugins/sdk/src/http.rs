@@ -4,7 +4,8 @@
 //! A plugin addresses a connection the pipeline granted by its name (`http://hr/employees`) or
 //! by the granted base URL; the host maps the name to the real URL, checks the request against
 //! the grant and adds the credentials itself. A plugin never sets `Authorization`: the host
-//! refuses a request that does.
+//! refuses a request that does. [`get`] and [`post`] cover most calls; [`request`] takes any
+//! [`Method`] and a body (sent with its `content-length`, written as the host sends it).
 //!
 //! ```no_run
 //! use weir_sdk::{Error, http};
@@ -312,6 +313,40 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, HttpError> {
     })
 }
 
+/// An HTTP method a plugin may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `HEAD`: the status and headers only.
+    Head,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+}
+
+impl Method {
+    /// The method as it appears in a request line (`POST`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `GET url` with extra request headers and the default [`Options`].
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response, HttpError> {
     get_with(url, headers, &Options::default())
@@ -324,24 +359,48 @@ pub fn get_with(
     headers: &[(&str, &str)],
     options: &Options,
 ) -> Result<Response, HttpError> {
+    request(Method::Get, url, headers, &[], options)
+}
+
+/// `POST url` with `body` (send its `content-type` in `headers`) and the default [`Options`].
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, HttpError> {
+    request(Method::Post, url, headers, body, &Options::default())
+}
+
+/// Any request: `method url` with extra headers and `body` (empty: none; otherwise sent with
+/// its `content-length`). Blocks until the body is sent and the whole response body is read.
+/// Any status is a response; see [`Response::check_status`].
+pub fn request(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    options: &Options,
+) -> Result<Response, HttpError> {
     let parts = split_url(url)?;
-    if let Some((name, _)) = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
-    {
+    if let Some((name, _)) = headers.iter().find(|(n, _)| {
+        n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("content-length")
+    }) {
+        let why = if name.eq_ignore_ascii_case("content-length") {
+            "the SDK sets it from the body"
+        } else {
+            "the host adds the grant's credentials"
+        };
         return Err(HttpError::InvalidUrl {
             url: url.to_owned(),
-            reason: format!("a plugin may not set `{name}`: the host adds the grant's credentials"),
+            reason: format!("a plugin may not set `{name}`: {why}"),
         });
     }
-    send(url, &parts, headers, options)
+    send(method, url, &parts, headers, body, options)
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 fn send(
+    _method: Method,
     url: &str,
     _parts: &UrlParts<'_>,
     _headers: &[(&str, &str)],
+    _body: &[u8],
     _options: &Options,
 ) -> Result<Response, HttpError> {
     Err(HttpError::NoHost {
@@ -351,13 +410,15 @@ fn send(
 
 #[cfg(target_arch = "wasm32")]
 fn send(
+    method: Method,
     url: &str,
     parts: &UrlParts<'_>,
     headers: &[(&str, &str)],
+    body: &[u8],
     options: &Options,
 ) -> Result<Response, HttpError> {
     use wasi::http::outgoing_handler;
-    use wasi::http::types::{Fields, Method, OutgoingRequest, RequestOptions, Scheme};
+    use wasi::http::types::{Fields, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
     use wasi::io::streams::StreamError;
 
     let transport = |reason: String| HttpError::Transport {
@@ -369,10 +430,16 @@ fn send(
         reason,
     };
 
-    let entries: Vec<(String, Vec<u8>)> = headers
+    let mut entries: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
         .collect();
+    if !body.is_empty() {
+        entries.push((
+            "content-length".to_owned(),
+            body.len().to_string().into_bytes(),
+        ));
+    }
     let fields = Fields::from_list(&entries)
         .map_err(|e| invalid(format!("request headers refused: {e:?}")))?;
     let request = OutgoingRequest::new(fields);
@@ -382,8 +449,15 @@ fn send(
         Scheme::Http
     };
     // Each setter fails only for a value that is not valid there.
+    let wasi_method = match method {
+        Method::Get => wasi::http::types::Method::Get,
+        Method::Head => wasi::http::types::Method::Head,
+        Method::Post => wasi::http::types::Method::Post,
+        Method::Put => wasi::http::types::Method::Put,
+        Method::Delete => wasi::http::types::Method::Delete,
+    };
     request
-        .set_method(&Method::Get)
+        .set_method(&wasi_method)
         .and_then(|()| request.set_scheme(Some(&scheme)))
         .and_then(|()| request.set_authority(Some(parts.authority)))
         .and_then(|()| request.set_path_with_query(Some(parts.path_with_query)))
@@ -401,8 +475,15 @@ fn send(
         let _ = request_options.set_between_bytes_timeout(Some(nanos(t)));
     }
 
+    let outgoing_body = request
+        .body()
+        .map_err(|()| transport("the request body was already taken".into()))?;
     let future = outgoing_handler::handle(request, Some(request_options))
         .map_err(|code| error_code(url, code))?;
+    // The body is written after `handle`: the host sends it while it is written, so a body
+    // larger than the host's buffer cannot block before anyone reads it.
+    write_body(url, &outgoing_body, body)?;
+    OutgoingBody::finish(outgoing_body, None).map_err(|code| error_code(url, code))?;
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
@@ -459,6 +540,48 @@ fn send(
         headers,
         body: bytes,
     })
+}
+
+/// Write all of `body` into a request's body stream, as fast as the host takes it.
+#[cfg(target_arch = "wasm32")]
+fn write_body(
+    url: &str,
+    outgoing: &wasi::http::types::OutgoingBody,
+    body: &[u8],
+) -> Result<(), HttpError> {
+    use wasi::io::streams::StreamError;
+    let failed = |e: StreamError| {
+        let reason = match e {
+            StreamError::Closed => "the connection closed while the request body was sent".into(),
+            StreamError::LastOperationFailed(e) => match wasi::http::types::http_error_code(&e) {
+                Some(code) => describe_code(&code),
+                None => e.to_debug_string(),
+            },
+        };
+        HttpError::Transport {
+            url: url.to_owned(),
+            reason: format!("sending the body failed: {reason}"),
+        }
+    };
+    let stream = outgoing.write().map_err(|()| HttpError::Transport {
+        url: url.to_owned(),
+        reason: "the request body stream was already taken".into(),
+    })?;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let room = stream.check_write().map_err(failed)?;
+        if room == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let n = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        stream.write(&rest[..n]).map_err(failed)?;
+        rest = &rest[n..];
+    }
+    stream.blocking_flush().map_err(failed)?;
+    // The stream is a child of the body: it must go before the body is finished.
+    drop(stream);
+    Ok(())
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -634,6 +757,24 @@ mod tests {
             err.to_string().contains("may not set `Authorization`"),
             "{err}"
         );
+        let err = post("http://hr/x", &[("Content-Length", "3")], b"abc").unwrap_err();
+        assert!(
+            err.to_string().contains("may not set `Content-Length`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn methods_are_spelled_as_in_a_request_line() {
+        let all = [
+            Method::Get,
+            Method::Head,
+            Method::Post,
+            Method::Put,
+            Method::Delete,
+        ];
+        let names: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["GET", "HEAD", "POST", "PUT", "DELETE"]);
     }
 
     #[test]

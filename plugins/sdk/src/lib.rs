@@ -3,8 +3,9 @@
 //! Implement the trait of your plugin kind ([`Extractor`], [`Transformer`], [`Loader`] or
 //! [`SinkLoader`], [`HistoryStore`]), export it with the matching macro, build with
 //! `cargo build --release --target wasm32-wasip2` as a `cdylib`. Batches are columnar; read
-//! them with [`RowsView`] (a sink: [`BatchView`]), write them with [`RowsBuilder`], or let [`map_rows`] do both. A
-//! complete transform:
+//! them with [`RowsView`] (a sink: [`BatchView`]), write them with [`RowsBuilder`], or let [`map_rows`] do both
+//! ([`filter_map_rows`] when the transform also leaves rows out on purpose, with [`Counts`] to
+//! report what it did). A complete transform:
 //!
 //! ```no_run
 //! use weir_sdk::{Error, PluginInfo, Rows, Schema, Transformed, map_rows};
@@ -65,6 +66,7 @@ mod map;
 mod number;
 mod plugin;
 pub mod sql;
+pub mod time;
 mod types;
 mod view;
 
@@ -77,12 +79,12 @@ pub use bindings::loader::exports::weir::plugin::loader::{
     Migration, PlanColumn, RowReject as SinkReject, WriteMode, WritePlan,
 };
 pub use bindings::transformer::exports::weir::plugin::transformer::{
-    OutputColumn, Projection, RowReject, Transformed,
+    Count, OutputColumn, Projection, RowReject, Transformed,
 };
 pub use builder::{CellError, RowOut, RowsBuilder};
 pub use cell::Cell;
 pub use config::parse_config;
-pub use map::map_rows;
+pub use map::{Counts, Verdict, filter_map_rows, map_rows};
 pub use number::exact_decimal;
 pub use plugin::{
     Extractor, History, HistoryStore, LoadTarget, Loader, Reader, Sink, SinkLoader, SinkRejects,

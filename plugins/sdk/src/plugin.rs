@@ -248,6 +248,11 @@ impl SinkRejects {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The refusals so far, in the order they were made (e.g. to check a sink in its tests).
+    pub fn as_slice(&self) -> &[SinkReject] {
+        &self.0
+    }
 }
 
 /// A history-store plugin. Export with [`export_history_store!`](crate::export_history_store).

@@ -67,6 +67,17 @@ pub enum PlanError {
     Postgres(postgres::WriteFailure),
 }
 
+/// How a 0.1.0 plan's destination is named in counts and messages: `sqlite-load → ledger`.
+pub fn sql_destination(label: &str, plan: &SqlPlan) -> String {
+    format!("{label} → {}", plan.database)
+}
+
+/// How a 0.2.0 plan's destination is named in counts and messages:
+/// `sqlite-load → ledger.transactions`.
+pub fn declared_destination(label: &str, plan: &WritePlan) -> String {
+    format!("{label} → {}.{}", plan.database, plan.table)
+}
+
 impl PlanLoad {
     /// A 0.1.0 plan: its setup runs now (in its own transaction, under the plugin rules), and
     /// its statement must prepare and bind exactly the columns it maps.
@@ -79,7 +90,7 @@ impl PlanLoad {
         sql::run_setup(&conn, &plan).map_err(|e| format!("setup statement failed: {e}"))?;
         sql::check(&plan, schema, &lock(&conn))?;
         Ok(Self {
-            destination: format!("{label} → {}", plan.database),
+            destination: sql_destination(&label, &plan),
             label,
             database: plan.database.clone(),
             db: Db::Sqlite(conn),
@@ -108,7 +119,7 @@ impl PlanLoad {
             ),
         };
         Ok(Self {
-            destination: format!("{label} → {}.{}", plan.database, plan.table),
+            destination: declared_destination(&label, &plan),
             label,
             database: plan.database.clone(),
             db,

@@ -110,6 +110,7 @@ async fn attempt(
         schema,
         mut plans,
         mut sinks,
+        first_destination,
         rejects_db,
     } = open::open_steps(ctx, pipeline, partition, &mut times, meters).await?;
 
@@ -142,6 +143,7 @@ async fn attempt(
         run_id: &ctx.run_id,
         plans: &mut plans,
         sinks: &mut sinks,
+        first_destination: &first_destination,
         history: &mut history,
         commit_db: commit_db.as_deref(),
         rejects_db: (&rejects_db.0, &rejects_db.1),

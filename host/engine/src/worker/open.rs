@@ -33,6 +33,8 @@ pub struct Opened {
     pub schema: Schema,
     pub plans: Vec<PlanLoad>,
     pub sinks: Vec<SinkLoad>,
+    /// The first load of the pipeline's destination name: its count is the run's "loaded".
+    pub first_destination: String,
     /// Where rejects are written, with the checkpoint: the commit database, else the first
     /// write plan's.
     pub rejects_db: (String, Db),
@@ -107,8 +109,11 @@ pub async fn open_steps(
         });
     }
 
-    let mut plans = Vec::new();
-    let mut sinks = Vec::new();
+    let mut plans: Vec<PlanLoad> = Vec::new();
+    let mut sinks: Vec<SinkLoad> = Vec::new();
+    // The first load's destination, in pipeline order (numbering repeats below never renames
+    // a name's first use).
+    let mut first_destination = None;
     for (step, plugin) in cfg.loads.iter().zip(&pipeline.loads) {
         let label = plugin.label();
         let clock = Instant::now();
@@ -147,9 +152,16 @@ pub async fn open_steps(
                 plans.push(load);
             }
         }
+        if first_destination.is_none() {
+            // After the first load, exactly one of the two lists holds one entry.
+            first_destination = plans
+                .first()
+                .map(|p| p.destination.clone())
+                .or_else(|| sinks.first().map(|s| s.destination.clone()));
+        }
     }
 
-    distinct_destinations(
+    crate::pipeline::number_repeated_destinations(
         plans
             .iter_mut()
             .map(|p| &mut p.destination)
@@ -184,6 +196,7 @@ pub async fn open_steps(
         schema,
         plans,
         sinks,
+        first_destination: first_destination.unwrap_or_default(),
         rejects_db: (rejects_db_name, rejects_conn),
     })
 }
@@ -229,18 +242,5 @@ async fn granted(databases: &Databases, name: &str) -> Result<Db, Granted> {
         Some(Ok(conn)) => Ok(Db::Sqlite(conn)),
         Some(Err(e)) => Err(Granted::Failed(WorkerError::host(format!("{e:#}")))),
         None => Err(Granted::Missing),
-    }
-}
-
-/// Two loads writing to the same place (or two sinks of one plugin) would share one
-/// per-destination count: number the repeats, in pipeline order, so each keeps its own.
-fn distinct_destinations<'a>(names: impl Iterator<Item = &'a mut String>) {
-    let mut seen = std::collections::HashMap::<String, usize>::new();
-    for name in names {
-        let count = seen.entry(name.clone()).or_insert(0);
-        *count += 1;
-        if *count > 1 {
-            name.push_str(&format!(" #{count}"));
-        }
     }
 }
