@@ -121,9 +121,12 @@ crash-test-fanout N="20": plugins
     WEIR_FANOUT_ROWS=20000 WEIR_FANOUT_KILLS={{N}} cargo test --quiet -p weir --test e2e fanout_kill -- --nocapture --test-threads 1
 
 # weir (release build, bundled plugins) against a native Rust baseline and `sqlite3 .import` on
-# generated bank CSV. ARGS go to `weir-bench run`: `--levers` adds the batch-size sweep,
-# `--rows 200000 --big-rows 0` is a quick look. Data and databases stay in target/bench.
-# Benchmarks: figures and ratios, never pass/fail (docs/performance.md).
+# generated bank CSV, then the HTTP case: 200,000 employees from the HR fixture over loopback,
+# http-extract → sqlite-load against a native hyper + serde + rusqlite loop. ARGS go to
+# `weir-bench run`: `--levers` adds the batch-size sweep, `--rows 200000 --big-rows 0` is a
+# quick look, `--http-only` runs only the HTTP case, `--http-records 0` skips it. Data and
+# databases stay in target/bench. Benchmarks: figures and ratios, never pass/fail
+# (docs/performance.md).
 bench *ARGS: plugins
     cargo build --release --quiet -p weir -p weir-bench
     target/release/weir-bench run {{ARGS}}

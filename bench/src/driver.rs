@@ -50,6 +50,9 @@ pub struct Options {
     /// Batch sizes the lever sweep tries.
     #[arg(long, value_delimiter = ',', default_value = "256,1024,4096,16384")]
     sweep: Vec<u32>,
+    /// The HTTP case.
+    #[command(flatten)]
+    http: crate::http::HttpOptions,
 }
 
 /// What is timed.
@@ -83,12 +86,12 @@ struct Sample {
 }
 
 /// What `weir run` reported.
-struct WeirRun {
-    m: Measured,
-    read: u64,
-    loaded: u64,
-    rejected: u64,
-    stages: BTreeMap<String, f64>,
+pub(crate) struct WeirRun {
+    pub m: Measured,
+    pub read: u64,
+    pub loaded: u64,
+    pub rejected: u64,
+    pub stages: BTreeMap<String, f64>,
 }
 
 struct Bench<'a> {
@@ -112,13 +115,28 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         weir.display()
     );
     let plugins = abs(&opts.plugins)?;
-    ensure!(
-        plugins.join("csv-extract.wasm").is_file(),
-        "{} has no csv-extract.wasm: build the plugins with `just plugins`",
-        plugins.display()
-    );
+    for plugin in ["csv-extract", "http-extract"] {
+        ensure!(
+            plugins.join(format!("{plugin}.wasm")).is_file(),
+            "{} has no {plugin}.wasm: build the plugins with `just plugins`",
+            plugins.display()
+        );
+    }
     let work = abs(&opts.work)?;
     std::fs::create_dir_all(&work)?;
+    let me = std::env::current_exe()?;
+    let http = crate::http::HttpBench {
+        opts: &opts.http,
+        weir: weir.clone(),
+        plugins: plugins.clone(),
+        work: work.clone(),
+        me: me.clone(),
+        reps: opts.reps,
+    };
+    if opts.http.http_only {
+        println!("{}", machine(None));
+        return http.run();
+    }
     let sqlite3 = Command::new("sqlite3")
         .arg("--version")
         .output()
@@ -141,10 +159,15 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         weir,
         plugins,
         work,
-        me: std::env::current_exe()?,
+        me,
         sqlite3,
     };
-    bench.all()
+    bench.all()?;
+    if opts.http.records > 0 {
+        println!();
+        http.run()?;
+    }
+    Ok(())
 }
 
 impl Bench<'_> {
@@ -430,42 +453,7 @@ impl Bench<'_> {
 
     /// `weir -c weir.toml run PIPELINE` in `dir`, with the stage-times log on.
     fn weir_run(&self, dir: &Path, pipeline: &str) -> anyhow::Result<WeirRun> {
-        let m = measure::run(
-            Command::new(&self.weir)
-                .args(["-c", "weir.toml", "run", pipeline])
-                .current_dir(dir)
-                .env("RUST_LOG", "warn,weir::stages=info"),
-            &dir.join("last"),
-        )?;
-        let total = m
-            .stdout
-            .lines()
-            .find(|l| l.trim_start().starts_with("total"))
-            .with_context(|| format!("no total line in weir's output:\n{}", m.stdout))?;
-        let n: Vec<u64> = total
-            .split_whitespace()
-            .skip(1)
-            .map(|t| t.replace(',', "").parse().unwrap_or(0))
-            .collect();
-        ensure!(n.len() == 3, "cannot read the total line {total:?}");
-        let stages = m
-            .stderr
-            .lines()
-            .filter(|l| l.contains("stage times"))
-            .flat_map(|l| l.split_whitespace())
-            .filter_map(|t| t.split_once("_ms="))
-            .filter_map(|(k, v)| Some((k.to_owned(), v.parse::<f64>().ok()?)))
-            .fold(BTreeMap::new(), |mut acc, (k, v)| {
-                *acc.entry(k).or_insert(0.0) += v;
-                acc
-            });
-        Ok(WeirRun {
-            m,
-            read: n[0],
-            loaded: n[1],
-            rejected: n[2],
-            stages,
-        })
+        weir_run(&self.weir, dir, pipeline, &[])
     }
 
     fn print_main(&self, variants: &[Variant], rounds: &[BTreeMap<Variant, Sample>]) {
@@ -806,6 +794,53 @@ impl Bench<'_> {
     }
 }
 
+/// `weir -c weir.toml run PIPELINE` in `dir` with `env` set and the stage-times log on: what it
+/// cost, the totals it printed and its stage times (summed over partitions).
+pub(crate) fn weir_run(
+    weir: &Path,
+    dir: &Path,
+    pipeline: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<WeirRun> {
+    let m = measure::run(
+        Command::new(weir)
+            .args(["-c", "weir.toml", "run", pipeline])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn,weir::stages=info")
+            .envs(env.iter().copied()),
+        &dir.join("last"),
+    )?;
+    let total = m
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("total"))
+        .with_context(|| format!("no total line in weir's output:\n{}", m.stdout))?;
+    let n: Vec<u64> = total
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.replace(',', "").parse().unwrap_or(0))
+        .collect();
+    ensure!(n.len() == 3, "cannot read the total line {total:?}");
+    let stages = m
+        .stderr
+        .lines()
+        .filter(|l| l.contains("stage times"))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|t| t.split_once("_ms="))
+        .filter_map(|(k, v)| Some((k.to_owned(), v.parse::<f64>().ok()?)))
+        .fold(BTreeMap::new(), |mut acc, (k, v)| {
+            *acc.entry(k).or_insert(0.0) += v;
+            acc
+        });
+    Ok(WeirRun {
+        m,
+        read: n[0],
+        loaded: n[1],
+        rejected: n[2],
+        stages,
+    })
+}
+
 /// One `[[pipeline]]` table reading `inbox/*.csv` into table `transactions` of `db`.
 fn pipeline(
     name: &str,
@@ -853,7 +888,7 @@ fn db_file(v: &Variant) -> String {
     }
 }
 
-fn remove_db(db: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove_db(db: &Path) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);
@@ -878,23 +913,30 @@ fn checkpoint_offset(db: &Path) -> anyhow::Result<u64> {
         .with_context(|| format!("checkpoint without offset: {text}"))
 }
 
-/// The table's schema and a hash of every value (with its SQLite type), in id order.
-struct Digest {
-    ddl: String,
-    count: u64,
-    hash: u64,
+/// A table's schema and a hash of every value (with its SQLite type), in id order.
+pub(crate) struct Digest {
+    pub ddl: String,
+    pub count: u64,
+    pub hash: u64,
 }
 
 impl Digest {
     fn of(db: &Path) -> anyhow::Result<Self> {
+        Self::of_table(db, "transactions")
+    }
+
+    /// The digest of `table` (which has an `id` column) in `db`.
+    pub fn of_table(db: &Path, table: &str) -> anyhow::Result<Self> {
         use rusqlite::types::ValueRef;
         let conn = rusqlite::Connection::open(db)?;
-        let ddl: String = conn.query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'transactions'",
-            [],
-            |r| r.get(0),
-        )?;
-        let mut stmt = conn.prepare("SELECT * FROM transactions ORDER BY id")?;
+        let ddl: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .with_context(|| format!("{}: no table {table}", db.display()))?;
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY id"))?;
         let columns = stmt.column_count();
         let mut rows = stmt.query([])?;
         // DefaultHasher::new() has fixed keys: the same table gives the same hash.
@@ -927,7 +969,7 @@ impl Digest {
             }
         }
         if count == 0 {
-            bail!("{}: table transactions is empty", db.display());
+            bail!("{}: table {table} is empty", db.display());
         }
         Ok(Self {
             ddl: normalise_ddl(&ddl),
@@ -965,7 +1007,7 @@ fn ratio(
 }
 
 /// Milliseconds with one decimal, `-` when there is no figure.
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     if v.is_nan() {
         "-".into()
     } else {
@@ -974,13 +1016,13 @@ fn ms(v: f64) -> String {
 }
 
 /// `1.89 (1.63–2.23)`.
-fn spread(values: &[f64]) -> String {
+pub(crate) fn spread(values: &[f64]) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(0.0, f64::max);
     format!("{:.2} ({:.2}–{:.2})", median(values), min, max)
 }
 
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -993,7 +1035,7 @@ fn thousands(n: u64) -> String {
 }
 
 /// One line about the machine.
-fn machine(sqlite3: Option<&str>) -> String {
+pub(crate) fn machine(sqlite3: Option<&str>) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -1022,7 +1064,7 @@ fn machine(sqlite3: Option<&str>) -> String {
 }
 
 /// The file system type `path` is on (`ext4`, `tmpfs`), from /proc/mounts.
-fn filesystem(path: &Path) -> String {
+pub(crate) fn filesystem(path: &Path) -> String {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     mounts
         .lines()

@@ -2,8 +2,10 @@
 //!
 //! - `weir-bench run`: generate the data, then time weir (the real binary and plugins), the
 //!   native baseline and `sqlite3 .import`, alternating, and print medians and ratios.
-//! - `weir-bench native`: the native baseline alone (the driver runs it as a child process, so
-//!   its CPU time and peak RSS are its own).
+//!   Then the HTTP case: the HR fixture serves employees over loopback to weir (http-extract →
+//!   sqlite-load) and to a native loop (`--http-only` runs only that).
+//! - `weir-bench native`, `weir-bench native-http`: the native baselines alone (the driver
+//!   runs them as child processes, so their CPU time and peak RSS are their own).
 //! - `weir-bench generate`: write the bank-statement CSV.
 //!
 //! Figures only: nothing here passes or fails on time. A wrong result (row count or content
@@ -11,8 +13,10 @@
 
 mod driver;
 mod generate;
+mod http;
 mod measure;
 mod native;
+mod native_http;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +46,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = native::Journal::Wal)]
         journal: native::Journal,
     },
+    /// Copy every employee of the HR fixture at API into SQLite natively (hyper + serde +
+    /// rusqlite), page by page.
+    NativeHttp {
+        /// The API's base URL, `http://ADDR/api/`.
+        #[arg(long)]
+        api: String,
+        /// The bearer token.
+        #[arg(long, env = "HR_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long)]
+        db: PathBuf,
+        /// Records per page.
+        #[arg(long, default_value_t = 1000)]
+        page: usize,
+    },
+    /// Serve the HR fixture with N generated employees on a free loopback port (prints
+    /// `listening on ADDR`); the HTTP case runs it as its server.
+    ServeHr {
+        #[arg(long, default_value_t = 200_000)]
+        employees: u64,
+        /// The bearer token.
+        #[arg(long, env = "HR_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Write the bank-statement CSV.
     Generate {
         #[arg(long, default_value_t = 1_000_000)]
@@ -67,6 +95,15 @@ fn main() -> ExitCode {
                 l.commit.as_secs_f64() * 1e3
             );
         }),
+        Command::NativeHttp {
+            api,
+            token,
+            db,
+            page,
+        } => native_http::load(&api, &token, &db, page.max(1)).map(|l| {
+            println!("loaded {} requests {}", l.rows, l.requests);
+        }),
+        Command::ServeHr { employees, token } => http::serve(employees, &token),
         Command::Generate { rows, out } => generate::write_file(&out, rows),
     };
     match result {

@@ -12,6 +12,7 @@ mod fanout;
 mod fanout_kill;
 mod fanout_replay;
 mod grants;
+mod hr_directory;
 mod http_grants;
 mod incremental;
 mod one_writer;

@@ -82,12 +82,31 @@ impl Source for HostSource {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        Ok(http::get_with(url, &headers, &self.options)?)
+        http::get_with(url, &headers, &self.options).map_err(refusal_is_denied)
     }
 
     fn now(&self) -> Instant {
         Instant::now()
     }
+}
+
+/// The host refuses a request outside the grant as `internal-error("weir: http grant \"hr\"
+/// refuses …")` or `internal-error("weir: no http grant matches …")`, which `weir_sdk::http`
+/// reads as a transport failure (`unavailable`, retried). A refusal will not change on retry:
+/// it is `access-denied`, so the partition fails at once naming the grant.
+fn refusal_is_denied(e: http::HttpError) -> Error {
+    match &e {
+        http::HttpError::Transport { reason, .. } if is_host_refusal(reason) => {
+            Error::AccessDenied(e.to_string())
+        }
+        _ => e.into(),
+    }
+}
+
+/// Whether a failure's reason is the host's refusal of the request (weir-http's wording).
+pub fn is_host_refusal(reason: &str) -> bool {
+    reason.starts_with("weir: no http grant matches ")
+        || (reason.starts_with("weir: http grant \"") && reason.contains("\" refuses "))
 }
 
 /// The partitions of a configuration: each extracted resource, or one per distinct value of

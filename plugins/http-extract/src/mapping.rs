@@ -49,6 +49,10 @@ enum Tombstone {
 #[derive(Debug, Clone)]
 pub struct Mapping {
     columns: Vec<ColumnSpec>,
+    /// Each column's pointer split into unescaped tokens once, not on every record:
+    /// `Value::pointer` allocates two strings per token per call, which was a fifth of the
+    /// extract call's time at 1,000 records a page.
+    paths: Vec<Vec<String>>,
     tombstone: Option<Tombstone>,
     schema: Schema,
 }
@@ -88,7 +92,9 @@ impl Mapping {
             columns: schema_columns,
             primary_key: primary_key.to_vec(),
         };
+        let paths = columns.iter().map(|c| tokens(&c.pointer)).collect();
         Mapping {
+            paths,
             columns,
             tombstone,
             schema,
@@ -111,8 +117,8 @@ impl Mapping {
             return Err(format!("the record is {}, not an object", describe(record)));
         }
         let mut row = rows.row();
-        for (i, column) in self.columns.iter().enumerate() {
-            let value = record.pointer(&column.pointer).unwrap_or(&Value::Null);
+        for (i, (column, path)) in self.columns.iter().zip(&self.paths).enumerate() {
+            let value = lookup(record, path).unwrap_or(&Value::Null);
             let cell = convert(column.kind, value)
                 .map_err(|why| format!("column `{}`: {why}", column.name))?;
             row.set(i, cell.as_cell()).map_err(|e| e.to_string())?;
@@ -146,6 +152,35 @@ impl Mapping {
             .last()
             .map_or("deleted_at", |c| c.name.as_str())
     }
+}
+
+/// A JSON pointer's reference tokens, unescaped (`"/a~1b/0"` → `["a/b", "0"]`); `""` has none.
+fn tokens(pointer: &str) -> Vec<String> {
+    if pointer.is_empty() {
+        return Vec::new();
+    }
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// `Value::pointer` over tokens split beforehand: the same value for the same pointer.
+fn lookup<'a>(record: &'a Value, tokens: &[String]) -> Option<&'a Value> {
+    tokens
+        .iter()
+        .try_fold(record, |target, token| match target {
+            Value::Object(map) => map.get(token.as_str()),
+            Value::Array(list) => {
+                // RFC 6901 array indices: no sign, no leading zero (as serde_json reads them).
+                if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+                    return None;
+                }
+                list.get(token.parse::<usize>().ok()?)
+            }
+            _ => None,
+        })
 }
 
 /// The columns a resource declares, or `None` when they are to be inferred.
@@ -590,5 +625,37 @@ mod tests {
 
         let (none, _) = infer(&[], &[]);
         assert!(none.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod pointer_tests {
+    use super::*;
+
+    #[test]
+    fn split_pointers_find_what_value_pointer_finds() {
+        let record = serde_json::json!({"a": {"b/c": [10, {"d~e": 1}], "": 2}, "0": 3, "x": null});
+        for pointer in [
+            "",
+            "/a",
+            "/a/b~1c",
+            "/a/b~1c/0",
+            "/a/b~1c/1/d~0e",
+            "/a/",
+            "/0",
+            "/x",
+            "/x/y",
+            "/a/b~1c/01",
+            "/a/b~1c/+1",
+            "/a/b~1c/2",
+            "/missing",
+            "/a/b~1c/-",
+        ] {
+            assert_eq!(
+                lookup(&record, &tokens(pointer)),
+                record.pointer(pointer),
+                "{pointer:?}"
+            );
+        }
     }
 }

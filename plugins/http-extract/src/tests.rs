@@ -616,3 +616,21 @@ fn the_hr_directory_example_configs_parse() {
         assert_eq!(config.connection, "hr");
     }
 }
+
+#[test]
+fn the_hosts_refusals_are_told_from_transport_failures() {
+    for refusal in [
+        r#"weir: http grant "hr" refuses GET http://hr/../admin: the path leaves the grant's base path /api/ through "..""#,
+        r#"weir: http grant "local" refuses GET http://local/people: localhost resolves to 127.0.0.1, a loopback address; the grant does not say allow_private = true"#,
+        "weir: no http grant matches GET http://127.0.0.2:9/steal; granted: hr → http://127.0.0.1:8917/api/",
+    ] {
+        assert!(crate::is_host_refusal(refusal), "{refusal}");
+    }
+    for failure in [
+        r#"weir: http grant "hr": GET http://hr/x: no credentials: the token endpoint answered 503"#,
+        "connection refused",
+        "timed out waiting for the response",
+    ] {
+        assert!(!crate::is_host_refusal(failure), "{failure}");
+    }
+}

@@ -120,9 +120,7 @@ pub fn canonical_timestamp(s: &str) -> Result<String, String> {
         .or_else(|| rest.strip_prefix(' '))
         .ok_or_else(bad)?;
     // The clock: HH:MM, then optional :SS and fraction.
-    let zone_at = rest
-        .find(['Z', '+', '-'])
-        .unwrap_or(rest.len());
+    let zone_at = rest.find(['Z', '+', '-']).unwrap_or(rest.len());
     let (clock, zone) = rest.split_at(zone_at);
     let digits = |t: &str, n: usize| t.len() == n && t.bytes().all(|c| c.is_ascii_digit());
     let mut parts = clock.splitn(3, ':');
