@@ -18,6 +18,8 @@ pub struct FakeApi {
     pub page_size: usize,
     /// Every URL asked, in order.
     pub log: Vec<String>,
+    /// Every URL the reader hinted it will ask next ([`Source::prefetch`]).
+    pub hints: Vec<String>,
     /// Responses handed out before the API answers, one per request.
     pub queued: VecDeque<Result<Response, Error>>,
     /// The cursor style returns the same cursor forever.
@@ -61,6 +63,7 @@ impl FakeApi {
                 .collect(),
             page_size,
             log: Vec::new(),
+            hints: Vec::new(),
             queued: VecDeque::new(),
             stuck_cursor: false,
             ignore_page: false,
@@ -210,6 +213,10 @@ impl Source for FakeApi {
         Ok(self.answer(url))
     }
 
+    fn prefetch(&mut self, url: &str) {
+        self.hints.push(url.to_owned());
+    }
+
     fn now(&self) -> Instant {
         self.now
     }
@@ -219,6 +226,10 @@ impl Source for FakeApi {
 impl Source for &mut FakeApi {
     fn get(&mut self, url: &str) -> Result<Response, Error> {
         (**self).get(url)
+    }
+
+    fn prefetch(&mut self, url: &str) {
+        (**self).prefetch(url)
     }
 
     fn now(&self) -> Instant {

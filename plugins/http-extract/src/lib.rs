@@ -49,6 +49,8 @@ pub struct HttpExtract;
 pub struct HostSource {
     headers: Vec<(String, String)>,
     options: http::Options,
+    /// The request sent ahead by [`Source::prefetch`], used by the `get` of the same URL.
+    ahead: Option<http::Pending>,
 }
 
 impl HostSource {
@@ -71,18 +73,30 @@ impl HostSource {
                 max_body_bytes: config.max_body_bytes,
                 ..http::Options::default()
             },
+            ahead: None,
         }
+    }
+
+    fn headers(&self) -> Vec<(&str, &str)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 }
 
 impl Source for HostSource {
     fn get(&mut self, url: &str) -> Result<Response, Error> {
-        let headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        http::get_with(url, &headers, &self.options).map_err(refusal_is_denied)
+        // A request sent ahead for another URL is abandoned (dropping it cancels it).
+        if let Some(pending) = self.ahead.take().filter(|p| p.url() == url) {
+            return pending.wait().map_err(refusal_is_denied);
+        }
+        http::get_with(url, &self.headers(), &self.options).map_err(refusal_is_denied)
+    }
+
+    fn prefetch(&mut self, url: &str) {
+        // A request that cannot even be started is left to the `get`, which reports it.
+        self.ahead = http::start(http::Method::Get, url, &self.headers(), &[], &self.options).ok();
     }
 
     fn now(&self) -> Instant {

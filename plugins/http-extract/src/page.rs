@@ -19,6 +19,10 @@ pub trait Source {
     /// `GET url`, any status; `Err` only when no response came (transport, refusal).
     fn get(&mut self, url: &str) -> Result<Response, Error>;
 
+    /// `url` is the next `get` unless the pass stops first: a source may send it now, so the
+    /// server works on it while the reader converts the page it has. Nothing by default.
+    fn prefetch(&mut self, _url: &str) {}
+
     /// The current time (the deleted-at of a tombstone seen now).
     fn now(&self) -> Instant;
 }
@@ -262,6 +266,25 @@ impl Plan {
             self.next(pos, &final_url, &response, &body, &records)?
         };
         Ok(Fetched::Page(Page { url, records, next }))
+    }
+
+    /// Hint `src` with the request that will follow the page at `next`, when it is known now
+    /// and is not one the pass asked already (that one is a repeat, never sent again).
+    pub fn prefetch(
+        &self,
+        src: &mut dyn Source,
+        pager: &Pager,
+        next: &Position,
+        since: Option<(&str, &str)>,
+    ) {
+        if *next == Position::End {
+            return;
+        }
+        if let Some(url) = self.url(next, since)
+            && !pager.asked.contains(&hash(url.as_bytes()))
+        {
+            src.prefetch(&url);
+        }
     }
 
     fn next(

@@ -316,6 +316,8 @@ impl<S: Source> HttpReader<S> {
                 .map_err(|e| e.context(format!("{NAME}: {}", self.partition)))?;
             match fetched {
                 Fetched::Page(Page { records, next, url }) => {
+                    // The next page is on its way while this one is converted.
+                    self.plan.prefetch(&mut self.src, &self.pager, &next, since);
                     let index = self.resume_index(&records, &pass, &url);
                     self.page = Some(OpenPage {
                         records,

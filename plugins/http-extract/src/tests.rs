@@ -125,6 +125,44 @@ fn every_pagination_kind_reads_every_record_once() {
     assert_eq!(got.len(), 10, "no pagination: one request");
 }
 
+/// The host source sends a hinted URL ahead and uses it for the `get` of the same URL, so a
+/// hint that is not the next request would cost the server a request: each hint must be
+/// exactly the request that follows, and a repeat (never sent) is never hinted.
+#[test]
+fn the_request_after_each_page_is_hinted_and_nothing_else() {
+    for (path, paginate) in [
+        (
+            "employees",
+            json!({"type": "page_number", "size_param": "per_page", "size": 10}),
+        ),
+        ("employees", json!({"type": "offset", "limit": 10})),
+        (
+            "cursor/employees",
+            json!({"type": "cursor", "cursor": "/meta/next_cursor"}),
+        ),
+        (
+            "next/employees",
+            json!({"type": "next_url", "next": "/links/next"}),
+        ),
+        ("link/employees", json!({"type": "link_header"})),
+    ] {
+        let mut api = FakeApi::new(25, 10);
+        let mut resource = incremental(employees(paginate.clone()), 0);
+        resource["path"] = json!(path);
+        read_all(&mut api, &config(resource), None, 7);
+        assert!(api.log.len() > 2, "{paginate}: {:?}", api.log);
+        assert_eq!(api.hints, api.log[1..], "{paginate}");
+    }
+    let mut api = FakeApi::new(25, 10);
+    api.stuck_cursor = true;
+    let mut resource = employees(json!({"type": "cursor", "cursor": "/meta/next_cursor"}));
+    resource["path"] = json!("cursor/employees");
+    resource["on_repeat"] = json!("stop");
+    read_all(&mut api, &config(resource), None, 1000);
+    assert_eq!(api.log.len(), 2);
+    assert_eq!(api.hints, api.log[1..], "the repeated cursor is not hinted");
+}
+
 #[test]
 fn requests_carry_the_pagination_params() {
     let mut api = FakeApi::new(25, 10);

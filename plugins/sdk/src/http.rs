@@ -6,6 +6,9 @@
 //! the grant and adds the credentials itself. A plugin never sets `Authorization`: the host
 //! refuses a request that does. [`get`] and [`post`] cover most calls; [`request`] takes any
 //! [`Method`] and a body (sent with its `content-length`, written as the host sends it).
+//! [`start`] sends a request and returns at once: the host receives the response while the
+//! plugin works, and [`Pending::wait`] reads it (http-extract asks for the next page this way
+//! while it converts the current one).
 //!
 //! ```no_run
 //! use weir_sdk::{Error, http};
@@ -377,7 +380,11 @@ pub fn request(
     body: &[u8],
     options: &Options,
 ) -> Result<Response, HttpError> {
-    let parts = split_url(url)?;
+    start(method, url, headers, body, options)?.wait()
+}
+
+/// A plugin sets neither `Authorization` (the host adds the grant's) nor `Content-Length`.
+fn check_headers(url: &str, headers: &[(&str, &str)]) -> Result<(), HttpError> {
     if let Some((name, _)) = headers.iter().find(|(n, _)| {
         n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("content-length")
     }) {
@@ -391,35 +398,80 @@ pub fn request(
             reason: format!("a plugin may not set `{name}`: {why}"),
         });
     }
-    send(method, url, &parts, headers, body, options)
+    Ok(())
+}
+
+/// [`request`] without waiting for the response: the host sends the request and receives the
+/// response while the plugin goes on (converting the page before, say); [`Pending::wait`]
+/// then reads it. Dropping the [`Pending`] abandons the request.
+pub fn start(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    options: &Options,
+) -> Result<Pending, HttpError> {
+    let parts = split_url(url)?;
+    check_headers(url, headers)?;
+    begin(method, url, &parts, headers, body, options)
+}
+
+/// A request the host is working on; see [`start`].
+pub struct Pending {
+    url: String,
+    max_body_bytes: usize,
+    #[cfg(target_arch = "wasm32")]
+    future: wasi::http::types::FutureIncomingResponse,
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending").field("url", &self.url).finish()
+    }
+}
+
+impl Pending {
+    /// The URL the request was sent to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Block until the whole response body is read. Any status is a response.
+    pub fn wait(self) -> Result<Response, HttpError> {
+        receive(self)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn send(
+fn begin(
     _method: Method,
     url: &str,
     _parts: &UrlParts<'_>,
     _headers: &[(&str, &str)],
     _body: &[u8],
     _options: &Options,
-) -> Result<Response, HttpError> {
+) -> Result<Pending, HttpError> {
     Err(HttpError::NoHost {
         url: url.to_owned(),
     })
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+fn receive(pending: Pending) -> Result<Response, HttpError> {
+    Err(HttpError::NoHost { url: pending.url })
+}
+
 #[cfg(target_arch = "wasm32")]
-fn send(
+fn begin(
     method: Method,
     url: &str,
     parts: &UrlParts<'_>,
     headers: &[(&str, &str)],
     body: &[u8],
     options: &Options,
-) -> Result<Response, HttpError> {
+) -> Result<Pending, HttpError> {
     use wasi::http::outgoing_handler;
     use wasi::http::types::{Fields, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
-    use wasi::io::streams::StreamError;
 
     let transport = |reason: String| HttpError::Transport {
         url: url.to_owned(),
@@ -475,15 +527,48 @@ fn send(
         let _ = request_options.set_between_bytes_timeout(Some(nanos(t)));
     }
 
-    let outgoing_body = request
-        .body()
-        .map_err(|()| transport("the request body was already taken".into()))?;
+    // No body: the body resource is never taken, and the host sends the request without one.
+    // (Taking it and writing nothing races the host: the request may already be on its way,
+    // and flushing the empty stream then fails with "closed".)
+    let outgoing_body = if body.is_empty() {
+        None
+    } else {
+        Some(
+            request
+                .body()
+                .map_err(|()| transport("the request body was already taken".into()))?,
+        )
+    };
     let future = outgoing_handler::handle(request, Some(request_options))
         .map_err(|code| error_code(url, code))?;
-    // The body is written after `handle`: the host sends it while it is written, so a body
-    // larger than the host's buffer cannot block before anyone reads it.
-    write_body(url, &outgoing_body, body)?;
-    OutgoingBody::finish(outgoing_body, None).map_err(|code| error_code(url, code))?;
+    if let Some(outgoing_body) = outgoing_body {
+        // The body is written after `handle`: the host sends it while it is written, so a
+        // body larger than the host's buffer cannot block before anyone reads it.
+        write_body(url, &outgoing_body, body)?;
+        OutgoingBody::finish(outgoing_body, None).map_err(|code| error_code(url, code))?;
+    }
+    // The host works on the request from here on (wasmtime runs it as a task of its own).
+    Ok(Pending {
+        url: url.to_owned(),
+        max_body_bytes: options.max_body_bytes,
+        future,
+    })
+}
+
+#[cfg(target_arch = "wasm32")]
+fn receive(pending: Pending) -> Result<Response, HttpError> {
+    use wasi::io::streams::StreamError;
+
+    let Pending {
+        url,
+        max_body_bytes,
+        future,
+    } = pending;
+    let url = url.as_str();
+    let transport = |reason: String| HttpError::Transport {
+        url: url.to_owned(),
+        reason,
+    };
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
@@ -514,10 +599,10 @@ fn send(
     loop {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => {
-                if bytes.len() + chunk.len() > options.max_body_bytes {
+                if bytes.len() + chunk.len() > max_body_bytes {
                     return Err(HttpError::BodyTooLarge {
                         url: url.to_owned(),
-                        limit: options.max_body_bytes,
+                        limit: max_body_bytes,
                     });
                 }
                 bytes.extend_from_slice(&chunk);
