@@ -12,6 +12,7 @@ mod crash;
 mod csv_policies;
 mod fanout;
 mod fanout_kill;
+mod fanout_postgres;
 mod fanout_replay;
 mod grants;
 mod hr_directory;

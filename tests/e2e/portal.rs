@@ -289,7 +289,7 @@ impl Source {
 pub const FORBIDDEN_MARKS: [&str; 4] = ["756.", "secret-dx-", "@example.com", "+41 79"];
 
 /// Whether `text` holds a forbidden value (whole, or by its mark) or the salt: what it holds.
-fn leaks(text: &str, forbidden: &BTreeSet<String>) -> Option<String> {
+pub fn leaks(text: &str, forbidden: &BTreeSet<String>) -> Option<String> {
     if forbidden.contains(text) {
         return Some(text.to_owned());
     }

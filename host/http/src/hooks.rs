@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
@@ -42,13 +42,13 @@ pub struct InstanceHttpStats {
     pub unmatched_refusals: u64,
 }
 
-/// One instance's own record: its counters and the `Retry-After` of its latest throttled
-/// response.
+/// One instance's own record: its counters and the `Retry-After` of its throttled responses
+/// (the longest asked for, and when the latest of them arrived).
 #[derive(Default)]
 struct InstanceRecord {
     counters: BTreeMap<String, Arc<HttpCounters>>,
     unmatched: AtomicU64,
-    retry_after: Mutex<Option<Duration>>,
+    retry_after: Mutex<Option<(Duration, Instant)>>,
 }
 
 /// Reads one instance's HTTP counters (see [`HttpHooks::meter`]).
@@ -111,13 +111,26 @@ impl HttpHooks {
         HttpMeter(self.record.clone())
     }
 
-    /// The delay the latest 429/503 asked for (capped at [`MAX_RETRY_AFTER`]), cleared.
+    /// The delay the 429s/503s asked for (the longest, capped at [`MAX_RETRY_AFTER`]), cleared.
     pub fn take_retry_after(&self) -> Option<Duration> {
+        self.retry_after_slot().take().map(|(delay, _)| delay)
+    }
+
+    /// Forget a `Retry-After` whose response arrived before `instant`. A plugin may send a
+    /// request in one call and read its answer in the next (http-extract asks for the next
+    /// page ahead), so the engine keeps what arrived since the previous call began.
+    pub fn forget_retry_after_before(&self, instant: Instant) {
+        let mut slot = self.retry_after_slot();
+        if slot.is_some_and(|(_, arrived)| arrived < instant) {
+            *slot = None;
+        }
+    }
+
+    fn retry_after_slot(&self) -> std::sync::MutexGuard<'_, Option<(Duration, Instant)>> {
         self.record
             .retry_after
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
     }
 
     /// Send one request of the plugin: the whole of weir's policy. Errors are what the plugin
@@ -245,12 +258,9 @@ impl HttpHooks {
             .and_then(|v| parse_retry_after(v, SystemTime::now()))
         {
             tally.add(Count::Throttled);
-            let mut slot = self
-                .record
-                .retry_after
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            *slot = Some(slot.map_or(delay, |d| d.max(delay)));
+            let mut slot = self.retry_after_slot();
+            let longest = slot.map_or(delay, |(d, _)| d.max(delay));
+            *slot = Some((longest, Instant::now()));
             self.say(
                 tracing::Level::INFO,
                 &format!(

@@ -450,6 +450,20 @@ async fn a_429_keeps_its_retry_after_for_the_engine() {
     assert_eq!(hooks.take_retry_after(), None);
     assert_eq!((api.counters().throttled, api.counters().status[3]), (1, 1));
     assert!(lines.lock().unwrap()[0].contains("429 Too Many Requests with Retry-After 7 s"));
+
+    // An answer that arrived after a call began is kept at the next call's start; one that
+    // arrived before is forgotten.
+    let before = std::time::Instant::now();
+    send(&hooks, request("GET", "http://api/", &[]), None)
+        .await
+        .unwrap();
+    hooks.forget_retry_after_before(before);
+    assert_eq!(hooks.take_retry_after(), Some(Duration::from_secs(7)));
+    send(&hooks, request("GET", "http://api/", &[]), None)
+        .await
+        .unwrap();
+    hooks.forget_retry_after_before(std::time::Instant::now());
+    assert_eq!(hooks.take_retry_after(), None);
 }
 
 /// A token endpoint and an API on one server: tokens `t1`, `t2`, … valid for `expires_in`;

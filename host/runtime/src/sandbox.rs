@@ -102,8 +102,9 @@ impl Sandbox {
         state.guest_time_in_call = std::time::Duration::ZERO;
         state.last_tick = now;
         state.call_deadline = now + self.limits.wall_per_call;
-        // A Retry-After belongs to the call whose requests got it.
-        state.take_retry_after();
+        // A Retry-After belongs to the call whose requests got it, and a request sent ahead
+        // in one call is answered in the next: keep what arrived since the previous call began.
+        state.forget_retry_after_before(self.call_started);
         self.call_started = now;
         self.data_cap = cap;
         self.store.set_hostcall_fuel(cap.bytes);

@@ -121,9 +121,14 @@ impl PluginState {
         self.http.meter()
     }
 
-    /// The `Retry-After` of the latest 429/503 since the last call, cleared.
+    /// The `Retry-After` of the 429s/503s kept (see [`Self::forget_retry_after_before`]), cleared.
     pub(crate) fn take_retry_after(&self) -> Option<std::time::Duration> {
         self.http.take_retry_after()
+    }
+
+    /// Forget a `Retry-After` that arrived before `instant`.
+    pub(crate) fn forget_retry_after_before(&self, instant: std::time::Instant) {
+        self.http.forget_retry_after_before(instant);
     }
 }
 
