@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, bail};
 
 /// The superuser every client logs in as, over TCP with this password (scram-sha-256).
 pub const USER: &str = "weir";
@@ -247,10 +247,4 @@ impl Drop for PgServer {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// `ensure!` that two digests agree, naming both variants.
-pub fn same(what: &str, a: &str, b: &str) -> anyhow::Result<()> {
-    ensure!(a == b, "{what}: tables differ:\n  {a}\n  {b}");
-    Ok(())
 }

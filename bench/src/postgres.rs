@@ -248,9 +248,7 @@ history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
             let d = self.digest(server, dir, *v)?;
             match &reference {
                 None => reference = Some((*v, d)),
-                Some((r, rd)) => {
-                    pg_server::same(&format!("{} vs {}", v.label(), r.label()), &d, rd)?
-                }
+                Some((r, rd)) => same(&format!("{} vs {}", v.label(), r.label()), &d, rd)?,
             }
         }
         let (first, reference) = reference.context("no variants")?;
@@ -262,7 +260,7 @@ history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
             for v in order {
                 eprintln!("round {}: {}", round + 1, v.label());
                 let s = self.one(server, dir, data, v)?;
-                pg_server::same(
+                same(
                     &format!("round {}: {} vs {}", round + 1, v.label(), first.label()),
                     &self.digest(server, dir, v)?,
                     &reference,
@@ -502,4 +500,10 @@ fn max_rss(rounds: &[BTreeMap<Variant, Sample>], v: Variant) -> f64 {
 
 fn verdict(met: bool) -> &'static str {
     if met { "(met)" } else { "(missed)" }
+}
+
+/// An error unless two digests agree, naming what was compared.
+fn same(what: &str, a: &str, b: &str) -> anyhow::Result<()> {
+    ensure!(a == b, "{what}: tables differ:\n  {a}\n  {b}");
+    Ok(())
 }
