@@ -132,7 +132,9 @@ crash-test-fanout N="20": plugins
 # generated bank CSV, then the HTTP case: 200,000 employees from the HR fixture over loopback,
 # http-extract → sqlite-load against a native hyper + serde + rusqlite loop. ARGS go to
 # `weir-bench run`: `--levers` adds the batch-size sweep, `--rows 200000 --big-rows 0` is a
-# quick look, `--http-only` runs only the HTTP case, `--http-records 0` skips it. Data and
+# quick look, `--http-only` runs only the HTTP case, `--http-records 0` skips it; `--postgres`
+# runs only the PostgreSQL case (a throwaway server: append and upsert against psql \copy and
+# native tokio-postgres loaders, sql-extract PostgreSQL → SQLite against a keyset loop). Data and
 # databases stay in target/bench. Benchmarks: figures and ratios, never pass/fail
 # (docs/performance.md).
 bench *ARGS: plugins

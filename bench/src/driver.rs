@@ -53,6 +53,9 @@ pub struct Options {
     /// The HTTP case.
     #[command(flatten)]
     http: crate::http::HttpOptions,
+    /// The PostgreSQL case.
+    #[command(flatten)]
+    pg: crate::postgres::PgOptions,
 }
 
 /// What is timed.
@@ -133,6 +136,18 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         me: me.clone(),
         reps: opts.reps,
     };
+    if opts.pg.postgres {
+        return crate::postgres::PgBench {
+            opts: &opts.pg,
+            weir,
+            plugins,
+            work,
+            me,
+            reps: opts.reps,
+            batch: opts.batch,
+        }
+        .run();
+    }
     if opts.http.http_only {
         println!("{}", machine(None));
         return http.run();

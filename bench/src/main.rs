@@ -6,6 +6,9 @@
 //!   sqlite-load) and to a native loop (`--http-only` runs only that).
 //! - `weir-bench native`, `weir-bench native-http`: the native baselines alone (the driver
 //!   runs them as child processes, so their CPU time and peak RSS are their own).
+//! - `weir-bench run --postgres`: only the PostgreSQL case (a throwaway server; weir against
+//!   `psql \copy` and native tokio-postgres loops); `native-pg`, `native-pg-extract` are its
+//!   native baselines.
 //! - `weir-bench generate`: write the bank-statement CSV.
 //!
 //! Figures only: nothing here passes or fails on time. A wrong result (row count or content
@@ -17,6 +20,9 @@ mod http;
 mod measure;
 mod native;
 mod native_http;
+mod native_pg;
+mod pg_server;
+mod postgres;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +76,33 @@ enum Command {
         #[arg(long, env = "HR_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// Load a CSV file into PostgreSQL natively (csv + tokio-postgres binary COPY).
+    NativePg {
+        #[arg(long)]
+        csv: PathBuf,
+        /// libpq-style `key=value` connection string, without the password.
+        #[arg(long)]
+        conninfo: String,
+        #[arg(long, env = "BENCH_PGPASSWORD", hide_env_values = true)]
+        password: String,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        #[arg(long, value_enum, default_value_t = native_pg::Mode::Append)]
+        mode: native_pg::Mode,
+    },
+    /// Copy table `transactions` of a PostgreSQL database into SQLite natively (keyset pages).
+    NativePgExtract {
+        #[arg(long)]
+        conninfo: String,
+        #[arg(long, env = "BENCH_PGPASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        db: PathBuf,
+        /// Rows per page (one SQLite transaction).
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+    },
     /// Write the bank-statement CSV.
     Generate {
         #[arg(long, default_value_t = 1_000_000)]
@@ -102,6 +135,23 @@ fn main() -> ExitCode {
             page,
         } => native_http::load(&api, &token, &db, page.max(1)).map(|l| {
             println!("loaded {} requests {}", l.rows, l.requests);
+        }),
+        Command::NativePg {
+            csv,
+            conninfo,
+            password,
+            batch,
+            mode,
+        } => native_pg::load(&csv, &conninfo, &password, batch.max(1), mode).map(|l| {
+            println!("loaded {} rejected {}", l.rows, l.rejected);
+        }),
+        Command::NativePgExtract {
+            conninfo,
+            password,
+            db,
+            batch,
+        } => native_pg::extract(&conninfo, &password, &db, batch.max(1)).map(|n| {
+            println!("copied {n}");
         }),
         Command::ServeHr { employees, token } => http::serve(employees, &token),
         Command::Generate { rows, out } => generate::write_file(&out, rows),

@@ -532,6 +532,98 @@ history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
         "2 new + 5 updated, nothing twice"
     );
     assert_eq!(target(&fx), source_rows());
+    // A row written later with the same watermark as the last one read (and a higher key) is
+    // still picked up; the rows read before are not read again.
+    source.execute(
+        "INSERT INTO appointments VALUES (3003, 'late tie', 1, 14.00, '2026-01-02 00:00:00+00')",
+    );
+    let run = fx.weir_env(&["run", "appointments"], &env);
+    assert_eq!(run.success().totals(), (1, 1, 0), "{}", run.stdout());
+    assert_eq!(target(&fx), source_rows());
+    assert_eq!(
+        fx.weir_env(&["run", "appointments"], &env)
+            .success()
+            .totals(),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn sql_extract_reads_a_sqlite_table_incrementally_into_postgresql() {
+    let pg = PgServer::start();
+    let ledger = pg.database("ledger");
+    let fx = Fixture::new();
+    // Groups of seven rows share an `updated_at`, so pages (of 100) end inside a group.
+    crate::sql_extract::practice_db(&fx, 2_500);
+    fx.config(&format!(
+        r#"
+[[pipeline]]
+name = "appointments"
+batch_size = 100
+grants = {{ databases = {{ practice = {{ path = "practice.db", read_only = true }}, ledger = {} }} }}
+extract = {{ plugin = "sql-extract", config = {{ database = "practice", table = "appointments", watermark = "updated_at", partition_by = "clinic" }} }}
+load = [{{ plugin = "sqlite-load", config = {{ database = "ledger", table = "appointments", mode = "upsert", key = ["id"] }} }}]
+history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
+"#,
+        ledger.grant_toml()
+    ));
+    let env = [ledger.password_env()];
+    let source = |fx: &Fixture| {
+        sqlite_rows(
+            &fx.db("practice.db"),
+            "SELECT id, patient, clinic, fee, updated_at FROM appointments ORDER BY id",
+        )
+    };
+    let target = || {
+        ledger.query(
+            "SELECT id, patient, clinic, fee::float8,
+                    to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+             FROM appointments ORDER BY id",
+        )
+    };
+    let run = fx.weir_env(&["run", "appointments"], &env);
+    assert_eq!(
+        run.success().totals(),
+        (2_500, 2_500, 0),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(target(), source(&fx));
+
+    // Two new rows with the same, later watermark, and five updated rows.
+    fx.db("practice.db")
+        .execute_batch(
+            "INSERT INTO appointments VALUES
+                (3001, 'new one', 1, '2026-03-01 10:00:00', '12.00', '2026-01-02 00:00:00'),
+                (3002, 'new two', 1, '2026-03-01 11:00:00', '13.00', '2026-01-02 00:00:00');
+             UPDATE appointments SET patient = 'renamed ' || id, updated_at = '2026-01-02 00:00:00'
+                WHERE id IN (5, 500, 1000, 1500, 2000);",
+        )
+        .unwrap();
+    let run = fx.weir_env(&["run", "appointments"], &env);
+    assert_eq!(
+        run.success().totals(),
+        (7, 7, 0),
+        "2 new + 5 updated, nothing twice: {}",
+        run.stdout()
+    );
+    assert_eq!(target(), source(&fx));
+
+    // Written later with the watermark last read and a higher key: still picked up, once.
+    fx.db("practice.db")
+        .execute_batch(
+            "INSERT INTO appointments VALUES
+                (3003, 'late tie', 1, '2026-03-01 12:00:00', '14.00', '2026-01-02 00:00:00');",
+        )
+        .unwrap();
+    let run = fx.weir_env(&["run", "appointments"], &env);
+    assert_eq!(run.success().totals(), (1, 1, 0), "{}", run.stdout());
+    assert_eq!(target(), source(&fx));
+    assert_eq!(
+        ledger.count("SELECT count(*) FROM appointments"),
+        2_503,
+        "no row twice"
+    );
     assert_eq!(
         fx.weir_env(&["run", "appointments"], &env)
             .success()

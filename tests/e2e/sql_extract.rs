@@ -5,7 +5,7 @@ use crate::support::*;
 
 /// A practice-management table: groups of seven appointments share an `updated_at`, so the
 /// pages (of 100 rows) end in the middle of a group and only the key tells the rows apart.
-fn practice_db(fx: &Fixture, rows: i64) {
+pub fn practice_db(fx: &Fixture, rows: i64) {
     let db = fx.db("practice.db");
     db.execute_batch(
         "CREATE TABLE appointments (
