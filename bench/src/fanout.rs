@@ -74,12 +74,13 @@ impl Variant {
         }
     }
 
-    /// The pipeline (weir variants).
+    /// The pipeline of a weir variant.
     fn pipeline(self) -> &'static str {
         match self {
             Variant::Fanout => "fanout",
             Variant::SqliteOnly => "sqlite_only",
-            Variant::IndexOnly | Variant::Native => "index_only",
+            Variant::IndexOnly => "index_only",
+            Variant::Native => unreachable!("the native loop is not a weir pipeline"),
         }
     }
 
@@ -263,7 +264,8 @@ impl Ctx<'_> {
         let load = match v {
             Variant::Fanout => format!("[{sqlite}, {index}]"),
             Variant::SqliteOnly => format!("[{sqlite}]"),
-            Variant::IndexOnly | Variant::Native => format!("[{index}]"),
+            Variant::IndexOnly => format!("[{index}]"),
+            Variant::Native => unreachable!("the native loop is not a weir pipeline"),
         };
         format!(
             r#"# Written by weir-bench (the fan-out case).

@@ -7,8 +7,8 @@
 //!   `--fanout` runs only the fan-out case instead: csv → select-transform → SQLite + FTS5 and
 //!   a search index (osmem-server), each destination alone, and a native `_bulk` loop.
 //! - `weir-bench native`, `weir-bench native-http`, `weir-bench native-bulk`: the native
-//!   baselines alone (the driver
-//!   runs them as child processes, so their CPU time and peak RSS are their own).
+//!   baselines alone (the driver runs them as child processes, so their CPU time and peak RSS
+//!   are their own).
 //! - `weir-bench generate`: write the bank-statement CSV.
 //!
 //! Figures only: nothing here passes or fails on time. A wrong result (row count or content
