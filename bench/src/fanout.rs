@@ -42,7 +42,7 @@ pub struct FanoutOptions {
     )]
     pub fanout_bulks: Vec<usize>,
     /// Runs of each bulk size in the trial.
-    #[arg(long = "fanout-bulk-reps", default_value_t = 1)]
+    #[arg(long = "fanout-bulk-reps", default_value_t = 2)]
     pub fanout_bulk_reps: usize,
 }
 
