@@ -56,6 +56,9 @@ pub struct Options {
     /// The PostgreSQL case.
     #[command(flatten)]
     pg: crate::postgres::PgOptions,
+    /// The fan-out case.
+    #[command(flatten)]
+    fanout: crate::fanout::FanoutOptions,
 }
 
 /// What is timed.
@@ -151,6 +154,18 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     if opts.http.http_only {
         println!("{}", machine(None));
         return http.run();
+    }
+    if opts.fanout.fanout {
+        println!("{}", machine(None));
+        return crate::fanout::FanoutBench {
+            opts: &opts.fanout,
+            weir,
+            plugins,
+            work,
+            me,
+            reps: opts.reps,
+        }
+        .run();
     }
     let sqlite3 = Command::new("sqlite3")
         .arg("--version")
@@ -262,16 +277,8 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// The generated file of `rows` rows, made once and kept.
     fn data(&self, rows: u64) -> anyhow::Result<PathBuf> {
-        let dir = self.work.join("data");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("bank-{rows}-v{}.csv", generate::VERSION));
-        if !path.is_file() {
-            eprintln!("generating {} ({} rows)…", path.display(), thousands(rows));
-            generate::write_file(&path, rows)?;
-        }
-        Ok(path)
+        data_file(&self.work, rows)
     }
 
     /// A folder with `inbox/bank.csv` (a hard link to `data`, or a copy when `copy`) and a
@@ -807,6 +814,18 @@ impl Bench<'_> {
         );
         Ok(())
     }
+}
+
+/// The generated bank CSV of `rows` rows in `work`/data, made once and kept.
+pub(crate) fn data_file(work: &Path, rows: u64) -> anyhow::Result<PathBuf> {
+    let dir = work.join("data");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("bank-{rows}-v{}.csv", generate::VERSION));
+    if !path.is_file() {
+        eprintln!("generating {} ({} rows)…", path.display(), thousands(rows));
+        generate::write_file(&path, rows)?;
+    }
+    Ok(path)
 }
 
 /// `weir -c weir.toml run PIPELINE` in `dir` with `env` set and the stage-times log on: what it

@@ -4,8 +4,11 @@
 //!   native baseline and `sqlite3 .import`, alternating, and print medians and ratios.
 //!   Then the HTTP case: the HR fixture serves employees over loopback to weir (http-extract →
 //!   sqlite-load) and to a native loop (`--http-only` runs only that).
-//! - `weir-bench native`, `weir-bench native-http`: the native baselines alone (the driver
-//!   runs them as child processes, so their CPU time and peak RSS are their own).
+//!   `--fanout` runs only the fan-out case instead: csv → select-transform → SQLite + FTS5 and
+//!   a search index (osmem-server), each destination alone, and a native `_bulk` loop.
+//! - `weir-bench native`, `weir-bench native-http`, `weir-bench native-bulk`: the native
+//!   baselines alone (the driver runs them as child processes, so their CPU time and peak RSS
+//!   are their own).
 //! - `weir-bench run --postgres`: only the PostgreSQL case (a throwaway server; weir against
 //!   `psql \copy` and native tokio-postgres loops); `native-pg`, `native-pg-extract` are its
 //!   native baselines.
@@ -15,10 +18,12 @@
 //! differing from the native baseline's) is an error.
 
 mod driver;
+mod fanout;
 mod generate;
 mod http;
 mod measure;
 mod native;
+mod native_bulk;
 mod native_http;
 mod native_pg;
 mod pg_server;
@@ -66,6 +71,23 @@ enum Command {
         /// Records per page.
         #[arg(long, default_value_t = 1000)]
         page: usize,
+    },
+    /// Index the bank CSV's compliant rows (the fan-out case's allow-list, filter and mask)
+    /// into a search server with `_bulk` requests natively (csv + serde_json + hyper).
+    NativeBulk {
+        #[arg(long)]
+        csv: PathBuf,
+        /// The server, `http://ADDR/`.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        index: String,
+        /// The index's mappings (JSON), sent when it is created.
+        #[arg(long)]
+        mappings: PathBuf,
+        /// Documents per `_bulk` request.
+        #[arg(long, default_value_t = 1000)]
+        bulk: usize,
     },
     /// Serve the HR fixture with N generated employees on a free loopback port (prints
     /// `listening on ADDR`); the HTTP case runs it as its server.
@@ -153,6 +175,13 @@ fn main() -> ExitCode {
         } => native_pg::extract(&conninfo, &password, &db, batch.max(1)).map(|n| {
             println!("copied {n}");
         }),
+        Command::NativeBulk {
+            csv,
+            url,
+            index,
+            mappings,
+            bulk,
+        } => fanout::native(&csv, &url, &index, &mappings, bulk),
         Command::ServeHr { employees, token } => http::serve(employees, &token),
         Command::Generate { rows, out } => generate::write_file(&out, rows),
     };

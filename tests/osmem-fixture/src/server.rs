@@ -83,6 +83,11 @@ impl Osmem {
         format!("http://{}/", self.addr)
     }
 
+    /// Its process id (a benchmark reads the server's CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A client for its API.
     pub fn client(&self) -> Client {
         Client::new(self.addr)
