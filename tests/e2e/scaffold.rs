@@ -182,9 +182,16 @@ history = {{ plugin = "my-history-store", config = {{ database = "out" }} }}
 /// builds, passes its own tests and is a loadable transformer.
 #[test]
 fn a_rust_skeleton_outside_the_checkout_builds_with_an_sdk_path() {
+    // A temporary folder whose first component differs from the checkout's (a checkout under
+    // /tmp would otherwise share `/tmp` with it, and the scaffold would write a relative path).
+    let top = |p: &std::path::Path| p.components().nth(1).map(|c| c.as_os_str().to_owned());
+    let base = [std::env::temp_dir(), "/var/tmp".into(), "/dev/shm".into()]
+        .into_iter()
+        .find(|dir| dir.is_dir() && top(dir) != top(&repo_root()))
+        .expect("a temporary folder outside the checkout's top folder");
     let outside = tempfile::Builder::new()
         .prefix("weir-scaffold-outside-")
-        .tempdir()
+        .tempdir_in(base)
         .unwrap();
     assert!(
         !outside.path().starts_with(repo_root()),
