@@ -2,10 +2,11 @@
 //! (`engine.cluster`): a cron fire runs once whichever host sees it first, and on the host that
 //! claimed it; a run triggered on one host is seen, with its events, on another (one event
 //! numbering, so `Last-Event-ID` means the same everywhere); a host killed with SIGKILL while it
-//! holds a run lease loses it after `lease_seconds`, and another host runs the next fire.
+//! holds a run lease loses it after `lease_seconds`, and another host adopts the run and takes
+//! its partition over. (Partitions shared by several hosts: `cluster_partitions`.)
 
 #[path = "../../host/cluster/tests/support/mod.rs"]
-mod pg;
+pub(crate) mod pg;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,7 +19,12 @@ use crate::support::*;
 
 /// A host's folder: its own plugins, ledger and run locks, and `engine.cluster` pointing at
 /// `server` as `host_id`.
-fn host(server: &PgServer, host_id: &str, lease_seconds: u32, pipelines: &str) -> Fixture {
+pub(crate) fn host(
+    server: &PgServer,
+    host_id: &str,
+    lease_seconds: u32,
+    pipelines: &str,
+) -> Fixture {
     let fx = Fixture::new();
     fx.config_with_test_plugins(&["spin-forever"], pipelines);
     let config = std::fs::read_to_string(fx.path("weir.toml")).unwrap();
@@ -64,7 +70,11 @@ fn slow(name: &str, schedule: Option<&str>, seconds: u32) -> String {
 
 /// Poll `check` until it returns `Some`, or panic with `what` after `limit`.
 #[track_caller]
-fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = check() {
@@ -75,7 +85,7 @@ fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<
     }
 }
 
-fn runs(server: &Server, pipeline: &str) -> Vec<Value> {
+pub(crate) fn runs(server: &Server, pipeline: &str) -> Vec<Value> {
     server.get_json(&format!("/api/runs?pipeline={pipeline}&limit=200"))["runs"]
         .as_array()
         .unwrap()
@@ -254,7 +264,7 @@ fn a_run_triggered_on_one_host_shows_on_another_with_its_events_and_refuses_a_se
 }
 
 #[test]
-fn a_killed_host_loses_its_run_lease_and_another_host_runs_the_next_fire() {
+fn a_killed_run_lease_holder_s_run_is_adopted_by_another_host_and_goes_on() {
     let db = PgServer::start();
     let lease = 2;
     let fixtures: Vec<Fixture> = ["a", "b"]
@@ -289,40 +299,47 @@ fn a_killed_host_loses_its_run_lease_and_another_host_runs_the_next_fire() {
     let survivor = servers[1 - index].as_ref().unwrap();
     let survivor_id = if index == 0 { "b" } else { "a" };
 
-    let next = eventually(
-        "the survivor's run",
+    // The survivor adopts the run (its id kept) and takes its partition over.
+    let adopted = eventually(
+        "the run adopted by the survivor",
         Duration::from_secs(lease as u64 + 20),
         || {
-            runs(survivor, "slow").into_iter().find(|r| {
-                r["host"] == survivor_id
-                    && r["status"] == "running"
-                    && r["id"] != first_run.as_str()
-            })
+            let out = db.psql(&format!(
+                "SELECT data FROM weir_events WHERE run = '{first_run}' AND kind = 'run_adopted' \
+                 AND host = '{survivor_id}'"
+            ));
+            (!out.trim().is_empty()).then_some(out)
         },
     );
     let took = killed_at.elapsed();
+    assert!(
+        adopted.contains(&format!("\"from\":\"{holder}\"")),
+        "{adopted}"
+    );
     // Not before the lease lapsed: it was renewed every third of it, so at least two thirds
     // were left at the kill (asserted with room for a heartbeat delayed on a busy machine).
     assert!(
         took >= Duration::from_secs(lease as u64) / 3,
-        "another host ran the pipeline {took:?} after the kill"
+        "another host adopted the run {took:?} after the kill"
     );
+    let taken = eventually("the partition taken over", Duration::from_secs(20), || {
+        let out = db.psql(&format!(
+            "SELECT host FROM weir_events WHERE run = '{first_run}' \
+             AND kind = 'partition_claimed' AND data::json->>'taken_over_from' = '{holder}'"
+        ));
+        (!out.trim().is_empty()).then_some(out)
+    });
+    assert_eq!(taken.trim(), survivor_id);
     // Meanwhile the survivor's fires were refused by the live lease, naming its holder.
     let refused = db.psql(&format!(
         "SELECT count(*) FROM weir_events WHERE kind = 'run_skipped' AND host = '{survivor_id}' \
          AND data::json->>'reason' LIKE '%is running on host \"{holder}\"%'"
     ));
     assert!(refused.parse::<u32>().unwrap() >= 1, "{refused}");
-    assert_eq!(next["trigger"], "schedule", "{next}");
-    // The dead host's run is closed as failed, naming it.
-    let old = survivor.get_json(&format!("/api/runs/{first_run}"));
-    assert_eq!(old["status"], "failed", "{old}");
-    assert!(
-        old["error"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("host \"{holder}\" stopped renewing the run lease")),
-        "{old}"
+    // The run is in progress on the survivor, under its first id: no second run started.
+    assert_eq!(
+        survivor.get_json("/api/pipelines/slow")["active_run"]["run_id"],
+        Value::String(first_run.clone()),
     );
     // `weir cluster status` flags the dead host.
     let status = fixtures[1 - index].weir(&["cluster", "status"]);

@@ -6,6 +6,7 @@ mod support;
 mod bad_config;
 mod bank_recon;
 mod cluster;
+mod cluster_partitions;
 mod contract_versions;
 mod corpora;
 mod crash;

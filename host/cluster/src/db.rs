@@ -56,6 +56,8 @@ pub(crate) struct Db {
     config: Config,
     /// Longest an operation may take before its connection is given up.
     pub(crate) deadline: Duration,
+    /// The cluster's lease (sessions' idle limit follows it).
+    lease: Duration,
     shared: Mutex<Option<Client>>,
 }
 
@@ -76,14 +78,9 @@ impl Db {
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
-            // The server stops a statement that waits past the deadline (a lock held by a
-            // stuck session) rather than leave this host waiting.
-            .options(format!(
-                "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
-                deadline.as_millis(),
-                deadline.as_millis() * 2
-            ));
+            .options(session_options(deadline, options.lease));
         Ok(Self {
+            lease: options.lease,
             shown,
             config,
             deadline,
@@ -96,12 +93,9 @@ impl Db {
     /// `deadline`: how long its operations may take.
     pub(crate) fn sibling(&self, deadline: Duration) -> Self {
         let mut config = self.config.clone();
-        config.options(format!(
-            "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
-            deadline.as_millis(),
-            deadline.as_millis() * 2
-        ));
+        config.options(session_options(deadline, self.lease));
         Self {
+            lease: self.lease,
             shown: self.shown.clone(),
             config,
             deadline,
@@ -165,6 +159,21 @@ impl Db {
             reason: explain(e),
         }
     }
+}
+
+/// Every session's limits. The server stops a statement that waits past `deadline` (a lock
+/// held by a stuck session) rather than leave this host waiting; and it ends a session left
+/// idle inside a transaction for a third of the lease (at least a second): a host paused
+/// mid-transaction (SIGSTOP, a frozen VM) would otherwise hold its row locks — the event
+/// counter's among them — and stall every other host until it wakes. Its own transaction then
+/// fails when it wakes, and is retried.
+fn session_options(deadline: Duration, lease: Duration) -> String {
+    let idle = (lease / 3).max(Duration::from_secs(1));
+    format!(
+        "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+        deadline.as_millis(),
+        idle.as_millis()
+    )
 }
 
 /// The shared connection, held.

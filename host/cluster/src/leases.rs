@@ -60,6 +60,8 @@ pub enum RunClaim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionClaim {
     pub lease: Lease,
+    /// The partition's size in progress units, as its extractor listed it.
+    pub size: Option<u64>,
     /// The host that held it before, if its lease had expired (a takeover).
     pub taken_over_from: Option<String>,
 }
@@ -74,7 +76,7 @@ pub struct ClaimLimits {
 }
 
 /// Where a run's partitions are.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunProgress {
     pub total: i64,
     pub queued: i64,
@@ -85,6 +87,27 @@ pub struct RunProgress {
     pub done: i64,
     /// Done, but not `completed`.
     pub unsuccessful: i64,
+    /// What the partitions' holders committed, as each reported at its end (a host killed
+    /// mid-partition reported nothing: its rows are in the target, not in these sums).
+    pub rows_read: i64,
+    pub rows_loaded: i64,
+    pub rows_rejected: i64,
+    /// An operator asked the run to stop.
+    pub cancel_requested: bool,
+    /// The pipeline's run lease still names this run (held, expired or not).
+    pub current: bool,
+    /// Who holds the run lease, with which epoch (while `current`).
+    pub run_owner: Option<String>,
+    pub run_epoch: Option<i64>,
+}
+
+impl RunProgress {
+    /// Whether `lease` is still the run lease of this run (not adopted by another host).
+    pub fn run_lease_is(&self, lease: &Lease, host_id: &str) -> bool {
+        self.current
+            && self.run_owner.as_deref() == Some(host_id)
+            && self.run_epoch == Some(lease.epoch)
+    }
 }
 
 impl RunProgress {
@@ -178,8 +201,13 @@ impl Cluster {
     pub async fn queue_partitions(
         &self,
         run: &Lease,
-        partitions: &[String],
+        partitions: &[(String, Option<u64>)],
     ) -> Result<bool, ClusterError> {
+        let ids: Vec<&str> = partitions.iter().map(|(id, _)| id.as_str()).collect();
+        let sizes: Vec<Option<i64>> = partitions
+            .iter()
+            .map(|(_, size)| size.map(|s| s.min(i64::MAX as u64) as i64))
+            .collect();
         let conn = self.db.conn().await?;
         // One transaction: the run lease is locked and checked, then the partitions queued.
         conn.run("queueing partitions", async |c| {
@@ -196,12 +224,14 @@ impl Cluster {
                 return Ok(false);
             }
             tx.execute(
-                "INSERT INTO weir_leases (pipeline, partition, run_id, state)
-                 SELECT $1, p, $2, 'queued' FROM unnest($3::text[]) AS p
+                "INSERT INTO weir_leases (pipeline, partition, run_id, state, size)
+                 SELECT $1, p.id, $2, 'queued', p.size
+                 FROM unnest($3::text[], $4::int8[]) AS p(id, size)
                  ON CONFLICT (pipeline, partition) DO UPDATE SET run_id = EXCLUDED.run_id,
                      state = 'queued', owner = NULL, expires_at = NULL, claimed_at = NULL,
-                     outcome = NULL",
-                &[&run.pipeline, &run.run_id, &partitions],
+                     outcome = NULL, size = EXCLUDED.size, rows_read = 0, rows_loaded = 0,
+                     rows_rejected = 0",
+                &[&run.pipeline, &run.run_id, &ids, &sizes],
             )
             .await?;
             tx.commit().await?;
@@ -213,11 +243,14 @@ impl Cluster {
     /// Claim up to `limits` of the run's partitions that are queued or whose holder's lease
     /// expired, in partition order. The pipeline's run lease row is locked for the claim, so
     /// the cluster-wide limit holds exactly; the rows themselves are picked `SKIP LOCKED`.
+    /// Nothing is claimed for a run an operator asked to stop. `plugins` (name → version, as
+    /// JSON): what this host runs the partitions with, recorded with each in the run's record.
     pub async fn claim_partitions(
         &self,
         pipeline: &str,
         run_id: &str,
         limits: ClaimLimits,
+        plugins: &str,
     ) -> Result<Vec<PartitionClaim>, ClusterError> {
         if limits.host_free == 0 {
             return Ok(Vec::new());
@@ -228,7 +261,7 @@ impl Cluster {
             let current = tx
                 .query_opt(
                     "SELECT 1 FROM weir_leases WHERE pipeline = $1 AND partition = '*'
-                     AND run_id = $2 AND state = 'held' FOR UPDATE",
+                     AND run_id = $2 AND state = 'held' AND NOT cancel_requested FOR UPDATE",
                     &[&pipeline, &run_id],
                 )
                 .await?
@@ -277,10 +310,21 @@ impl Cluster {
                      FROM picked
                      WHERE l.pipeline = picked.pipeline AND l.partition = picked.partition
                      RETURNING l.partition, l.epoch,
-                         CASE WHEN picked.previous_state = 'held' THEN picked.previous_owner END",
+                         CASE WHEN picked.previous_state = 'held' THEN picked.previous_owner END,
+                         l.size",
                     &[&pipeline, &run_id, &self.host_id, &self.lease_secs(), &n],
                 )
                 .await?;
+            let claimed: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
+            // The run's record says which host runs each partition with which plugins.
+            tx.execute(
+                "INSERT INTO weir_run_partitions (run_id, partition, status, host, plugins)
+                 SELECT $1, p, 'running', $2, $3 FROM unnest($4::text[]) AS p
+                 ON CONFLICT (run_id, partition) DO UPDATE SET status = 'running', host = $2,
+                     plugins = $3",
+                &[&run_id, &self.host_id, &plugins, &claimed],
+            )
+            .await?;
             tx.commit().await?;
             let mut claims: Vec<PartitionClaim> = rows
                 .iter()
@@ -292,6 +336,7 @@ impl Cluster {
                         epoch: r.get(1),
                     },
                     taken_over_from: r.get(2),
+                    size: r.get::<_, Option<i64>>(3).map(|s| s.max(0) as u64),
                 })
                 .collect();
             claims.sort_by(|a, b| a.lease.partition.cmp(&b.lease.partition));
@@ -353,14 +398,60 @@ impl Cluster {
         &self,
         lease: &Lease,
         outcome: &str,
+        totals: weir_store::Totals,
     ) -> Result<bool, ClusterError> {
-        self.end_lease(
-            lease,
-            "finishing a partition",
-            "state = 'done', outcome = $5, expires_at = NULL",
-            Some(outcome),
-        )
-        .await
+        let conn = self.db.conn().await?;
+        let changed = conn
+            .run("finishing a partition", async |c| {
+                c.execute(
+                    "UPDATE weir_leases SET state = 'done', outcome = $5, expires_at = NULL,
+                         rows_read = rows_read + $6, rows_loaded = rows_loaded + $7,
+                         rows_rejected = rows_rejected + $8
+                     WHERE pipeline = $1 AND partition = $2 AND owner = $3 AND epoch = $4
+                       AND state = 'held'",
+                    &[
+                        &lease.pipeline,
+                        &lease.partition,
+                        &self.host_id,
+                        &lease.epoch,
+                        &outcome,
+                        &(totals.rows_read as i64),
+                        &(totals.rows_loaded as i64),
+                        &(totals.rows_rejected as i64),
+                    ],
+                )
+                .await
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Add what a holder committed before it gave the partition up unfinished (fenced,
+    /// handed back), so the run's sums keep it. Whoever holds the row now does not matter.
+    pub async fn add_partition_totals(
+        &self,
+        lease: &Lease,
+        totals: weir_store::Totals,
+    ) -> Result<(), ClusterError> {
+        let conn = self.db.conn().await?;
+        conn.run("recording a partition's rows", async |c| {
+            c.execute(
+                "UPDATE weir_leases SET rows_read = rows_read + $4,
+                     rows_loaded = rows_loaded + $5, rows_rejected = rows_rejected + $6
+                 WHERE pipeline = $1 AND partition = $2 AND run_id = $3",
+                &[
+                    &lease.pipeline,
+                    &lease.partition,
+                    &lease.run_id,
+                    &(totals.rows_read as i64),
+                    &(totals.rows_loaded as i64),
+                    &(totals.rows_rejected as i64),
+                ],
+            )
+            .await
+        })
+        .await?;
+        Ok(())
     }
 
     /// Give a partition back to the queue unfinished (draining, shutting down): another host
@@ -370,9 +461,26 @@ impl Cluster {
             lease,
             "handing back a partition",
             "state = 'queued', owner = NULL, expires_at = NULL",
-            None,
         )
         .await
+    }
+
+    /// Let the run lease lapse now, the run unfinished (this host is stopping): another host
+    /// adopts the run at its next look and ends it.
+    pub async fn hand_over_run(&self, lease: &Lease) -> Result<bool, ClusterError> {
+        self.end_lease(
+            lease,
+            "handing a run over",
+            "expires_at = now() - interval '1 second'",
+        )
+        .await
+    }
+
+    /// Ask the other hosts to stop the run this host holds the run lease of (it was cancelled
+    /// here). `false`: the lease is another host's now, and so is the run.
+    pub async fn cancel_own_run(&self, lease: &Lease) -> Result<bool, ClusterError> {
+        self.end_lease(lease, "cancelling a run", "cancel_requested = true")
+            .await
     }
 
     /// Release a run lease at the end of its run.
@@ -381,7 +489,6 @@ impl Cluster {
             lease,
             "releasing a run lease",
             "state = 'idle', owner = NULL, expires_at = NULL, cancel_requested = false",
-            None,
         )
         .await
     }
@@ -391,7 +498,6 @@ impl Cluster {
         lease: &Lease,
         context: &str,
         set: &str,
-        outcome: Option<&str>,
     ) -> Result<bool, ClusterError> {
         let conn = self.db.conn().await?;
         let sql = format!(
@@ -400,32 +506,17 @@ impl Cluster {
                AND state = 'held'"
         );
         let changed = conn
-            .run(context, async |c| match outcome {
-                Some(outcome) => {
-                    c.execute(
-                        &sql,
-                        &[
-                            &lease.pipeline,
-                            &lease.partition,
-                            &self.host_id,
-                            &lease.epoch,
-                            &outcome,
-                        ],
-                    )
-                    .await
-                }
-                None => {
-                    c.execute(
-                        &sql,
-                        &[
-                            &lease.pipeline,
-                            &lease.partition,
-                            &self.host_id,
-                            &lease.epoch,
-                        ],
-                    )
-                    .await
-                }
+            .run(context, async |c| {
+                c.execute(
+                    &sql,
+                    &[
+                        &lease.pipeline,
+                        &lease.partition,
+                        &self.host_id,
+                        &lease.epoch,
+                    ],
+                )
+                .await
             })
             .await?;
         Ok(changed == 1)
@@ -446,8 +537,17 @@ impl Cluster {
                          count(*) FILTER (WHERE state = 'held' AND expires_at >= now()),
                          count(*) FILTER (WHERE state = 'held' AND expires_at < now()),
                          count(*) FILTER (WHERE state = 'done'),
-                         count(*) FILTER (WHERE state = 'done' AND outcome <> 'completed')
+                         count(*) FILTER (WHERE state = 'done' AND outcome <> 'completed'),
+                         coalesce(sum(rows_read), 0)::int8, coalesce(sum(rows_loaded), 0)::int8,
+                         coalesce(sum(rows_rejected), 0)::int8
                      FROM weir_leases WHERE pipeline = $1 AND partition <> '*' AND run_id = $2",
+                    &[&pipeline, &run_id],
+                )
+                .await?;
+            let run = c
+                .query_opt(
+                    "SELECT cancel_requested, owner, epoch FROM weir_leases
+                     WHERE pipeline = $1 AND partition = '*' AND run_id = $2 AND state = 'held'",
                     &[&pipeline, &run_id],
                 )
                 .await?;
@@ -458,6 +558,13 @@ impl Cluster {
                 expired: r.get(3),
                 done: r.get(4),
                 unsuccessful: r.get(5),
+                rows_read: r.get(6),
+                rows_loaded: r.get(7),
+                rows_rejected: r.get(8),
+                cancel_requested: run.as_ref().is_some_and(|r| r.get(0)),
+                current: run.is_some(),
+                run_owner: run.as_ref().and_then(|r| r.get(1)),
+                run_epoch: run.as_ref().map(|r| r.get(2)),
             })
         })
         .await
@@ -478,6 +585,66 @@ impl Cluster {
             })
             .await?;
         Ok(changed == 1)
+    }
+
+    /// Runs in progress with partitions to claim (queued, or held by a host whose lease
+    /// expired), by pipeline: where a host with free slots can help.
+    pub async fn claimable_runs(&self) -> Result<Vec<(String, String)>, ClusterError> {
+        let conn = self.db.conn().await?;
+        let rows = conn
+            .run("looking for partitions to claim", async |c| {
+                c.query(
+                    "SELECT DISTINCT p.pipeline, p.run_id FROM weir_leases p
+                     JOIN weir_leases r ON r.pipeline = p.pipeline AND r.partition = '*'
+                         AND r.run_id = p.run_id AND r.state = 'held' AND NOT r.cancel_requested
+                     WHERE p.partition <> '*'
+                       AND (p.state = 'queued' OR (p.state = 'held' AND p.expires_at < now()))
+                     ORDER BY 1, 2",
+                    &[],
+                )
+                .await
+            })
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Take over the run lease of `run_id` if its holder stopped renewing it (the run goes on
+    /// here: its partitions stay as they are). `None`: it is live, or no longer that run.
+    pub async fn adopt_run(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+    ) -> Result<Option<(Lease, Option<String>)>, ClusterError> {
+        let conn = self.db.conn().await?;
+        conn.run("adopting a run", async |c| {
+            let row = c
+                .query_opt(
+                    "WITH picked AS (
+                         SELECT pipeline, partition, owner AS previous_owner FROM weir_leases
+                         WHERE pipeline = $1 AND partition = '*' AND run_id = $2
+                           AND state = 'held' AND expires_at < now()
+                         FOR UPDATE SKIP LOCKED)
+                     UPDATE weir_leases l SET owner = $3, epoch = l.epoch + 1,
+                         expires_at = now() + make_interval(secs => $4), claimed_at = now()
+                     FROM picked
+                     WHERE l.pipeline = picked.pipeline AND l.partition = picked.partition
+                     RETURNING l.epoch, picked.previous_owner",
+                    &[&pipeline, &run_id, &self.host_id, &self.lease_secs()],
+                )
+                .await?;
+            Ok(row.map(|r| {
+                (
+                    Lease {
+                        pipeline: pipeline.to_owned(),
+                        partition: RUN_PARTITION.to_owned(),
+                        run_id: run_id.to_owned(),
+                        epoch: r.get(0),
+                    },
+                    r.get(1),
+                )
+            }))
+        })
+        .await
     }
 
     /// Run leases whose holder stopped renewing them: runs waiting to be adopted.

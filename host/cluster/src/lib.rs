@@ -24,7 +24,9 @@ use db::Db;
 
 pub use db::redact_url;
 pub use hosts::HostInfo;
-pub use leases::{ClaimLimits, Lease, LeaseInfo, PartitionClaim, RunClaim, RunProgress};
+pub use leases::{
+    ClaimLimits, Lease, LeaseInfo, PartitionClaim, RUN_PARTITION, RunClaim, RunProgress,
+};
 pub use store::PgStore;
 
 /// How a host joins the cluster.

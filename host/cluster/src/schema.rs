@@ -8,7 +8,8 @@ use crate::ClusterError;
 use crate::db::Db;
 
 /// 1: hosts, leases, fires, the event log, runs and their partitions.
-pub(crate) const VERSION: i32 = 1;
+/// 2: a queued partition's size, and the rows its holders committed.
+pub(crate) const VERSION: i32 = 2;
 
 /// The transaction-scoped advisory lock key that serializes migrations ("weirschm").
 const MIGRATION_LOCK: i64 = 0x7765_6972_7363_686d;
@@ -120,6 +121,15 @@ CREATE TABLE weir_run_partitions (
 );
 ";
 
+/// From layout 1 to 2.
+const LAYOUT_2: &str = "
+ALTER TABLE weir_leases
+    ADD COLUMN size bigint,
+    ADD COLUMN rows_read bigint NOT NULL DEFAULT 0,
+    ADD COLUMN rows_loaded bigint NOT NULL DEFAULT 0,
+    ADD COLUMN rows_rejected bigint NOT NULL DEFAULT 0;
+";
+
 /// Create the tables, or check they are of a layout this weir knows.
 pub(crate) async fn migrate(db: &Db, client: &mut Client) -> Result<(), ClusterError> {
     let fail = |e: tokio_postgres::Error| db.query_error("creating the cluster tables", &e);
@@ -148,9 +158,18 @@ pub(crate) async fn migrate(db: &Db, client: &mut Client) -> Result<(), ClusterE
                 known: VERSION,
             });
         }
-        Some(_) => {}
+        Some(VERSION) => {}
+        Some(found) => {
+            if found < 2 {
+                tx.batch_execute(LAYOUT_2).await.map_err(fail)?;
+            }
+            tx.execute("UPDATE weir_cluster_schema SET version = $1", &[&VERSION])
+                .await
+                .map_err(fail)?;
+        }
         None => {
             tx.batch_execute(LAYOUT_1).await.map_err(fail)?;
+            tx.batch_execute(LAYOUT_2).await.map_err(fail)?;
             tx.execute(
                 "INSERT INTO weir_cluster_schema (version) VALUES ($1)",
                 &[&VERSION],

@@ -24,8 +24,10 @@ async fn join(server: &PgServer, host: &str, lease: Duration) -> Cluster {
         .unwrap()
 }
 
-fn partitions(n: usize) -> Vec<String> {
-    (1..=n).map(|i| format!("p{i:02}")).collect()
+fn partitions(n: usize) -> Vec<(String, Option<u64>)> {
+    (1..=n)
+        .map(|i| (format!("p{i:02}"), Some(i as u64)))
+        .collect()
 }
 
 const UNLIMITED: ClaimLimits = ClaimLimits {
@@ -98,7 +100,7 @@ async fn one_run_lease_per_pipeline_and_each_partition_to_one_host_at_a_time() {
         let rounds = futures_util::future::join_all(
             hosts
                 .iter()
-                .map(|h| h.claim_partitions("sales", &run.run_id, UNLIMITED)),
+                .map(|h| h.claim_partitions("sales", &run.run_id, UNLIMITED, "{}")),
         )
         .await;
         for (host, claims) in hosts.iter().zip(rounds) {
@@ -112,7 +114,10 @@ async fn one_run_lease_per_pipeline_and_each_partition_to_one_host_at_a_time() {
     }
     assert_eq!(
         taken.keys().cloned().collect::<Vec<_>>(),
-        partitions(12),
+        partitions(12)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>(),
         "every partition claimed"
     );
     for host in ["a", "b", "c"] {
@@ -155,7 +160,7 @@ async fn per_host_slots_and_the_cluster_limit_bound_what_is_claimed() {
     let rounds = futures_util::future::join_all(
         hosts
             .iter()
-            .map(|h| h.claim_partitions("sales", "r1", limits)),
+            .map(|h| h.claim_partitions("sales", "r1", limits, "{}")),
     )
     .await;
     let counts: Vec<usize> = rounds.into_iter().map(|r| r.unwrap().len()).collect();
@@ -168,14 +173,14 @@ async fn per_host_slots_and_the_cluster_limit_bound_what_is_claimed() {
     };
     assert!(
         hosts[0]
-            .claim_partitions("sales", "r1", none)
+            .claim_partitions("sales", "r1", none, "{}")
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         hosts[1]
-            .claim_partitions("sales", "r1", limits)
+            .claim_partitions("sales", "r1", limits, "{}")
             .await
             .unwrap()
             .is_empty()
@@ -183,7 +188,7 @@ async fn per_host_slots_and_the_cluster_limit_bound_what_is_claimed() {
     // A claim for a run that is not the pipeline's current one takes nothing.
     assert!(
         hosts[2]
-            .claim_partitions("sales", "r0", UNLIMITED)
+            .claim_partitions("sales", "r0", UNLIMITED, "{}")
             .await
             .unwrap()
             .is_empty()
@@ -204,7 +209,7 @@ async fn an_expired_lease_is_taken_over_with_a_newer_epoch_and_its_old_holder_is
         host_free: 1,
         cluster_limit: None,
     };
-    let held = a.claim_partitions("sales", "r1", one).await.unwrap();
+    let held = a.claim_partitions("sales", "r1", one, "{}").await.unwrap();
     assert_eq!(held.len(), 1);
     let p01 = held[0].lease.clone();
     assert_eq!(p01.partition, "p01");
@@ -217,14 +222,17 @@ async fn an_expired_lease_is_taken_over_with_a_newer_epoch_and_its_old_holder_is
                 .unwrap()
                 .is_empty()
         );
-        let got = b.claim_partitions("sales", "r1", one).await.unwrap();
+        let got = b.claim_partitions("sales", "r1", one, "{}").await.unwrap();
         assert!(got.iter().all(|c| c.lease.partition == "p02"), "{got:?}");
     }
 
     // A stops renewing. Once the database's clock passes the expiry, B takes p01 over with
     // the next epoch, and learns from whom.
     let taken = eventually("p01 to be taken over", lease * 4, async || {
-        let mut claims = b.claim_partitions("sales", "r1", UNLIMITED).await.unwrap();
+        let mut claims = b
+            .claim_partitions("sales", "r1", UNLIMITED, "{}")
+            .await
+            .unwrap();
         claims.retain(|c| c.lease.partition == "p01");
         claims.pop()
     })
@@ -236,9 +244,17 @@ async fn an_expired_lease_is_taken_over_with_a_newer_epoch_and_its_old_holder_is
     // hand it back either.
     let lost = a.renew_leases(std::slice::from_ref(&p01)).await.unwrap();
     assert_eq!(lost, vec![p01.key()]);
-    assert!(!a.finish_partition(&p01, "completed").await.unwrap());
+    assert!(
+        !a.finish_partition(&p01, "completed", Default::default())
+            .await
+            .unwrap()
+    );
     assert!(!a.hand_back(&p01).await.unwrap());
-    assert!(b.finish_partition(&taken.lease, "completed").await.unwrap());
+    assert!(
+        b.finish_partition(&taken.lease, "completed", Default::default())
+            .await
+            .unwrap()
+    );
 
     // The run lease lapsed too: another host adopts that run instead of starting a new one.
     match b.claim_run("sales", "r2").await.unwrap() {
@@ -262,7 +278,7 @@ async fn an_expired_lease_is_taken_over_with_a_newer_epoch_and_its_old_holder_is
         panic!("released");
     };
     assert!(a.queue_partitions(&run3, &partitions(1)).await.unwrap());
-    let again = a.claim_partitions("sales", "r3", one).await.unwrap();
+    let again = a.claim_partitions("sales", "r3", one, "{}").await.unwrap();
     assert_eq!(again[0].lease.epoch, taken.lease.epoch + 1);
 }
 

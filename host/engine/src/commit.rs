@@ -11,10 +11,12 @@
 //! 3. the write plans' rows, each refused row a reject — a refusal that ended the
 //!    transaction fails the batch instead;
 //! 4. the rejects into `_weir_rejects`;
-//! 5. the checkpoint compare-and-set: the partition's stored checkpoint must still be the one
+//! 5. on a cluster, the fence: this worker's lease epoch must still be the partition's newest
+//!    in the commit database (`weir_store::fences`), else another host owns it now;
+//! 6. the checkpoint compare-and-set: the partition's stored checkpoint must still be the one
 //!    this batch started from (another run, or an operator's reset, may have moved it);
-//! 6. the history store's `save`, inside the commit database's transaction;
-//! 7. `COMMIT` everywhere — or `ROLLBACK` everywhere the batch began, on any failure.
+//! 7. the history store's `save`, inside the commit database's transaction;
+//! 8. `COMMIT` everywhere — or `ROLLBACK` everywhere the batch began, on any failure.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -55,6 +57,9 @@ pub struct CommitTarget<'a> {
     /// The checkpoint the next batch starts from: what the history store held when the worker
     /// started, then each committed batch's.
     pub last_checkpoint: Option<String>,
+    /// On a cluster: the partition lease's epoch, checked inside each batch's transaction on
+    /// the commit database (stamped there when the worker started).
+    pub fence: Option<i64>,
 }
 
 /// One batch as the load side has it.
@@ -212,7 +217,10 @@ impl CommitTarget<'_> {
 
         if self.commit_db.is_some() {
             // Inside the commit database's open transaction, whose write lock no other writer
-            // can take meanwhile: load, compare and save are one atomic step.
+            // can take meanwhile: fence, load, compare and save are one atomic step.
+            if let (Some(epoch), Some((_, commit_db))) = (self.fence, ordered.last()) {
+                check_fence(commit_db, self.pipeline, self.partition, epoch).await?;
+            }
             self.check_checkpoint_unchanged().await?;
             self.history
                 .save(self.pipeline, self.partition, batch.checkpoint)
@@ -246,6 +254,24 @@ impl CommitTarget<'_> {
             describe_checkpoint(self.last_checkpoint.as_deref()),
             describe_checkpoint(stored.as_deref()),
         )))
+    }
+}
+
+/// The fence: a host paused past its lease, whose partition another host claimed since,
+/// holds an older epoch than the one stamped there.
+async fn check_fence(
+    commit_db: &Db,
+    pipeline: &str,
+    partition: &str,
+    epoch: i64,
+) -> Result<(), WorkerError> {
+    match commit_db.check_fence(pipeline, partition, epoch).await? {
+        weir_store::fences::Stamp::Taken => Ok(()),
+        weir_store::fences::Stamp::Superseded { newer } => Err(WorkerError::Fenced(format!(
+            "fenced: this host's lease on partition \"{partition}\" (epoch {epoch}) is stale, the \
+             commit database holds epoch {newer}: another host took the partition over; this \
+             batch was rolled back"
+        ))),
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use weir_runtime::{PgSession, SharedConnection, lock};
+use weir_store::fences::{self, Stamp};
 use weir_store::rejects::{self, RejectContext, RejectRecord};
 
 use crate::error::WorkerError;
@@ -116,6 +117,47 @@ impl Db {
             Self::Postgres(session) => {
                 let state = session.lock().await;
                 rejects::insert_postgres(state.client(), ctx, records)
+                    .await
+                    .map_err(|e| WorkerError::postgres(context, &e))
+            }
+        }
+    }
+
+    /// Raise the partition's fence to this worker's lease epoch, outside any batch (a clustered
+    /// worker does this before it reads its checkpoint; see `weir_store::fences`).
+    pub async fn stamp_fence(
+        &self,
+        pipeline: &str,
+        partition: &str,
+        epoch: i64,
+    ) -> Result<Stamp, WorkerError> {
+        let context = "failed to record the partition's lease epoch (fence)";
+        match self {
+            Self::Sqlite(conn) => fences::stamp(&lock(conn), pipeline, partition, epoch)
+                .map_err(|e| WorkerError::sqlite(context, &e)),
+            Self::Postgres(session) => {
+                let state = session.lock().await;
+                fences::stamp_postgres(state.client(), pipeline, partition, epoch)
+                    .await
+                    .map_err(|e| WorkerError::postgres(context, &e))
+            }
+        }
+    }
+
+    /// Inside the batch's open transaction: whether the epoch is still the partition's newest.
+    pub async fn check_fence(
+        &self,
+        pipeline: &str,
+        partition: &str,
+        epoch: i64,
+    ) -> Result<Stamp, WorkerError> {
+        let context = "failed to check the partition's lease epoch (fence)";
+        match self {
+            Self::Sqlite(conn) => fences::check(&lock(conn), pipeline, partition, epoch)
+                .map_err(|e| WorkerError::sqlite(context, &e)),
+            Self::Postgres(session) => {
+                let state = session.lock().await;
+                fences::check_postgres(state.client(), pipeline, partition, epoch)
                     .await
                     .map_err(|e| WorkerError::postgres(context, &e))
             }

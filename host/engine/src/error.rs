@@ -15,6 +15,11 @@ pub enum WorkerError {
     /// operator reset it. This run's batch was rolled back; going on would load rows twice.
     #[error("{0}")]
     Conflict(String),
+    /// A clustered worker's lease epoch is no longer its partition's newest: another host
+    /// claimed the partition (this one was paused or cut off past its lease). The batch was
+    /// rolled back; the partition is the other host's now.
+    #[error("{0}")]
+    Fenced(String),
     #[error("run cancelled")]
     Cancelled,
 }
@@ -61,7 +66,7 @@ impl WorkerError {
         match self {
             Self::Plugin(e) => e.kind.is_retryable(),
             Self::Host { retryable, .. } => *retryable,
-            Self::Conflict(_) | Self::Cancelled => false,
+            Self::Conflict(_) | Self::Fenced(_) | Self::Cancelled => false,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod run;
 pub mod service;
+pub mod shared;
 pub mod supervisor;
 pub mod validate;
 mod worker;

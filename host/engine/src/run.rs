@@ -7,22 +7,18 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use weir_cluster::Lease;
 use weir_runtime::Runtime;
+use weir_runtime::types::Partition;
 use weir_store::Totals;
 
 use crate::context::RunContext;
 use crate::events::{EventBus, EventKind};
 use crate::lock::RunLock;
 use crate::pipeline::{DatabaseAccess, ResolvedPipeline, Step};
+use crate::shared::{self, SharedRun, Until};
+pub use crate::supervisor::PartitionOutcome;
 use crate::supervisor::supervise;
-
-/// How one partition ended.
-#[derive(Debug, Clone)]
-pub struct PartitionOutcome {
-    pub partition: String,
-    pub totals: Totals,
-    pub error: Option<String>,
-}
 
 /// How a run ended.
 #[derive(Debug, Clone)]
@@ -34,6 +30,9 @@ pub struct RunSummary {
     pub elapsed: Duration,
     /// Set when the run failed before or besides its workers (e.g. `partitions` failed).
     pub error: Option<String>,
+    /// On a cluster: this host stopped while the run went on; its run lease is handed over
+    /// for another host to adopt, and no end was said.
+    pub handed_over: bool,
 }
 
 impl RunSummary {
@@ -60,12 +59,21 @@ pub fn new_run_id() -> String {
     )
 }
 
+/// A run of a host of a cluster: the run lease it holds, and what it shares the partitions
+/// with. `adopted_from`: the run was taken over from that host, whose lease expired.
+pub struct ClusterRun {
+    pub shared: SharedRun,
+    pub lease: Lease,
+    pub adopted_from: Option<Option<String>>,
+}
+
 /// A run about to start: its context (for cancelling), the pipeline, and the pipeline's run
 /// lock, held until the run ends so no other process runs the same pipeline meanwhile.
 pub struct Run {
     pub ctx: Arc<RunContext>,
     pipeline: Arc<ResolvedPipeline>,
     lock: RunLock,
+    clustered: Option<ClusterRun>,
 }
 
 impl Run {
@@ -97,13 +105,20 @@ impl Run {
             ctx,
             pipeline,
             lock,
+            clustered: None,
         }
+    }
+
+    /// Share this run's partitions with the cluster's hosts (see `shared`).
+    pub fn on_cluster(mut self, clustered: ClusterRun) -> Self {
+        self.clustered = Some(clustered);
+        self
     }
 
     /// Run every partition, up to `concurrency` at a time, each under its supervisor; the
     /// lock is released when it returns.
     pub async fn execute(self, trigger: &str) -> RunSummary {
-        let summary = execute(self.ctx, self.pipeline, trigger).await;
+        let summary = execute(self.ctx, self.pipeline, trigger, self.clustered).await;
         drop(self.lock);
         summary
     }
@@ -113,9 +128,9 @@ async fn execute(
     ctx: Arc<RunContext>,
     pipeline: Arc<ResolvedPipeline>,
     trigger: &str,
+    clustered: Option<ClusterRun>,
 ) -> RunSummary {
     let started = Instant::now();
-    let runtime = ctx.runtime.clone();
     let cfg = &pipeline.config;
     let mut summary = RunSummary {
         run_id: ctx.run_id.clone(),
@@ -124,83 +139,33 @@ async fn execute(
         totals: Totals::default(),
         elapsed: Duration::ZERO,
         error: None,
+        handed_over: false,
     };
-
-    let partitions = async {
-        let access = DatabaseAccess::Run;
-        let databases = pipeline.databases(access);
-        let options = pipeline.options(
-            Step::Extract,
-            &pipeline.extract,
+    let ended = match clustered {
+        None => run_here(&ctx, &pipeline, trigger, &mut summary).await,
+        Some(clustered) => run_shared(&ctx, &pipeline, trigger, clustered, &mut summary).await,
+    };
+    summary.elapsed = started.elapsed();
+    if let Err(error) = ended {
+        ctx.emit(
             None,
-            (access, &databases),
-            Some(ctx.log_sink(&pipeline.extract.info.name, None)),
+            EventKind::RunFailed {
+                error: error.clone(),
+                rows_read: 0,
+                rows_loaded: 0,
+                rows_rejected: 0,
+            },
         );
-        let mut extractor = runtime.extractor(&pipeline.extract, options).await?;
-        let meter = extractor.http_meter();
-        let partitions = extractor.partitions(&cfg.extract.config).await;
-        ctx.report_http_usage(None, &[meter]);
-        partitions
+        summary.error = Some(error);
+        return summary;
     }
-    .await;
-    let partitions = match partitions {
-        Ok(p) => p,
-        Err(e) => {
-            let error = e.to_string();
-            ctx.emit(
-                None,
-                EventKind::RunFailed {
-                    error: error.clone(),
-                    rows_read: 0,
-                    rows_loaded: 0,
-                    rows_rejected: 0,
-                },
-            );
-            summary.error = Some(error);
-            summary.elapsed = started.elapsed();
-            return summary;
-        }
-    };
-    ctx.emit(
-        None,
-        EventKind::RunStarted {
-            trigger: trigger.to_owned(),
-            partitions: partitions.len(),
-            plugins: pipeline.plugin_versions(),
-        },
-    );
-
-    let permits = Arc::new(Semaphore::new(cfg.concurrency));
-    let mut workers = JoinSet::new();
-    for partition in partitions {
-        let (ctx, pipeline, permits) = (ctx.clone(), pipeline.clone(), permits.clone());
-        workers.spawn(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed");
-            let id = partition.id.clone();
-            let (totals, result) = supervise(ctx, pipeline, partition).await;
-            PartitionOutcome {
-                partition: id,
-                totals,
-                error: result.err(),
-            }
-        });
-    }
-    while let Some(joined) = workers.join_next().await {
-        let outcome = joined.unwrap_or_else(|e| PartitionOutcome {
-            partition: "?".into(),
-            totals: Totals::default(),
-            error: Some(format!("worker panicked: {e}")),
-        });
-        summary.totals += outcome.totals;
-        summary.partitions.push(outcome);
+    if summary.handed_over {
+        // The run goes on on another host, which ends it.
+        return summary;
     }
     summary
         .partitions
         .sort_by(|a, b| a.partition.cmp(&b.partition));
-    summary.elapsed = started.elapsed();
     let t = summary.totals;
     if let Some(limit) = cfg.max_rejects
         && t.rows_rejected > limit
@@ -250,6 +215,162 @@ async fn execute(
         );
     }
     summary
+}
+
+/// Ask the extractor for the pipeline's partitions.
+async fn list_partitions(
+    ctx: &Arc<RunContext>,
+    pipeline: &ResolvedPipeline,
+) -> Result<Vec<Partition>, String> {
+    let access = DatabaseAccess::Run;
+    let databases = pipeline.databases(access);
+    let options = pipeline.options(
+        Step::Extract,
+        &pipeline.extract,
+        None,
+        (access, &databases),
+        Some(ctx.log_sink(&pipeline.extract.info.name, None)),
+    );
+    let mut extractor = ctx
+        .runtime
+        .extractor(&pipeline.extract, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let meter = extractor.http_meter();
+    let partitions = extractor.partitions(&pipeline.config.extract.config).await;
+    ctx.report_http_usage(None, &[meter]);
+    partitions.map_err(|e| e.to_string())
+}
+
+/// Alone: every partition here, up to `concurrency` at a time.
+async fn run_here(
+    ctx: &Arc<RunContext>,
+    pipeline: &Arc<ResolvedPipeline>,
+    trigger: &str,
+    summary: &mut RunSummary,
+) -> Result<(), String> {
+    let partitions = list_partitions(ctx, pipeline).await?;
+    ctx.emit(
+        None,
+        EventKind::RunStarted {
+            trigger: trigger.to_owned(),
+            partitions: partitions.len(),
+            plugins: pipeline.plugin_versions(),
+        },
+    );
+    let permits = Arc::new(Semaphore::new(pipeline.config.concurrency));
+    let mut workers = JoinSet::new();
+    for partition in partitions {
+        let (ctx, pipeline, permits) = (ctx.clone(), pipeline.clone(), permits.clone());
+        workers.spawn(async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
+            let id = partition.id.clone();
+            let (totals, result) = supervise(ctx, pipeline, partition, None).await;
+            PartitionOutcome {
+                partition: id,
+                totals,
+                error: result.err().map(|stopped| stopped.to_string()),
+            }
+        });
+    }
+    while let Some(joined) = workers.join_next().await {
+        let outcome = joined.unwrap_or_else(|e| PartitionOutcome {
+            partition: "?".into(),
+            totals: Totals::default(),
+            error: Some(format!("worker panicked: {e}")),
+        });
+        summary.totals += outcome.totals;
+        summary.partitions.push(outcome);
+    }
+    Ok(())
+}
+
+/// On a cluster, as the run lease holder: list and queue the partitions (unless the run was
+/// adopted from a host that queued them), work on them with the other hosts, and sum up.
+async fn run_shared(
+    ctx: &Arc<RunContext>,
+    pipeline: &Arc<ResolvedPipeline>,
+    trigger: &str,
+    clustered: ClusterRun,
+    summary: &mut RunSummary,
+) -> Result<(), String> {
+    let cluster = &clustered.shared.cluster;
+    let name = &pipeline.config.name;
+    let queued = match &clustered.adopted_from {
+        Some(_) => {
+            cluster
+                .run_progress(name, &ctx.run_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .total
+                > 0
+        }
+        None => false,
+    };
+    if let Some(from) = &clustered.adopted_from {
+        ctx.emit(
+            None,
+            EventKind::RunAdopted {
+                from: from.clone(),
+                queued,
+            },
+        );
+    }
+    if !queued {
+        let partitions = list_partitions(ctx, pipeline).await?;
+        ctx.emit(
+            None,
+            EventKind::RunStarted {
+                trigger: trigger.to_owned(),
+                partitions: partitions.len(),
+                plugins: pipeline.plugin_versions(),
+            },
+        );
+        let listed: Vec<(String, Option<u64>)> =
+            partitions.into_iter().map(|p| (p.id, p.size)).collect();
+        let held = cluster
+            .queue_partitions(&clustered.lease, &listed)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !held {
+            return Err(
+                "the run lease passed to another host before the partitions were \
+                 queued; nothing was run"
+                    .into(),
+            );
+        }
+    }
+    let until = Until::RunDone(&clustered.lease);
+    let (local, progress) = shared::work(ctx, pipeline, &clustered.shared, until).await;
+    summary.partitions = local;
+    let stopping = *clustered.shared.stopping.borrow();
+    match progress {
+        Some(progress) => {
+            summary.totals = shared::run_totals(&progress);
+            if !progress.run_lease_is(&clustered.lease, cluster.host_id()) {
+                // Adopted by another host (this one was cut off or paused past its lease):
+                // that host ends the run.
+                summary.handed_over = true;
+            } else if stopping && !progress.finished() {
+                summary.handed_over = true;
+            } else if progress.unsuccessful > 0 && !ctx.is_cancelled() {
+                summary.error = Some(format!(
+                    "{} of {} partitions failed",
+                    progress.unsuccessful, progress.total
+                ));
+            }
+        }
+        None => {
+            for p in &summary.partitions {
+                summary.totals += p.totals;
+            }
+            summary.handed_over = stopping;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

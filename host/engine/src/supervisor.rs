@@ -16,13 +16,43 @@ use crate::events::EventKind;
 use crate::pipeline::ResolvedPipeline;
 use crate::worker::run_worker;
 
+/// How one partition ended.
+#[derive(Debug, Clone)]
+pub struct PartitionOutcome {
+    pub partition: String,
+    pub totals: Totals,
+    pub error: Option<String>,
+}
+
+/// Why a partition's worker stopped before the end of its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// For good: an error another attempt cannot fix, or the restart budget is spent.
+    Failed(String),
+    /// The run was cancelled (or the host is stopping): it stopped at a batch boundary.
+    Cancelled,
+    /// On a cluster: another host took the partition over (see `commit`).
+    Fenced(String),
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed(message) | Self::Fenced(message) => f.write_str(message),
+            Self::Cancelled => f.write_str(&WorkerError::Cancelled.to_string()),
+        }
+    }
+}
+
 /// Run one partition's worker until it completes, fails for good, or the run is cancelled.
-/// The totals count every attempt's committed batches: they are in the database.
+/// The totals count every attempt's committed batches: they are in the database. `fence`: on
+/// a cluster, the partition lease's epoch (see `commit`); a fenced worker stops at once.
 pub async fn supervise(
     ctx: Arc<RunContext>,
     pipeline: Arc<ResolvedPipeline>,
     partition: Partition,
-) -> (Totals, Result<(), String>) {
+    fence: Option<i64>,
+) -> (Totals, Result<(), Stopped>) {
     let seed = ctx
         .run_id
         .bytes()
@@ -34,7 +64,7 @@ pub async fn supervise(
     let mut totals = Totals::default();
     loop {
         let (attempt_totals, result) =
-            run_worker(ctx.clone(), pipeline.clone(), partition.clone()).await;
+            run_worker(ctx.clone(), pipeline.clone(), partition.clone(), fence).await;
         totals += attempt_totals;
         let error = match result {
             Ok(()) => {
@@ -59,10 +89,20 @@ pub async fn supervise(
                     attempts,
                 },
             );
-            (totals, Err(message))
+            (totals, Err(Stopped::Failed(message)))
         };
         if matches!(error, WorkerError::Cancelled) {
             return cancelled(&ctx, &partition.id, totals);
+        }
+        if let WorkerError::Fenced(message) = &error {
+            ctx.emit(
+                Some(&partition.id),
+                EventKind::PartitionFenced {
+                    epoch: fence.unwrap_or_default(),
+                    error: message.clone(),
+                },
+            );
+            return (totals, Err(Stopped::Fenced(message.clone())));
         }
         if !error.is_retryable() {
             return fail(error.to_string(), false, budget.attempts());
@@ -105,7 +145,7 @@ fn at_least_retry_after(delay: Duration, error: &WorkerError) -> Duration {
 }
 
 /// The end of a worker stopped by cancelling its run (not a failure: nothing went wrong).
-fn cancelled(ctx: &RunContext, partition: &str, totals: Totals) -> (Totals, Result<(), String>) {
+fn cancelled(ctx: &RunContext, partition: &str, totals: Totals) -> (Totals, Result<(), Stopped>) {
     ctx.emit(
         Some(partition),
         EventKind::WorkerCancelled {
@@ -114,7 +154,7 @@ fn cancelled(ctx: &RunContext, partition: &str, totals: Totals) -> (Totals, Resu
             rows_rejected: totals.rows_rejected,
         },
     );
-    (totals, Err(WorkerError::Cancelled.to_string()))
+    (totals, Err(Stopped::Cancelled))
 }
 
 /// The restart bookkeeping of one worker.

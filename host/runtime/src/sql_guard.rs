@@ -20,9 +20,10 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization, TransactionOperati
 use rusqlite::limits::Limit;
 use rusqlite::{Connection, Statement};
 
-/// Tables the host writes and plugins must not: the commit protocol's own records. The engine
-/// adds its own with [`crate::Databases::with_host_tables`].
-pub const HOST_TABLES: &[&str] = &["_weir_rejects"];
+/// Tables the host writes and plugins must not: the commit protocol's own records (the
+/// rejects, and the fences of clustered runs). The engine adds its own with
+/// [`crate::Databases::with_host_tables`].
+pub const HOST_TABLES: &[&str] = &["_weir_rejects", "_weir_fences"];
 
 /// PRAGMAs a plugin may run: read-only introspection of tables and indexes, which loaders need
 /// to plan their writes (also reached through `pragma_table_info(…)` and friends). And

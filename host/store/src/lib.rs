@@ -8,6 +8,7 @@
 //! reader wait until every event published so far is on disk — the SSE replay needs that to
 //! hand over to the live stream without a gap.
 
+pub mod fences;
 pub mod rejects;
 mod schema;
 mod state;

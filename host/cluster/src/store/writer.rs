@@ -398,8 +398,10 @@ async fn apply(
                 "INSERT INTO weir_runs (id, pipeline, status, started_ms, ended_ms, rows_read,
                      rows_loaded, rows_rejected, error, host)
                  VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (id) DO UPDATE SET status = $3, ended_ms = $4, rows_read = $5,
-                     rows_loaded = $6, rows_rejected = $7, error = $8",
+                 ON CONFLICT (id) DO UPDATE SET status = $3, ended_ms = $4,
+                     rows_read = greatest(weir_runs.rows_read, $5),
+                     rows_loaded = greatest(weir_runs.rows_loaded, $6),
+                     rows_rejected = greatest(weir_runs.rows_rejected, $7), error = $8",
                 &[
                     &run,
                     &pipeline,

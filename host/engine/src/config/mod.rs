@@ -146,6 +146,9 @@ pub struct PipelineConfig {
     pub overlap: Overlap,
     pub catch_up: CatchUp,
     pub concurrency: usize,
+    /// On a cluster: partitions of one run held at once across all hosts, at most
+    /// (`concurrency` is per host).
+    pub cluster_concurrency: Option<usize>,
     pub batch_size: u32,
     pub max_rejects: Option<u64>,
     pub grants: Grants,
@@ -492,6 +495,15 @@ impl Reader<'_> {
         {
             self.problem(&c.span(), "concurrency must be at least 1".into());
         }
+        if let Some(c) = &p.cluster_concurrency
+            && *c.get_ref() == 0
+        {
+            self.problem(
+                &c.span(),
+                "cluster_concurrency must be at least 1 (leave it out for no cluster-wide limit)"
+                    .into(),
+            );
+        }
         let batch_size = p
             .batch_size
             .as_ref()
@@ -511,6 +523,10 @@ impl Reader<'_> {
             overlap,
             catch_up,
             concurrency: concurrency.max(1),
+            cluster_concurrency: p
+                .cluster_concurrency
+                .as_ref()
+                .map(|c| (*c.get_ref()).max(1)),
             batch_size: batch_size.max(1),
             max_rejects: p.max_rejects,
             grants,

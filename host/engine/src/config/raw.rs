@@ -190,6 +190,7 @@ pub(super) struct RawPipeline {
     pub(super) overlap: Option<Spanned<String>>,
     pub(super) catch_up: Option<Spanned<String>>,
     pub(super) concurrency: Option<Spanned<usize>>,
+    pub(super) cluster_concurrency: Option<Spanned<usize>>,
     pub(super) batch_size: Option<Spanned<u32>>,
     pub(super) max_rejects: Option<u64>,
     #[serde(default)]

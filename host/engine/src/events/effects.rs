@@ -88,6 +88,9 @@ impl EventKind {
             | Self::PipelineInvalid { .. }
             | Self::PipelineValid {}
             | Self::WorkerStarted { .. }
+            | Self::PartitionClaimed { .. }
+            | Self::PartitionFenced { .. }
+            | Self::RunAdopted { .. }
             | Self::WorkerProgress { .. }
             | Self::WorkerCompleted { .. }
             | Self::WorkerCancelled { .. }
@@ -192,6 +195,9 @@ impl EventKind {
                 totals: totals(*rows_read, *rows_loaded, *rows_rejected),
             },
             Self::EngineStarted { .. }
+            | Self::RunAdopted { .. }
+            | Self::PartitionClaimed { .. }
+            | Self::PartitionFenced { .. }
             | Self::PluginLoaded { .. }
             | Self::PluginRejected { .. }
             | Self::PluginReplaced { .. }

@@ -73,6 +73,12 @@ pub enum EventKind {
         /// Name → version of every plugin the run uses.
         plugins: BTreeMap<String, String>,
     },
+    /// On a cluster: this host took over the run lease of a host that stopped renewing it,
+    /// and ends the run (`queued`: its partitions were queued, and go on where they are).
+    RunAdopted {
+        from: Option<String>,
+        queued: bool,
+    },
     RunCompleted {
         rows_read: u64,
         rows_loaded: u64,
@@ -87,6 +93,20 @@ pub enum EventKind {
     },
     WorkerStarted {
         checkpoint: Option<String>,
+    },
+    /// On a cluster: this host claimed the partition's lease (`epoch`, its fencing token),
+    /// from the queue or, `taken_over_from`, from a host whose lease expired. `plugins`: the
+    /// versions this host runs it with (hosts may differ during a rolling upgrade).
+    PartitionClaimed {
+        epoch: i64,
+        taken_over_from: Option<String>,
+        plugins: BTreeMap<String, String>,
+    },
+    /// On a cluster: a commit (or the start) of this partition was refused because another
+    /// host claimed it with a newer epoch; this host stopped working on it.
+    PartitionFenced {
+        epoch: i64,
+        error: String,
     },
     WorkerProgress {
         done: u64,
@@ -175,6 +195,7 @@ impl EventKind {
             Self::BatchCommitted { checkpoint, .. } => vec![checkpoint],
             Self::WorkerRetrying { error, .. } => vec![error],
             Self::WorkerFailed { error, .. } => vec![error],
+            Self::PartitionFenced { error, .. } => vec![error],
             Self::PluginLog { message, .. } => vec![message],
             _ => Vec::new(),
         };

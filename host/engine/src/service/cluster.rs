@@ -1,27 +1,42 @@
 //! A service that is one host of a cluster (`engine.cluster`): the run lease makes one run per
 //! pipeline cluster-wide, a cron fire is claimed once whichever host sees it first, and a
-//! heartbeat keeps this host registered and its run leases renewed. A run whose lease is lost
-//! (another host took it over after this one stopped renewing) is cancelled here; a run lease
-//! of a host that died lapses after `lease_seconds`, and the next trigger on any host closes
-//! that run as failed and starts a new one from the last committed checkpoint.
+//! heartbeat keeps this host registered and its leases renewed. The partitions of a run are
+//! shared (`crate::shared`): a poller claims partitions of runs other hosts hold, and adopts
+//! the run of a host whose run lease lapsed (it died or was cut off), which then goes on here
+//! from where its partitions are. A run whose lease is lost is cancelled here; a partition
+//! whose lease is lost is refused its next commit by the fence.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::task::JoinHandle;
 use weir_cluster::{Cluster, ClusterError, Lease, RunClaim};
 
 use super::{Service, ServiceError};
+use crate::context::RunContext;
 use crate::events::EventKind;
+use crate::run::{ClusterRun, Run};
+use crate::shared::{self, LeaseBook, SharedRun, Until};
 
-/// This host's membership: the cluster and the run leases it holds, by pipeline.
+/// Partitions of another host's run that this host works on.
+struct Helping {
+    run_id: String,
+    ctx: Arc<RunContext>,
+    task: JoinHandle<()>,
+}
+
+/// This host's membership: the cluster, the run leases it holds (by pipeline), the partition
+/// leases, and the runs of other hosts it helps with.
 pub(super) struct Membership {
     pub(super) cluster: Arc<Cluster>,
     held: Mutex<BTreeMap<String, Lease>>,
-    /// An operator asked this host to drain (`weir cluster drain`): it takes no new runs, and
-    /// leaves the cron fires to the other hosts; runs in progress finish.
-    draining: AtomicBool,
+    book: LeaseBook,
+    helping: Mutex<BTreeMap<String, Helping>>,
+    /// An operator asked this host to drain (`weir cluster drain`): it takes no new runs or
+    /// partitions, and leaves the cron fires to the other hosts; work in progress finishes.
+    draining: Arc<AtomicBool>,
 }
 
 impl Membership {
@@ -29,12 +44,67 @@ impl Membership {
         Self {
             cluster,
             held: Mutex::default(),
-            draining: AtomicBool::new(false),
+            book: LeaseBook::default(),
+            helping: Mutex::default(),
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 
     fn held(&self) -> MutexGuard<'_, BTreeMap<String, Lease>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn helping(&self) -> MutexGuard<'_, BTreeMap<String, Helping>> {
+        self.helping.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What a run of this host shares its partitions with.
+    fn shared(&self, service: &Service) -> SharedRun {
+        SharedRun {
+            cluster: self.cluster.clone(),
+            book: self.book.clone(),
+            stopping: service.shutdown.subscribe(),
+            draining: self.draining.clone(),
+        }
+    }
+
+    /// A run of this host under the run lease `lease` (`adopted_from`: taken over).
+    pub(super) fn cluster_run(
+        &self,
+        lease: Lease,
+        adopted_from: Option<Option<String>>,
+        service: &Service,
+    ) -> ClusterRun {
+        ClusterRun {
+            shared: self.shared(service),
+            lease,
+            adopted_from,
+        }
+    }
+
+    /// Let the run lease lapse now: the run goes on, and another host adopts it.
+    pub(super) async fn hand_over(&self, lease: Lease) {
+        self.held().remove(&lease.pipeline);
+        if let Err(e) = self.cluster.hand_over_run(&lease).await {
+            tracing::warn!(
+                pipeline = lease.pipeline,
+                "cannot hand the run over; its lease lapses by itself: {e}"
+            );
+        }
+    }
+
+    /// Stop working on other hosts' runs (shutting down): the partitions stop at a batch
+    /// boundary and go back to the queue.
+    pub(super) async fn stop_helping(&self) {
+        let helping: Vec<Helping> = std::mem::take(&mut *self.helping()).into_values().collect();
+        for help in &helping {
+            help.ctx.cancel();
+        }
+        for help in helping {
+            if let Err(e) = help.task.await {
+                tracing::error!(run = help.run_id, "helping task failed: {e}");
+            }
+        }
     }
 
     /// Give a run lease back at the end of its run (it lapses by itself if this fails).
@@ -61,86 +131,63 @@ impl Membership {
 }
 
 impl Service {
-    /// Take the pipeline's run lease for the run `run_id`. A run of a host that stopped
-    /// renewing its lease is closed as failed first (its committed batches stay; the new run
-    /// resumes from their checkpoints). Another host's live run refuses the trigger, said by a
-    /// `RunSkipped` event as a run in progress here would be.
+    /// Take the pipeline's run lease for the run `run_id`, or adopt the run of a host that
+    /// stopped renewing its run lease (`Some(previous holder)`: the run goes on here under its
+    /// own id, from where its partitions are). Another host's live run refuses the trigger,
+    /// said by a `RunSkipped` event as a run in progress here would be.
     pub(super) async fn claim_run_lease(
         &self,
         membership: &Membership,
         pipeline: &str,
         run_id: &str,
         trigger: &str,
-    ) -> Result<Lease, ServiceError> {
+    ) -> Result<(Lease, Option<Option<String>>), ServiceError> {
         let cluster = &membership.cluster;
         if membership.draining.load(Ordering::Relaxed) {
             return Err(ServiceError::Draining {
                 host: cluster.host_id().to_owned(),
             });
         }
-        // Twice at most: an adopted run is closed and its lease released, then claimed anew.
-        for _ in 0..2 {
-            match cluster.claim_run(pipeline, run_id).await {
-                Ok(RunClaim::Started(lease)) => {
-                    membership.held().insert(pipeline.to_owned(), lease.clone());
-                    return Ok(lease);
-                }
-                Ok(RunClaim::Adopted {
-                    lease,
-                    previous_owner,
-                }) => {
-                    let host = previous_owner.unwrap_or_else(|| "?".into());
-                    tracing::warn!(
-                        pipeline,
-                        run = lease.run_id,
-                        host,
-                        "run lease lapsed: closing that run as failed"
-                    );
-                    self.events.publish(
-                        Some(pipeline),
-                        Some(&lease.run_id),
-                        None,
-                        EventKind::RunFailed {
-                            error: format!(
-                                "host \"{host}\" stopped renewing the run lease (it stopped or \
-                                 lost the cluster database); host \"{}\" closed the run. \
-                                 Batches it committed stay; the next run resumes from their \
-                                 checkpoints",
-                                cluster.host_id()
-                            ),
-                            rows_read: 0,
-                            rows_loaded: 0,
-                            rows_rejected: 0,
-                        },
-                    );
-                    membership.release(lease).await;
-                }
-                Ok(RunClaim::Busy { owner, run_id }) => {
-                    let owner = owner.unwrap_or_else(|| "?".into());
-                    let run_id = run_id.unwrap_or_default();
-                    self.events.publish(
-                        Some(pipeline),
-                        None,
-                        None,
-                        EventKind::RunSkipped {
-                            reason: format!(
-                                "{trigger} trigger: run {run_id} is running on host \"{owner}\""
-                            ),
-                        },
-                    );
-                    return Err(ServiceError::RunningOnHost {
-                        pipeline: pipeline.to_owned(),
-                        run_id,
-                        host: owner,
-                    });
-                }
-                Err(e) => return Err(self.cluster_unreachable(pipeline, trigger, e)),
+        match cluster.claim_run(pipeline, run_id).await {
+            Ok(RunClaim::Started(lease)) => {
+                membership.held().insert(pipeline.to_owned(), lease.clone());
+                Ok((lease, None))
             }
+            Ok(RunClaim::Adopted {
+                lease,
+                previous_owner,
+            }) => {
+                tracing::warn!(
+                    pipeline,
+                    run = lease.run_id,
+                    from = previous_owner.as_deref().unwrap_or("?"),
+                    "{trigger} trigger: adopted the run of a host that stopped renewing its run \
+                     lease; it goes on here"
+                );
+                membership.held().insert(pipeline.to_owned(), lease.clone());
+                Ok((lease, Some(previous_owner)))
+            }
+            Ok(RunClaim::Busy { owner, run_id }) => {
+                let owner = owner.unwrap_or_else(|| "?".into());
+                let run_id = run_id.unwrap_or_default();
+                self.events.publish(
+                    Some(pipeline),
+                    None,
+                    None,
+                    EventKind::RunSkipped {
+                        reason: format!(
+                            "{trigger} trigger: run {run_id} is running on host \"{owner}\""
+                        ),
+                    },
+                );
+                Err(ServiceError::RunningOnHost {
+                    pipeline: pipeline.to_owned(),
+                    run_id,
+                    host: owner,
+                })
+            }
+            Err(e) => Err(self.cluster_unreachable(pipeline, trigger, e)),
         }
-        Err(ServiceError::Cluster(format!(
-            "the run lease of pipeline \"{pipeline}\" changed hands while it was claimed; \
-             trigger again"
-        )))
     }
 
     fn cluster_unreachable(&self, pipeline: &str, trigger: &str, e: ClusterError) -> ServiceError {
@@ -202,7 +249,9 @@ impl Service {
                     return;
                 };
                 let held: Vec<Lease> = membership.held().values().cloned().collect();
-                match membership.cluster.heartbeat(&held).await {
+                let partitions = membership.book.all();
+                let all: Vec<Lease> = held.iter().chain(&partitions).cloned().collect();
+                match membership.cluster.heartbeat(&all).await {
                     Ok(beat) => {
                         last_ok = Instant::now();
                         let was = membership.draining.swap(beat.draining, Ordering::Relaxed);
@@ -215,7 +264,22 @@ impl Service {
                                 tracing::info!("no longer draining: taking runs again");
                             }
                         }
-                        for (pipeline, _) in beat.lost {
+                        for (pipeline, partition) in beat.lost {
+                            if partition != weir_cluster::RUN_PARTITION {
+                                // Its worker's next commit is refused by the fence.
+                                tracing::error!(
+                                    pipeline,
+                                    partition,
+                                    "the partition's lease passed to another host"
+                                );
+                                if let Some(lease) = partitions
+                                    .iter()
+                                    .find(|l| l.pipeline == pipeline && l.partition == partition)
+                                {
+                                    membership.book.remove(lease);
+                                }
+                                continue;
+                            }
                             tracing::error!(
                                 pipeline,
                                 "the run lease passed to another host: cancelling the run here"
@@ -248,6 +312,122 @@ impl Service {
                 }
             }
         });
+    }
+
+    /// Look for work of the cluster every poll interval until shutdown: adopt the runs whose
+    /// holder stopped renewing their lease, and help with the partitions of other hosts' runs.
+    pub(super) fn start_partition_poller(self: &Arc<Self>) {
+        let Some(membership) = &self.cluster else {
+            return;
+        };
+        let poll = shared::poll_interval(membership.cluster.lease_duration());
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut shutdown = service.shutdown.subscribe();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.wait_for(|stopping| *stopping) => return,
+                }
+                let Some(membership) = &service.cluster else {
+                    return;
+                };
+                if membership.draining.load(Ordering::Relaxed) {
+                    continue;
+                }
+                match membership.cluster.orphaned_runs().await {
+                    Ok(orphans) => {
+                        for (pipeline, run_id) in orphans {
+                            service.adopt(membership, &pipeline, &run_id).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot look for runs to adopt: {e}"),
+                }
+                match membership.cluster.claimable_runs().await {
+                    Ok(runs) => {
+                        for (pipeline, run_id) in runs {
+                            service.help(membership, &pipeline, &run_id);
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot look for partitions to claim: {e}"),
+                }
+            }
+        });
+    }
+
+    /// Take over the run `run_id` of `pipeline`, whose holder stopped renewing its lease, and
+    /// end it here (its partitions go on where they are).
+    async fn adopt(self: &Arc<Self>, membership: &Membership, pipeline: &str, run_id: &str) {
+        let _starting = self.starting.lock().await;
+        if *self.shutdown.borrow() || self.active().contains_key(pipeline) {
+            return;
+        }
+        let Ok(resolved) = self.runnable(pipeline) else {
+            return;
+        };
+        let Ok(lock) = self.locks.try_lock(pipeline) else {
+            return;
+        };
+        let (lease, from) = match membership.cluster.adopt_run(pipeline, run_id).await {
+            Ok(Some(adopted)) => adopted,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(pipeline, run = run_id, "cannot adopt the run: {e}");
+                return;
+            }
+        };
+        tracing::warn!(
+            pipeline,
+            run = run_id,
+            from = from.as_deref().unwrap_or("?"),
+            "adopted the run of a host that stopped renewing its run lease"
+        );
+        membership.held().insert(pipeline.to_owned(), lease.clone());
+        let run = Run::with_id(
+            self.runtime.clone(),
+            resolved,
+            self.events.clone(),
+            lock,
+            run_id.to_owned(),
+        )
+        .on_cluster(membership.cluster_run(lease.clone(), Some(from), self));
+        if let Err(e) = self.launch(pipeline, run, Some(lease), "takeover").await {
+            tracing::warn!(pipeline, run = run_id, "cannot go on with the run: {e}");
+        }
+    }
+
+    /// Work on partitions of another host's run `run_id` of `pipeline`, in the background,
+    /// until none is left to claim (one helping task per pipeline).
+    fn help(self: &Arc<Self>, membership: &Membership, pipeline: &str, run_id: &str) {
+        if *self.shutdown.borrow() || self.active().contains_key(pipeline) {
+            return;
+        }
+        let Ok(resolved) = self.runnable(pipeline) else {
+            return;
+        };
+        let mut helping = membership.helping();
+        if helping.get(pipeline).is_some_and(|h| !h.task.is_finished()) {
+            return;
+        }
+        let ctx = Arc::new(RunContext::new(
+            self.runtime.clone(),
+            run_id.to_owned(),
+            pipeline.to_owned(),
+            self.events.clone(),
+        ));
+        let shared = membership.shared(self);
+        let task_ctx = ctx.clone();
+        let task = tokio::spawn(async move {
+            shared::work(&task_ctx, &resolved, &shared, Until::NothingToClaim).await;
+        });
+        helping.insert(
+            pipeline.to_owned(),
+            Helping {
+                run_id: run_id.to_owned(),
+                ctx,
+                task,
+            },
+        );
     }
 
     /// Ask whichever host runs `run_id` of `pipeline` to cancel it (at its next heartbeat).

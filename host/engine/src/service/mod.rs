@@ -255,10 +255,12 @@ impl Service {
         self.cluster.as_ref().map(|m| &m.cluster)
     }
 
-    /// Keep this host's registration and run leases alive (a cluster host only; alone, it
-    /// does nothing).
+    /// Keep this host's registration and leases alive, and share the cluster's runs: adopt
+    /// the runs of hosts that stopped, help with other hosts' partitions (a cluster host
+    /// only; alone, it does nothing).
     pub fn start_heartbeat(self: &Arc<Self>) {
         self.start_heartbeat_task();
+        self.start_partition_poller();
     }
 
     pub fn uptime(&self) -> Duration {
@@ -365,21 +367,41 @@ impl Service {
                 return Err(e.into());
             }
         };
-        let run_id = new_run_id();
-        let lease = match &self.cluster {
-            Some(membership) => Some(
-                self.claim_run_lease(membership, pipeline, &run_id, trigger)
-                    .await?,
-            ),
-            None => None,
-        };
-        let run = Run::with_id(
+        let mut run_id = new_run_id();
+        let mut lease = None;
+        let mut adopted_from = None;
+        if let Some(membership) = &self.cluster {
+            let (claimed, adopted) = self
+                .claim_run_lease(membership, pipeline, &run_id, trigger)
+                .await?;
+            // An adopted run keeps its id.
+            run_id = claimed.run_id.clone();
+            adopted_from = adopted;
+            lease = Some(claimed);
+        }
+        let mut run = Run::with_id(
             self.runtime.clone(),
             resolved,
             self.events.clone(),
             lock,
-            run_id.clone(),
+            run_id,
         );
+        if let (Some(membership), Some(lease)) = (&self.cluster, &lease) {
+            run = run.on_cluster(membership.cluster_run(lease.clone(), adopted_from, self));
+        }
+        self.launch(pipeline, run, lease, trigger).await
+    }
+
+    /// Put a run in `active` and start it; its run lease (on a cluster) is released at its
+    /// end, or handed over if it goes on elsewhere.
+    async fn launch(
+        self: &Arc<Self>,
+        pipeline: &str,
+        run: Run,
+        lease: Option<weir_cluster::Lease>,
+        trigger: &str,
+    ) -> Result<String, ServiceError> {
+        let run_id = run.ctx.run_id.clone();
         let ctx = run.ctx.clone();
         let service = self.clone();
         let (name, id, how) = (pipeline.to_owned(), run_id.clone(), trigger.to_owned());
@@ -396,9 +418,13 @@ impl Service {
         // The entry is inserted before the lock is released, so the task's removal (which
         // takes the lock) always comes after it.
         let task = tokio::spawn(async move {
-            run.execute(&how).await;
+            let summary = run.execute(&how).await;
             if let (Some(membership), Some(lease)) = (&service.cluster, lease) {
-                membership.release(lease).await;
+                if summary.handed_over {
+                    membership.hand_over(lease).await;
+                } else {
+                    membership.release(lease).await;
+                }
             }
             let mut active = service.active();
             if active.get(&name).is_some_and(|r| r.info.run_id == id) {
@@ -484,6 +510,10 @@ impl Service {
             if let Err(e) = task.await {
                 tracing::error!("run task failed: {e}");
             }
+        }
+        if let Some(membership) = &self.cluster {
+            // Partitions helped with here go back to the queue for the other hosts.
+            membership.stop_helping().await;
         }
         if let Some(membership) = &self.cluster
             && let Err(e) = membership.cluster.leave().await

@@ -81,10 +81,11 @@ pub async fn run_worker(
     ctx: Arc<RunContext>,
     pipeline: Arc<ResolvedPipeline>,
     partition: Partition,
+    fence: Option<i64>,
 ) -> (Totals, Result<(), WorkerError>) {
     let mut totals = Totals::default();
     let mut meters = Vec::new();
-    let result = attempt(&ctx, &pipeline, &partition, &mut totals, &mut meters).await;
+    let result = attempt(&ctx, &pipeline, &partition, fence, &mut totals, &mut meters).await;
     // Requests cost whether or not the attempt succeeded: report them either way.
     ctx.report_http_usage(Some(&partition.id), &meters);
     (totals, result)
@@ -94,6 +95,7 @@ async fn attempt(
     ctx: &Arc<RunContext>,
     pipeline: &Arc<ResolvedPipeline>,
     partition: &Partition,
+    fence: Option<i64>,
     totals: &mut Totals,
     meters: &mut Vec<HttpMeter>,
 ) -> Result<(), WorkerError> {
@@ -112,7 +114,7 @@ async fn attempt(
         mut sinks,
         first_destination,
         rejects_db,
-    } = open::open_steps(ctx, pipeline, partition, &mut times, meters).await?;
+    } = open::open_steps(ctx, pipeline, partition, fence, &mut times, meters).await?;
 
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let extract_name = pipeline.extract.info.name.clone();
@@ -148,6 +150,7 @@ async fn attempt(
         commit_db: commit_db.as_deref(),
         rejects_db: (&rejects_db.0, &rejects_db.1),
         last_checkpoint: checkpoint,
+        fence,
     };
     let load_result = load_side(
         ctx,

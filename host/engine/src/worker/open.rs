@@ -45,6 +45,7 @@ pub async fn open_steps(
     ctx: &std::sync::Arc<RunContext>,
     pipeline: &ResolvedPipeline,
     partition: &Partition,
+    fence: Option<i64>,
     times: &mut StageTimes,
     meters: &mut Vec<HttpMeter>,
 ) -> Result<Opened, WorkerError> {
@@ -68,6 +69,11 @@ pub async fn open_steps(
         .await?;
     times.instantiate += clock.elapsed();
     let commit_db = history.open(&cfg.history.config).await?;
+    if let (Some(epoch), Some(name)) = (fence, &commit_db) {
+        // Before the checkpoint is read: a host still committing under an older epoch either
+        // committed before this (its checkpoint is read below) or is refused from now on.
+        stamp_fence(&databases, name, &cfg.name, &partition.id, epoch).await?;
+    }
     let checkpoint = history.load(&cfg.name, &partition.id).await?;
     ctx.emit(
         Some(&partition.id),
@@ -199,6 +205,31 @@ pub async fn open_steps(
         first_destination: first_destination.unwrap_or_default(),
         rejects_db: (rejects_db_name, rejects_conn),
     })
+}
+
+/// Raise the partition's fence in the commit database to `epoch`; refused if a newer epoch
+/// is there (another host claimed the partition since this one did).
+async fn stamp_fence(
+    databases: &Databases,
+    commit_db: &str,
+    pipeline: &str,
+    partition: &str,
+    epoch: i64,
+) -> Result<(), WorkerError> {
+    let db = granted(databases, commit_db).await.map_err(|e| match e {
+        Granted::Missing => WorkerError::Host {
+            message: format!("commit database \"{commit_db}\" is not granted"),
+            retryable: false,
+        },
+        Granted::Failed(e) => e,
+    })?;
+    match db.stamp_fence(pipeline, partition, epoch).await? {
+        weir_store::fences::Stamp::Taken => Ok(()),
+        weir_store::fences::Stamp::Superseded { newer } => Err(WorkerError::Fenced(format!(
+            "fenced: this host's lease on partition \"{partition}\" (epoch {epoch}) is stale, \
+             the commit database holds epoch {newer}: another host took the partition over"
+        ))),
+    }
 }
 
 /// The database a write plan targets, which must be granted.

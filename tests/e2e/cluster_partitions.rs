@@ -1,0 +1,299 @@
+//! The partitions of one run shared by three `weir serve` hosts (real processes, one real
+//! PostgreSQL for the cluster, the target and the history): every partition loaded exactly
+//! once and spread over the hosts; a host killed with SIGKILL mid-run has its partitions taken
+//! over within the lease and a few seconds; a host paused (SIGSTOP) past its lease is fenced
+//! when it wakes, and nothing it held is committed twice.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::cluster::pg::PgServer;
+use crate::cluster::{eventually, host};
+use crate::serve_support::*;
+use crate::support::*;
+
+const FILES: usize = 12;
+
+/// `files` CSV files of `rows` good rows each (ids unique across files) plus one row with a
+/// field too many (a reject), written alike into each host's inbox: the hosts see the same
+/// partitions, as on a shared volume.
+fn orders_host(db: &PgServer, id: &str, lease: u32, rows: usize, concurrency: usize) -> Fixture {
+    let port = db.port();
+    let pipeline = format!(
+        r#"
+[[pipeline]]
+name = "orders"
+concurrency = {concurrency}
+batch_size = 500
+grants = {{ read_dirs = ["inbox"], databases = {{ ledger = {{ url = "postgres://postgres@127.0.0.1:{port}/postgres", sslmode = "disable" }} }} }}
+extract = {{ plugin = "csv-extract", config = {{ path = "inbox/*.csv" }} }}
+load = [{{ plugin = "sqlite-load", config = {{ database = "ledger", table = "orders", mode = "append" }} }}]
+history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
+"#
+    );
+    let fx = host(db, id, lease, &pipeline);
+    for file in 0..FILES {
+        let mut csv = String::from("id,part,amount\n");
+        for i in 0..rows {
+            let id = file * 1_000_000 + i;
+            csv.push_str(&format!("{id},{file},{}.{:02}\n", i % 997, i % 100));
+            if i == rows / 2 {
+                csv.push_str("bad,row,with,extra\n");
+            }
+        }
+        let name = format!("inbox/part-{file:02}.csv");
+        fx.write(&name, csv);
+        age(&fx.path(&name), 60);
+    }
+    fx
+}
+
+fn count(db: &PgServer, sql: &str) -> i64 {
+    db.psql(sql)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{sql}"))
+}
+
+/// Wait for the run to end (on any host's API) and return its record.
+fn finished(server: &Server, run: &str, limit: Duration) -> serde_json::Value {
+    eventually("the run's end", limit, || {
+        let r = server.request("GET", &format!("/api/runs/{run}"), false);
+        (r.status == 200 && r.json()["status"] != "running").then(|| r.json())
+    })
+}
+
+/// The target holds every good row once: source − rejects, no duplicate, no loss.
+fn assert_loaded_once(db: &PgServer, rows: usize) {
+    let expected = (FILES * rows) as i64;
+    assert_eq!(count(db, "SELECT count(*) FROM orders"), expected, "rows");
+    assert_eq!(
+        count(db, "SELECT count(DISTINCT id) FROM orders"),
+        expected,
+        "a row was loaded twice"
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(DISTINCT (partition, line)) FROM _weir_rejects"
+        ),
+        FILES as i64,
+        "rejects"
+    );
+}
+
+/// Start three hosts and wait until each has joined.
+fn three(fixtures: &[Fixture]) -> Vec<Option<Server>> {
+    let servers: Vec<Option<Server>> = fixtures.iter().map(|f| Some(Server::start(f))).collect();
+    for server in servers.iter().flatten() {
+        eventually("the host joined", Duration::from_secs(30), || {
+            server.output().contains("cluster: host").then_some(())
+        });
+    }
+    servers
+}
+
+/// Wait until host `id` holds a partition of `run` it has committed batches of, unfinished.
+fn busy_partition(db: &PgServer, run: &str, id: &str) -> String {
+    eventually(
+        &format!("host {id} mid-partition"),
+        Duration::from_secs(120),
+        || {
+            let p = db.psql(&format!(
+                "SELECT l.partition FROM weir_leases l JOIN weir_run_partitions p
+                   ON p.run_id = l.run_id AND p.partition = l.partition
+                 WHERE l.run_id = '{run}' AND l.owner = '{id}' AND l.state = 'held'
+                   AND p.batches >= 2 AND p.host = '{id}' LIMIT 1"
+            ));
+            let p = p.trim();
+            (!p.is_empty()).then(|| p.to_owned())
+        },
+    )
+}
+
+/// The partitions taken over from `id`, with the time of the first claim (Unix ms).
+fn taken_over_from(db: &PgServer, run: &str, id: &str) -> Vec<(String, String, i64)> {
+    db.psql(&format!(
+        "SELECT partition, host, time_ms FROM weir_events WHERE run = '{run}'
+           AND kind = 'partition_claimed' AND data::json->>'taken_over_from' = '{id}'
+         ORDER BY id"
+    ))
+    .lines()
+    .map(|l| {
+        let f: Vec<&str> = l.split('|').collect();
+        (f[0].to_owned(), f[1].to_owned(), f[2].parse().unwrap())
+    })
+    .collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn signal(server: &Server, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig}");
+}
+
+#[test]
+fn three_hosts_share_twelve_partitions_and_load_each_row_exactly_once() {
+    let db = PgServer::start();
+    let rows = 20_000;
+    let fixtures: Vec<Fixture> = ["a", "b", "c"]
+        .iter()
+        .map(|id| orders_host(&db, id, 3, rows, 2))
+        .collect();
+    let servers = three(&fixtures);
+    let a = servers[0].as_ref().unwrap();
+    let run = a.trigger("orders");
+    let record = finished(servers[2].as_ref().unwrap(), &run, Duration::from_secs(300));
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["rows_loaded"], (FILES * rows) as u64, "{record}");
+    assert_eq!(record["rows_rejected"], FILES as u64, "{record}");
+    assert_loaded_once(&db, rows);
+
+    // Every partition ran once, to completion, and every host ran some.
+    let per_host = db.psql(&format!(
+        "SELECT host, count(*), min(status), max(status), bool_and(plugins LIKE '%csv-extract%')
+         FROM weir_run_partitions WHERE run_id = '{run}' GROUP BY host ORDER BY host"
+    ));
+    let lines: Vec<&str> = per_host.lines().collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "each host took some partitions:\n{per_host}"
+    );
+    let mut total = 0;
+    for line in &lines {
+        let f: Vec<&str> = line.split('|').collect();
+        total += f[1].parse::<usize>().unwrap();
+        assert_eq!((f[2], f[3]), ("completed", "completed"), "{per_host}");
+        assert_eq!(
+            f[4], "t",
+            "plugin versions recorded per partition: {per_host}"
+        );
+    }
+    assert_eq!(total, FILES, "{per_host}");
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM weir_events WHERE run = '{run}' AND kind = 'partition_claimed'"
+            )
+        ),
+        FILES as i64,
+        "one claim per partition"
+    );
+    // Each partition's checkpoint is stored once, with its fence at the epoch that ran it.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM _weir_fences WHERE pipeline = 'orders'"
+        ),
+        FILES as i64
+    );
+    for server in servers.into_iter().flatten() {
+        let (status, output) = server.stop();
+        assert!(status.success(), "{output}");
+    }
+}
+
+#[test]
+fn a_host_killed_mid_run_has_its_partitions_taken_over_and_every_row_loaded_once() {
+    let db = PgServer::start();
+    let (rows, lease) = (40_000, 3);
+    let fixtures: Vec<Fixture> = ["a", "b", "c"]
+        .iter()
+        .map(|id| orders_host(&db, id, lease, rows, 1))
+        .collect();
+    let mut servers = three(&fixtures);
+    let run = servers[0].as_ref().unwrap().trigger("orders");
+    let partition = busy_partition(&db, &run, "b");
+    let victim = servers[1].take().unwrap();
+    signal(&victim, "-KILL");
+    let killed_ms = now_ms();
+    drop(victim);
+
+    let record = finished(servers[0].as_ref().unwrap(), &run, Duration::from_secs(300));
+    assert_eq!(record["status"], "completed", "{record}");
+    let taken = taken_over_from(&db, &run, "b");
+    let ours = taken
+        .iter()
+        .find(|(p, _, _)| *p == partition)
+        .unwrap_or_else(|| panic!("{partition} not taken over from b: {taken:?}"));
+    assert!(ours.1 == "a" || ours.1 == "c", "{taken:?}");
+    let after = Duration::from_millis((taken[0].2 - killed_ms).max(0) as u64);
+    eprintln!("takeover: {taken:?}, first claim {after:?} after the kill (lease {lease} s)");
+    assert!(
+        after <= Duration::from_secs(u64::from(lease) + 5),
+        "taken over {after:?} after the kill"
+    );
+    assert_loaded_once(&db, rows);
+}
+
+#[test]
+fn a_host_paused_past_its_lease_is_fenced_when_it_wakes_and_nothing_is_committed_twice() {
+    let db = PgServer::start();
+    let (rows, lease) = (40_000, 3);
+    let fixtures: Vec<Fixture> = ["a", "b", "c"]
+        .iter()
+        .map(|id| orders_host(&db, id, lease, rows, 1))
+        .collect();
+    let servers = three(&fixtures);
+    let a = servers[0].as_ref().unwrap();
+    let b = servers[1].as_ref().unwrap();
+    let run = a.trigger("orders");
+    let partition = busy_partition(&db, &run, "b");
+    signal(b, "-STOP");
+    let stopped = Instant::now();
+    // Another host claims the partition once b's lease has expired, and stamps its epoch.
+    eventually(
+        "the paused host's partition taken over",
+        Duration::from_secs(u64::from(lease) + 30),
+        || {
+            taken_over_from(&db, &run, "b")
+                .iter()
+                .any(|(p, _, _)| *p == partition)
+                .then_some(())
+        },
+    );
+    assert!(stopped.elapsed() >= Duration::from_secs(u64::from(lease)) / 3);
+    signal(b, "-CONT");
+
+    let fenced = eventually(
+        "host b's commit refused as fenced",
+        Duration::from_secs(120),
+        || {
+            let out = db.psql(&format!(
+                "SELECT partition || '|' || data FROM weir_events WHERE run = '{run}'
+                   AND kind = 'partition_fenced' AND host = 'b'"
+            ));
+            (!out.trim().is_empty()).then_some(out)
+        },
+    );
+    eprintln!("fenced: {fenced}");
+    assert!(fenced.contains(&partition), "{fenced}");
+    assert!(
+        fenced.contains("another host took the partition over"),
+        "{fenced}"
+    );
+    let record = finished(a, &run, Duration::from_secs(300));
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_loaded_once(&db, rows);
+    let events = db.psql(&format!(
+        "SELECT kind, host, partition, data FROM weir_events WHERE run = '{run}'
+           AND kind IN ('partition_claimed', 'partition_fenced')
+           AND partition = '{partition}' ORDER BY id"
+    ));
+    eprintln!("events of {partition}:\n{events}");
+    for server in servers.into_iter().flatten() {
+        let (status, output) = server.stop();
+        assert!(status.success(), "{output}");
+    }
+}
