@@ -258,6 +258,7 @@ const EVENT_TYPES = [
   'pipeline_invalid', 'pipeline_valid', 'run_skipped', 'run_started',
   'run_completed', 'run_failed', 'run_cancelled', 'worker_started', 'worker_progress',
   'batch_committed', 'worker_completed', 'worker_retrying', 'worker_failed', 'worker_cancelled', 'plugin_log',
+  'partition_claimed', 'partition_fenced', 'run_adopted',
 ];
 const RUN_ENDS = { run_completed: 'completed', run_failed: 'failed', run_cancelled: 'cancelled' };
 
@@ -874,14 +875,18 @@ const runPage = {
       runPlugins(r.plugins),
       r.error && r.status !== 'cancelled' && h('div', { class: 'error-box' }, h('strong', {}, 'Error: '), r.error));
     const parts = r.partition_totals || [];
+    // On a cluster each partition says which host ran it, with which plugin versions.
+    const clustered = parts.some((p) => p.host);
     fill($('#partitions', this.view), parts.length === 0
       ? h('p', { class: 'empty' }, r.status === 'running' ? 'No partition has started yet.' : 'This run had no partitions to read.')
       : h('table', { class: 'grid' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Partition'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'Read'),
+        h('thead', {}, h('tr', {}, h('th', {}, 'Partition'), clustered && h('th', {}, 'Host'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'Read'),
           h('th', { class: 'num' }, 'Loaded'), h('th', { class: 'num' }, 'Rejected'), h('th', { class: 'num' }, 'Batches'),
           h('th', {}, 'Checkpoint'))),
         h('tbody', {}, parts.map((p) => h('tr', { dataset: { partition: p.partition } },
-          h('td', { class: 'mono' }, p.partition), h('td', { title: p.error || null }, statusBadge(p.status)),
+          h('td', { class: 'mono' }, p.partition),
+          clustered && h('td', { class: 'mono', title: pluginVersions(p.plugins) || null }, p.host ?? '—'),
+          h('td', { title: p.error || null }, statusBadge(p.status)),
           h('td', { class: 'num' }, fmtInt(p.rows_read)), h('td', { class: 'num' }, fmtInt(p.rows_loaded)),
           h('td', { class: `num${p.rows_rejected ? ' warn' : ''}` }, fmtInt(p.rows_rejected)),
           h('td', { class: 'num' }, fmtInt(p.batches)),
@@ -1047,6 +1052,9 @@ function eventDetails(e) {
     case 'pipeline_invalid': return e.error;
     case 'pipeline_valid': return 'can run again';
     case 'plugin_log': return `${e.plugin} [${e.level}]: ${e.message}`;
+    case 'partition_claimed': return `host ${e.host ?? '?'} · epoch ${e.epoch}${e.taken_over_from ? ` · taken over from host ${e.taken_over_from}` : ''}`;
+    case 'partition_fenced': return `host ${e.host ?? '?'} · epoch ${e.epoch}: ${e.error}`;
+    case 'run_adopted': return `host ${e.host ?? '?'} adopted the run from host ${e.from ?? '?'}`;
     default: return '';
   }
 }

@@ -176,6 +176,11 @@ test('a run triggered on host b shows on host a with the host that ran it', asyn
   assert.equal(await page.locator('#conn').getAttribute('data-state'), 'live');
   const host = page.locator('#summary .kv').filter({ hasText: 'Host' });
   assert.equal((await host.locator('span').nth(1).innerText()).trim(), 'b');
+  // Each partition names the host that ran it: host b ran them all (the example's databases
+  // are SQLite files, each host's own, so its partitions are not shared).
+  const partitionHosts = await page.locator('#partitions tbody tr td:nth-child(2)').allInnerTexts();
+  assert.ok(partitionHosts.length > 0, 'no partition rows');
+  assert.deepEqual([...new Set(partitionHosts.map((t) => t.trim()))], ['b']);
 });
 
 test('a host that stopped shows as stopped', async () => {

@@ -19,12 +19,14 @@ const FILES: usize = 12;
 /// partitions, as on a shared volume.
 fn orders_host(db: &PgServer, id: &str, lease: u32, rows: usize, concurrency: usize) -> Fixture {
     let port = db.port();
+    // Room to retry through a database restart (each attempt fails fast while it is down).
     let pipeline = format!(
         r#"
 [[pipeline]]
 name = "orders"
 concurrency = {concurrency}
 batch_size = 500
+restart = {{ max_restarts = 30 }}
 grants = {{ read_dirs = ["inbox"], databases = {{ ledger = {{ url = "postgres://postgres@127.0.0.1:{port}/postgres", sslmode = "disable" }} }} }}
 extract = {{ plugin = "csv-extract", config = {{ path = "inbox/*.csv" }} }}
 load = [{{ plugin = "sqlite-load", config = {{ database = "ledger", table = "orders", mode = "append" }} }}]
@@ -292,6 +294,40 @@ fn a_host_paused_past_its_lease_is_fenced_when_it_wakes_and_nothing_is_committed
            AND partition = '{partition}' ORDER BY id"
     ));
     eprintln!("events of {partition}:\n{events}");
+    for server in servers.into_iter().flatten() {
+        let (status, output) = server.stop();
+        assert!(status.success(), "{output}");
+    }
+}
+
+#[test]
+fn a_database_restart_mid_run_is_ridden_out_and_the_run_neither_repeats_nor_loses_a_row() {
+    let db = PgServer::start();
+    let (rows, lease) = (40_000, 5);
+    let fixtures: Vec<Fixture> = ["a", "b", "c"]
+        .iter()
+        .map(|id| orders_host(&db, id, lease, rows, 1))
+        .collect();
+    let servers = three(&fixtures);
+    let a = servers[0].as_ref().unwrap();
+    let run = a.trigger("orders");
+    // Every host is at work when the server goes down.
+    for id in ["a", "b", "c"] {
+        busy_partition(&db, &run, id);
+    }
+    db.stop();
+    db.start_again();
+    let record = finished(a, &run, Duration::from_secs(300));
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_loaded_once(&db, rows);
+    // One run: the lease rows survived the restart, so no host started another.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM weir_runs WHERE pipeline = 'orders'"
+        ),
+        1
+    );
     for server in servers.into_iter().flatten() {
         let (status, output) = server.stop();
         assert!(status.success(), "{output}");

@@ -60,11 +60,14 @@ pub fn new_run_id() -> String {
 }
 
 /// A run of a host of a cluster: the run lease it holds, and what it shares the partitions
-/// with. `adopted_from`: the run was taken over from that host, whose lease expired.
+/// with. `adopted_from`: the run was taken over from that host, whose lease expired. `share`:
+/// the partitions go to whichever hosts claim them (see [`shared::can_share`]); otherwise this
+/// host runs them all.
 pub struct ClusterRun {
     pub shared: SharedRun,
     pub lease: Lease,
     pub adopted_from: Option<Option<String>>,
+    pub share: bool,
 }
 
 /// A run about to start: its context (for cancelling), the pipeline, and the pipeline's run
@@ -142,8 +145,23 @@ async fn execute(
         handed_over: false,
     };
     let ended = match clustered {
-        None => run_here(&ctx, &pipeline, trigger, &mut summary).await,
-        Some(clustered) => run_shared(&ctx, &pipeline, trigger, clustered, &mut summary).await,
+        Some(clustered) if clustered.share => {
+            run_shared(&ctx, &pipeline, trigger, clustered, &mut summary).await
+        }
+        Some(ClusterRun {
+            adopted_from: Some(from),
+            ..
+        }) => {
+            ctx.emit(
+                None,
+                EventKind::RunAdopted {
+                    from,
+                    queued: false,
+                },
+            );
+            run_here(&ctx, &pipeline, trigger, &mut summary).await
+        }
+        _ => run_here(&ctx, &pipeline, trigger, &mut summary).await,
     };
     summary.elapsed = started.elapsed();
     if let Err(error) = ended {

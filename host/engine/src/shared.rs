@@ -76,6 +76,15 @@ pub enum Until<'a> {
     NothingToClaim,
 }
 
+/// Whether a pipeline's partitions may run on different hosts: only if every database it
+/// writes is a server every host reaches (PostgreSQL). A SQLite file is each host's own, so
+/// the run lease holder runs every partition of such a pipeline itself (its checkpoints are in
+/// that file).
+pub fn can_share(pipeline: &ResolvedPipeline) -> bool {
+    let grants = &pipeline.config.grants;
+    grants.databases.is_empty() && !grants.postgres.is_empty()
+}
+
 /// How often a host looks for partitions to claim and at the run's progress: a sixth of the
 /// lease, between 100 ms and 1 s (a takeover waits for the lease to expire, then this long).
 pub fn poll_interval(lease: Duration) -> Duration {

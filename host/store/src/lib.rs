@@ -264,6 +264,10 @@ pub struct PartitionRecord {
     /// The host that ran it last (clustered state only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// Name → version of the plugins that host ran it with (clustered state only: hosts may
+    /// differ during a rolling upgrade).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// How much history to keep.
@@ -594,6 +598,7 @@ impl Reader {
                         error: r.get(7)?,
                         bytes: r.get(8)?,
                         host: None,
+                        plugins: None,
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;

@@ -247,7 +247,7 @@ impl StateStore for PgStore {
                     let partitions = c
                         .query(
                             "SELECT partition, status, rows_read, rows_loaded, rows_rejected,
-                                 batches, checkpoint, error, bytes, host
+                                 batches, checkpoint, error, bytes, host, plugins
                              FROM weir_run_partitions WHERE run_id = $1 ORDER BY partition",
                             &[&id],
                         )
@@ -271,6 +271,9 @@ impl StateStore for PgStore {
                     error: r.get(7),
                     bytes: r.get::<_, i64>(8) as u64,
                     host: r.get(9),
+                    plugins: r
+                        .get::<_, Option<String>>(10)
+                        .and_then(|p| serde_json::from_str(&p).ok()),
                 })
                 .collect();
             Ok(Some((run_record(&run), partitions)))

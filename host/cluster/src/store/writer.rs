@@ -277,14 +277,20 @@ async fn apply(
             destinations,
         } => {
             // Another host's batch may arrive before the run's start is stored: the record is
-            // made here then, and the start fills in the rest.
+            // made here then, and the start fills in the rest. One may also arrive after the
+            // run's end (its host's writer was slower than the run lease holder's): the end's
+            // totals, summed over every partition, count it already.
             tx.execute(
                 "INSERT INTO weir_runs (id, pipeline, status, started_ms, rows_read, rows_loaded,
                      rows_rejected, batches, bytes, rows_filtered)
                  VALUES ($1, $2, 'running', $3, $4, $5, $6, 1, $7, $8)
-                 ON CONFLICT (id) DO UPDATE SET rows_read = weir_runs.rows_read + $4,
-                     rows_loaded = weir_runs.rows_loaded + $5,
-                     rows_rejected = weir_runs.rows_rejected + $6,
+                 ON CONFLICT (id) DO UPDATE SET
+                     rows_read = weir_runs.rows_read
+                         + CASE WHEN weir_runs.ended_ms IS NULL THEN $4 ELSE 0 END,
+                     rows_loaded = weir_runs.rows_loaded
+                         + CASE WHEN weir_runs.ended_ms IS NULL THEN $5 ELSE 0 END,
+                     rows_rejected = weir_runs.rows_rejected
+                         + CASE WHEN weir_runs.ended_ms IS NULL THEN $6 ELSE 0 END,
                      batches = weir_runs.batches + 1, bytes = weir_runs.bytes + $7,
                      rows_filtered = weir_runs.rows_filtered + $8",
                 &[
@@ -399,6 +405,9 @@ async fn apply(
                      rows_loaded, rows_rejected, error, host)
                  VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (id) DO UPDATE SET status = $3, ended_ms = $4,
+                     -- The batches stored so far, or the end's sums if higher (the end may
+                     -- come before other hosts' last batches; a host killed mid-run reported
+                     -- no end for its partitions).
                      rows_read = greatest(weir_runs.rows_read, $5),
                      rows_loaded = greatest(weir_runs.rows_loaded, $6),
                      rows_rejected = greatest(weir_runs.rows_rejected, $7), error = $8",

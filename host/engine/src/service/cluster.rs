@@ -17,6 +17,7 @@ use weir_cluster::{Cluster, ClusterError, Lease, RunClaim};
 use super::{Service, ServiceError};
 use crate::context::RunContext;
 use crate::events::EventKind;
+use crate::pipeline::ResolvedPipeline;
 use crate::run::{ClusterRun, Run};
 use crate::shared::{self, LeaseBook, SharedRun, Until};
 
@@ -68,17 +69,20 @@ impl Membership {
         }
     }
 
-    /// A run of this host under the run lease `lease` (`adopted_from`: taken over).
+    /// A run of `pipeline` on this host under the run lease `lease` (`adopted_from`: taken
+    /// over).
     pub(super) fn cluster_run(
         &self,
         lease: Lease,
         adopted_from: Option<Option<String>>,
         service: &Service,
+        pipeline: &ResolvedPipeline,
     ) -> ClusterRun {
         ClusterRun {
             shared: self.shared(service),
             lease,
             adopted_from,
+            share: shared::can_share(pipeline),
         }
     }
 
@@ -383,6 +387,7 @@ impl Service {
             "adopted the run of a host that stopped renewing its run lease"
         );
         membership.held().insert(pipeline.to_owned(), lease.clone());
+        let clustered = membership.cluster_run(lease.clone(), Some(from), self, &resolved);
         let run = Run::with_id(
             self.runtime.clone(),
             resolved,
@@ -390,7 +395,7 @@ impl Service {
             lock,
             run_id.to_owned(),
         )
-        .on_cluster(membership.cluster_run(lease.clone(), Some(from), self));
+        .on_cluster(clustered);
         if let Err(e) = self.launch(pipeline, run, Some(lease), "takeover").await {
             tracing::warn!(pipeline, run = run_id, "cannot go on with the run: {e}");
         }

@@ -379,6 +379,12 @@ impl Service {
             adopted_from = adopted;
             lease = Some(claimed);
         }
+        let clustered = match (&self.cluster, &lease) {
+            (Some(membership), Some(lease)) => {
+                Some(membership.cluster_run(lease.clone(), adopted_from, self, &resolved))
+            }
+            _ => None,
+        };
         let mut run = Run::with_id(
             self.runtime.clone(),
             resolved,
@@ -386,8 +392,8 @@ impl Service {
             lock,
             run_id,
         );
-        if let (Some(membership), Some(lease)) = (&self.cluster, &lease) {
-            run = run.on_cluster(membership.cluster_run(lease.clone(), adopted_from, self));
+        if let Some(clustered) = clustered {
+            run = run.on_cluster(clustered);
         }
         self.launch(pipeline, run, lease, trigger).await
     }
