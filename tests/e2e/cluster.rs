@@ -482,3 +482,55 @@ fn the_hosts_ride_out_a_database_restart_and_fires_still_run_once() {
     let hosts_registered = db.psql("SELECT count(*) FROM weir_hosts WHERE stopped_at IS NOT NULL");
     assert_eq!(hosts_registered, "2", "both hosts left cleanly");
 }
+
+#[test]
+fn weir_run_and_checkpoints_reset_on_a_cluster_s_configuration_respect_its_run_leases() {
+    let db = PgServer::start();
+    let fixtures: Vec<Fixture> = ["a", "b"]
+        .iter()
+        .map(|id| host(&db, id, 3, &slow("slow", None, 8)))
+        .collect();
+    let a = Server::start(&fixtures[0]);
+    let run = a.trigger("slow");
+    eventually("host a's run lease", Duration::from_secs(20), || {
+        (db.psql(
+            "SELECT owner FROM weir_leases WHERE pipeline = 'slow' AND partition = '*' \
+                  AND state = 'held'",
+        )
+        .trim()
+            == "a")
+            .then_some(())
+    });
+    // Host b's machine, its own `weir run`: refused while host a runs the pipeline.
+    for args in [&["run", "slow"][..], &["checkpoints", "reset", "slow"][..]] {
+        let refused = fixtures[1].weir(args);
+        assert!(
+            !refused.0.status.success(),
+            "{args:?}: {}",
+            refused.stdout()
+        );
+        let err = refused.stderr();
+        assert!(
+            err.contains("pipeline slow is running on host \"a\"") && err.contains(&run),
+            "{args:?}: {err}"
+        );
+    }
+    let (status, output) = a.stop();
+    assert!(status.success(), "{output}");
+    // Once the run has ended, `weir run` holds the lease itself while it runs (a host's
+    // trigger meanwhile is refused, naming it) and gives it back at its end.
+    let csv = csv_on(&fixtures[1], "rows", None);
+    let config = std::fs::read_to_string(fixtures[1].path("weir.toml")).unwrap() + &csv;
+    std::fs::write(fixtures[1].path("weir.toml"), config).unwrap();
+    let ran = fixtures[1].weir(&["run", "rows"]);
+    assert!(ran.0.status.success(), "{}{}", ran.stdout(), ran.stderr());
+    let lease = db.psql(
+        "SELECT state, coalesce(owner, '-'), epoch FROM weir_leases \
+         WHERE pipeline = 'rows' AND partition = '*'",
+    );
+    assert_eq!(
+        lease.trim(),
+        "idle|-|1",
+        "claimed once, released at the end"
+    );
+}

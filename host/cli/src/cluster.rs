@@ -1,11 +1,14 @@
-//! `engine.cluster` from the CLI's side: the options `weir serve` joins with, and
-//! `weir cluster status` (hosts, heartbeats, leases), read straight from the cluster database.
+//! `engine.cluster` from the CLI's side: the options `weir serve` joins with,
+//! `weir cluster status` (hosts, heartbeats, leases), read straight from the cluster database,
+//! and the run leases `weir run` and `weir checkpoints reset` take on a cluster's
+//! configuration, so they never act on a pipeline while a host of the cluster runs it.
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use weir_cluster::{Cluster, ClusterOptions};
+use weir_cluster::{Cluster, ClusterOptions, Lease, RunClaim};
 use weir_engine::Config;
 use weir_engine::config::ClusterConfig;
 
@@ -32,6 +35,112 @@ async fn inspect(config_path: &Path) -> anyhow::Result<Cluster> {
     Cluster::inspect(&options(cluster))
         .await
         .with_context(|| format!("{}: engine.cluster", config.file.display()))
+}
+
+/// The run leases a one-shot command holds, renewed every third of the lease until
+/// [`RunLeases::release`].
+pub struct RunLeases {
+    cluster: Arc<Cluster>,
+    leases: Vec<Lease>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+/// On a cluster's configuration, take the run lease of each `(pipeline, run id)`, as a host
+/// does before a run: refused while a host of the cluster runs one of them. `None` alone.
+pub async fn claim_runs(
+    config: &Config,
+    runs: &[(String, String)],
+) -> anyhow::Result<Option<RunLeases>> {
+    let Some(settings) = &config.engine.cluster else {
+        return Ok(None);
+    };
+    let cluster = Arc::new(
+        Cluster::inspect(&options(settings))
+            .await
+            .with_context(|| format!("{}: engine.cluster", config.file.display()))?,
+    );
+    let mut leases = Vec::new();
+    let refused = async |leases: &[Lease], message: String| {
+        for lease in leases {
+            let _ = cluster.release_run(lease).await;
+        }
+        anyhow::anyhow!(message)
+    };
+    for (pipeline, run_id) in runs {
+        match cluster.claim_run(pipeline, run_id).await? {
+            RunClaim::Started(lease) => leases.push(lease),
+            RunClaim::Busy { owner, run_id } => {
+                return Err(refused(
+                    &leases,
+                    format!(
+                        "pipeline {pipeline} is running on host \"{}\" of the cluster (run {}): \
+                         wait for it to end, or cancel it (see weir cluster status)",
+                        owner.unwrap_or_default(),
+                        run_id.unwrap_or_default()
+                    ),
+                )
+                .await);
+            }
+            RunClaim::Adopted {
+                lease,
+                previous_owner,
+            } => {
+                // That run goes on on a host of the cluster, which adopts it at its next look.
+                let _ = cluster.hand_over_run(&lease).await;
+                return Err(refused(
+                    &leases,
+                    format!(
+                        "pipeline {pipeline}: run {} of host \"{}\" stopped renewing its lease; a \
+                         host of the cluster adopts it within seconds: wait for it to end (see \
+                         weir cluster status)",
+                        lease.run_id,
+                        previous_owner.unwrap_or_default()
+                    ),
+                )
+                .await);
+            }
+        }
+    }
+    let (renewing, held) = (cluster.clone(), leases.clone());
+    let period = cluster.lease_duration() / 3;
+    let renewal = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            match renewing.renew_leases(&held).await {
+                Ok(lost) if lost.is_empty() => {}
+                Ok(lost) => {
+                    for (pipeline, _) in lost {
+                        eprintln!(
+                            "warning: pipeline {pipeline}: the run lease lapsed (this process \
+                             was paused or lost the cluster database); a host may run it too — \
+                             the checkpoint compare-and-set keeps rows from loading twice"
+                        );
+                    }
+                }
+                Err(e) => eprintln!("warning: cannot renew the run leases: {e}"),
+            }
+        }
+    });
+    Ok(Some(RunLeases {
+        cluster,
+        leases,
+        renewal,
+    }))
+}
+
+impl RunLeases {
+    /// Give the leases back (they lapse by themselves if this fails).
+    pub async fn release(self) {
+        self.renewal.abort();
+        for lease in &self.leases {
+            if let Err(e) = self.cluster.release_run(lease).await {
+                eprintln!(
+                    "warning: pipeline {}: cannot release the run lease (it lapses by itself): {e}",
+                    lease.pipeline
+                );
+            }
+        }
+    }
 }
 
 /// Set or clear a host's draining flag.

@@ -103,6 +103,13 @@ pub async fn run(
         .zip(held)
         .map(|(p, lock)| Run::new(runtime.clone(), p.clone(), events.clone(), lock))
         .collect();
+    // On a cluster's configuration: the pipelines' run leases, as a host takes them (this
+    // process runs every partition itself).
+    let ids: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| (r.ctx.pipeline.clone(), r.ctx.run_id.clone()))
+        .collect();
+    let leases = crate::cluster::claim_runs(&config, &ids).await?;
     // Weak: the event stream ends (and the observer with it) once the runs are dropped.
     let contexts: Vec<_> = runs.iter().map(|r| Arc::downgrade(&r.ctx)).collect();
     // First Ctrl-C: stop at the next batch boundary (committed batches stay, nothing is half
@@ -119,6 +126,9 @@ pub async fn run(
         }
     });
     let summaries = futures_join_all(runs).await;
+    if let Some(leases) = leases {
+        leases.release().await;
+    }
     drop(events);
     let _ = observer.await;
 
@@ -409,8 +419,15 @@ pub async fn checkpoints_reset(
     // Not while the pipeline runs anywhere: the run would save its next checkpoint over the
     // reset (its compare-and-set would fail it, but refusing here says why up front).
     let _lock = RunLocks::new(&config.engine.lock_dir).try_lock(pipeline)?;
+    // On a cluster's configuration: nor while a host of the cluster runs it.
+    let reset_id = format!("reset-{}", weir_engine::run::new_run_id());
+    let lease = crate::cluster::claim_runs(&config, &[(pipeline.to_owned(), reset_id)]).await?;
     let mut history = resolved.open_history(&runtime, DatabaseAccess::Run).await?;
-    let removed = history.reset(pipeline, partition).await?;
+    let removed = history.reset(pipeline, partition).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    let removed = removed?;
     println!(
         "pipeline {pipeline}: removed {removed} checkpoint{}{}; the next run reads {} from the start",
         if removed == 1 { "" } else { "s" },
