@@ -490,6 +490,15 @@ fn weir_run_and_checkpoints_reset_on_a_cluster_s_configuration_respect_its_run_l
         .iter()
         .map(|id| host(&db, id, 3, &slow("slow", None, 8)))
         .collect();
+    let validate = fixtures[1].weir(&["validate"]);
+    assert!(
+        validate.stdout().contains(
+            "cluster: run whole by the host holding its run lease: it writes SQLite files \
+             (ledger = "
+        ),
+        "{}",
+        validate.stdout()
+    );
     let a = Server::start(&fixtures[0]);
     let run = a.trigger("slow");
     eventually("host a's run lease", Duration::from_secs(20), || {

@@ -151,6 +151,14 @@ fn three_hosts_share_twelve_partitions_and_load_each_row_exactly_once() {
         .iter()
         .map(|id| orders_host(&db, id, 3, rows, 2))
         .collect();
+    let validate = fixtures[0].weir(&["validate"]);
+    assert!(
+        validate.stdout().contains(
+            "cluster: partitions shared across the hosts (every database it writes is PostgreSQL)"
+        ),
+        "{}",
+        validate.stdout()
+    );
     let servers = three(&fixtures);
     let a = servers[0].as_ref().unwrap();
     let run = a.trigger("orders");

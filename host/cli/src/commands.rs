@@ -240,6 +240,24 @@ fn print_summary(summary: &RunSummary, resolved: &ResolvedPipeline) {
     }
 }
 
+/// How a pipeline runs on a cluster, for `weir validate`.
+fn cluster_mode(grants: &weir_runtime::Grants) -> String {
+    if weir_engine::shared::shares_with(grants) {
+        return "partitions shared across the hosts (every database it writes is PostgreSQL)"
+            .to_owned();
+    }
+    let files: Vec<String> = grants
+        .databases
+        .iter()
+        .map(|(name, path)| format!("{name} = {}", path.display()))
+        .collect();
+    format!(
+        "run whole by the host holding its run lease: it writes SQLite files ({}), which are \
+         each host's own",
+        files.join(", ")
+    )
+}
+
 pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
     // Every problem in one pass: the file's own, then each pipeline's plugins and grants.
     let partial = Config::load_partial(config_path)?;
@@ -296,6 +314,11 @@ pub async fn validate(config_path: &Path) -> anyhow::Result<ExitCode> {
                 println!("pipeline {name}: ok, {guarantee}");
                 for line in guarantee.destination_lines() {
                     println!("  destination {line}");
+                }
+                if config.engine.cluster.is_some()
+                    && let Some(pipeline) = config.pipelines.iter().find(|p| &p.name == name)
+                {
+                    println!("  cluster: {}", cluster_mode(&pipeline.grants));
                 }
                 for warning in warnings {
                     println!("  warning: {warning}");

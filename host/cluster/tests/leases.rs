@@ -431,3 +431,126 @@ async fn a_host_id_is_one_process_and_the_registry_shows_hosts_and_leases() {
         vec!["sales".to_owned()]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lapsed_run_is_adopted_once_and_its_progress_sums_what_each_holder_committed() {
+    let server = PgServer::start();
+    let short = Duration::from_secs(1);
+    let a = join(&server, "a", short).await;
+    let b = join(&server, "b", short).await;
+    let RunClaim::Started(run) = a.claim_run("sales", "r1").await.unwrap() else {
+        panic!("a starts the run")
+    };
+    assert!(a.queue_partitions(&run, &partitions(3)).await.unwrap());
+    // Host b helps: the run has partitions to claim, and b's claim records its plugins.
+    assert_eq!(
+        b.claimable_runs().await.unwrap(),
+        vec![("sales".to_owned(), "r1".to_owned())]
+    );
+    let mut claimed = b
+        .claim_partitions("sales", "r1", UNLIMITED, r#"{"csv-extract":"0.2.0"}"#)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2, "a fair share: 3 partitions over 2 hosts");
+    assert_eq!(claimed[0].size, Some(1));
+    let recorded = server.psql(
+        "SELECT partition || '=' || host || ' ' || plugins FROM weir_run_partitions \
+         WHERE run_id = 'r1' ORDER BY 1",
+    );
+    assert_eq!(
+        recorded.lines().collect::<Vec<_>>(),
+        [
+            r#"p01=b {"csv-extract":"0.2.0"}"#,
+            r#"p02=b {"csv-extract":"0.2.0"}"#
+        ]
+    );
+    let done = claimed.remove(0);
+    let totals = weir_store::Totals {
+        rows_read: 11,
+        rows_loaded: 10,
+        rows_rejected: 1,
+    };
+    assert!(
+        b.finish_partition(&done.lease, "completed", totals)
+            .await
+            .unwrap()
+    );
+    // Host a stops heartbeating; b adopts its run, once.
+    eventually(
+        "a's run lease lapses",
+        Duration::from_secs(10),
+        async || {
+            (b.orphaned_runs().await.unwrap() == vec![("sales".into(), "r1".into())]).then_some(())
+        },
+    )
+    .await;
+    let (adopted, from) = b.adopt_run("sales", "r1").await.unwrap().expect("adopted");
+    assert_eq!(from.as_deref(), Some("a"));
+    assert_eq!(adopted.run_id, "r1");
+    assert!(adopted.epoch > run.epoch);
+    assert!(
+        b.adopt_run("sales", "r1").await.unwrap().is_none(),
+        "adopted once"
+    );
+    // The old holder's lease no longer is the run's.
+    let progress = b.run_progress("sales", "r1").await.unwrap();
+    assert!(progress.run_lease_is(&adopted, "b"));
+    assert!(!progress.run_lease_is(&run, "a"));
+    assert!(
+        !a.cancel_own_run(&run).await.unwrap(),
+        "a's cancel no longer counts"
+    );
+    assert_eq!(
+        (
+            progress.total,
+            progress.done,
+            progress.held + progress.expired
+        ),
+        (3, 1, 1),
+        "{progress:?}"
+    );
+    assert_eq!(
+        (
+            progress.rows_read,
+            progress.rows_loaded,
+            progress.rows_rejected
+        ),
+        (11, 10, 1)
+    );
+    // A holder that lost its partition adds what it committed before it stopped.
+    b.add_partition_totals(&claimed[0].lease, totals)
+        .await
+        .unwrap();
+    assert_eq!(b.run_progress("sales", "r1").await.unwrap().rows_loaded, 20);
+    // Handed over: the lease lapses at once, for another host to adopt.
+    assert!(b.hand_over_run(&adopted).await.unwrap());
+    assert_eq!(
+        b.orphaned_runs().await.unwrap(),
+        vec![("sales".into(), "r1".into())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_of_the_first_layout_is_migrated() {
+    let server = PgServer::start();
+    // The first layout, as an earlier weir left it: no size or row counts on leases.
+    let a = join(&server, "a", Duration::from_secs(30)).await;
+    drop(a);
+    server.psql(
+        "ALTER TABLE weir_leases DROP COLUMN size, DROP COLUMN rows_read, \
+         DROP COLUMN rows_loaded, DROP COLUMN rows_rejected; \
+         UPDATE weir_cluster_schema SET version = 1",
+    );
+    let b = join(&server, "b", Duration::from_secs(30)).await;
+    assert_eq!(
+        server
+            .psql("SELECT version FROM weir_cluster_schema")
+            .trim(),
+        "2"
+    );
+    let RunClaim::Started(run) = b.claim_run("sales", "r1").await.unwrap() else {
+        panic!("b starts the run")
+    };
+    assert!(b.queue_partitions(&run, &partitions(2)).await.unwrap());
+    assert_eq!(b.run_progress("sales", "r1").await.unwrap().queued, 2);
+}

@@ -81,7 +81,11 @@ pub enum Until<'a> {
 /// the run lease holder runs every partition of such a pipeline itself (its checkpoints are in
 /// that file).
 pub fn can_share(pipeline: &ResolvedPipeline) -> bool {
-    let grants = &pipeline.config.grants;
+    shares_with(&pipeline.config.grants)
+}
+
+/// [`can_share`] from a pipeline's grants.
+pub fn shares_with(grants: &weir_runtime::Grants) -> bool {
     grants.databases.is_empty() && !grants.postgres.is_empty()
 }
 
