@@ -341,3 +341,79 @@ fn a_database_restart_mid_run_is_ridden_out_and_the_run_neither_repeats_nor_lose
         assert!(status.success(), "{output}");
     }
 }
+
+#[test]
+fn hosts_that_shut_down_mid_run_hand_their_partitions_and_the_run_to_the_others() {
+    let db = PgServer::start();
+    let (rows, lease) = (40_000, 3);
+    let fixtures: Vec<Fixture> = ["a", "b", "c"]
+        .iter()
+        .map(|id| orders_host(&db, id, lease, rows, 1))
+        .collect();
+    let mut servers = three(&fixtures);
+    let run = servers[0].as_ref().unwrap().trigger("orders");
+    // A helping host stops (SIGTERM): its partition goes back to the queue, unfinished.
+    let partition = busy_partition(&db, &run, "b");
+    let (status, output) = servers[1].take().unwrap().stop();
+    assert!(status.success(), "{output}");
+    let handed = db.psql(&format!(
+        "SELECT state || '|' || coalesce(owner, '-') FROM weir_leases \
+         WHERE run_id = '{run}' AND partition = '{partition}'"
+    ));
+    assert!(
+        handed.trim() == "queued|-" || !handed.contains("|b"),
+        "b still holds {partition}: {handed}"
+    );
+    // The run lease holder stops too: its run is let lapse at once and host c adopts it.
+    busy_partition(&db, &run, "a");
+    let (status, output) = servers[0].take().unwrap().stop();
+    assert!(status.success(), "{output}");
+    let c = servers[2].as_ref().unwrap();
+    let record = finished(c, &run, Duration::from_secs(300));
+    assert_eq!(record["status"], "completed", "{record}");
+    let adopted = db.psql(&format!(
+        "SELECT host, data::json->>'from' FROM weir_events WHERE run = '{run}' \
+         AND kind = 'run_adopted'"
+    ));
+    assert_eq!(adopted.trim(), "c|a", "{adopted}");
+    // Nothing was taken over from an expired lease: both hosts handed their work back.
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM weir_events WHERE run = '{run}' \
+                 AND kind = 'partition_claimed' AND data::json->>'taken_over_from' IS NOT NULL"
+            )
+        ),
+        0
+    );
+    assert_loaded_once(&db, rows);
+}
+
+#[test]
+fn a_draining_host_claims_no_partitions() {
+    let db = PgServer::start();
+    let rows = 10_000;
+    let fixtures: Vec<Fixture> = ["a", "b", "c"]
+        .iter()
+        .map(|id| orders_host(&db, id, 3, rows, 2))
+        .collect();
+    let servers = three(&fixtures);
+    let drained = fixtures[0].weir(&["cluster", "drain", "c"]);
+    assert!(drained.0.status.success(), "{}", drained.stderr());
+    // Host c reads the flag at its next heartbeat (within a third of the lease) and says so.
+    let c = servers[2].as_ref().unwrap();
+    eventually("host c draining", Duration::from_secs(20), || {
+        c.output()
+            .contains("draining: no new runs or partitions")
+            .then_some(())
+    });
+    let run = servers[0].as_ref().unwrap().trigger("orders");
+    let record = finished(servers[0].as_ref().unwrap(), &run, Duration::from_secs(300));
+    assert_eq!(record["status"], "completed", "{record}");
+    let hosts = db.psql(&format!(
+        "SELECT DISTINCT host FROM weir_run_partitions WHERE run_id = '{run}' ORDER BY 1"
+    ));
+    assert_eq!(hosts.lines().collect::<Vec<_>>(), ["a", "b"], "{hosts}");
+    assert_loaded_once(&db, rows);
+}

@@ -262,7 +262,7 @@ impl Service {
                         if was != beat.draining {
                             if beat.draining {
                                 tracing::warn!(
-                                    "draining: no new runs on this host; runs in progress finish"
+                                    "draining: no new runs or partitions on this host; work in progress finishes"
                                 );
                             } else {
                                 tracing::info!("no longer draining: taking runs again");
