@@ -200,6 +200,11 @@ fn three_hosts_share_twelve_partitions_and_load_each_row_exactly_once() {
         FILES as i64,
         "one claim per partition"
     );
+    // No worker had to retry (twelve workers creating the checkpoint table at once used to).
+    let retries = db.psql(&format!(
+        "SELECT data FROM weir_events WHERE run = '{run}' AND kind = 'worker_retrying'"
+    ));
+    assert!(retries.trim().is_empty(), "{retries}");
     // Each partition's checkpoint is stored once, with its fence at the epoch that ran it.
     assert_eq!(
         count(

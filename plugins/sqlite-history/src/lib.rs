@@ -137,11 +137,17 @@ impl HistoryStore for SqliteHistory {
                 sql,
             });
         }
-        db.execute(&sql.create, &[]).map_err(|e| {
-            e.context(format_args!(
-                "{NAME}: cannot create table `{table}` in `{database}`"
-            ))
-        })?;
+        if let Err(e) = db.execute(&sql.create, &[]) {
+            // Workers (of one host or several) creating the table at once: PostgreSQL's
+            // IF NOT EXISTS still fails the later ones on its catalog; the table is there then.
+            let created_meanwhile =
+                dialect == Dialect::Postgresql && table_exists(&db, &table).unwrap_or(false);
+            if !created_meanwhile {
+                return Err(e.context(format_args!(
+                    "{NAME}: cannot create table `{table}` in `{database}`"
+                )));
+            }
+        }
         Ok(Checkpoints {
             db,
             database,
