@@ -791,6 +791,31 @@ history = { plugin = "sqlite-history", config = { database = "ledger" } }
     }
 
     #[test]
+    fn cluster_concurrency_is_optional_and_at_least_one() {
+        assert_eq!(
+            parse(MINIMAL).unwrap().pipelines[0].cluster_concurrency,
+            None
+        );
+        let six = MINIMAL.replace(
+            "name = \"bank\"",
+            "name = \"bank\"\nconcurrency = 2\ncluster_concurrency = 6",
+        );
+        let p = &parse(&six).unwrap().pipelines[0];
+        assert_eq!((p.concurrency, p.cluster_concurrency), (2, Some(6)));
+        let zero = MINIMAL.replace(
+            "name = \"bank\"",
+            "name = \"bank\"\ncluster_concurrency = 0",
+        );
+        let e = parse(&zero).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cluster_concurrency must be at least 1"),
+            "{e}"
+        );
+        assert_eq!(e.first().line, Some(4));
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = MINIMAL.replace("name = \"bank\"", "name = \"bank\"\nshedule = \"@daily\"");
         let e = parse(&text).unwrap_err();
