@@ -209,16 +209,31 @@ pub async fn status(config_path: &Path) -> anyhow::Result<ExitCode> {
     if leases.is_empty() {
         println!("no leases held: no run in progress");
     } else {
+        let partition_of = |lease: &weir_cluster::LeaseInfo| {
+            if lease.partition == weir_cluster::RUN_PARTITION {
+                "* (run)".to_owned()
+            } else {
+                lease.partition.clone()
+            }
+        };
+        // Partitions are often file paths: the columns take the longest.
+        let pw = leases
+            .iter()
+            .map(|l| partition_of(l).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(9);
+        let lw = leases
+            .iter()
+            .map(|l| l.pipeline.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(8);
         println!(
-            "{:<20} {:<16} {:<7} {:<24} {:>6} {:>12}  RUN",
+            "{:<lw$} {:<pw$} {:<7} {:<24} {:>6} {:>12}  RUN",
             "PIPELINE", "PARTITION", "STATE", "OWNER", "EPOCH", "EXPIRES IN"
         );
         for lease in &leases {
-            let partition = if lease.partition == "*" {
-                "* (run)"
-            } else {
-                &lease.partition
-            };
             let expires = lease
                 .expires_in_seconds
                 .map(|s| {
@@ -230,9 +245,9 @@ pub async fn status(config_path: &Path) -> anyhow::Result<ExitCode> {
                 })
                 .unwrap_or_default();
             println!(
-                "{:<20} {:<16} {:<7} {:<24} {:>6} {:>12}  {}",
+                "{:<lw$} {:<pw$} {:<7} {:<24} {:>6} {:>12}  {}",
                 lease.pipeline,
-                partition,
+                partition_of(lease),
                 lease.state,
                 lease.owner.as_deref().unwrap_or("-"),
                 lease.epoch,
