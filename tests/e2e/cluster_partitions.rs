@@ -84,15 +84,40 @@ fn assert_loaded_once(db: &PgServer, rows: usize) {
     );
 }
 
-/// Start three hosts and wait until each has joined.
-fn three(fixtures: &[Fixture]) -> Vec<Option<Server>> {
+/// A throwaway PostgreSQL and three hosts `a`, `b`, `c` of the `orders` pipeline, joined.
+/// A test takes a server out of `servers` to kill or stop it.
+struct Hosts {
+    db: PgServer,
+    /// Each host's folder, deleted when dropped: bind it (`fixtures: _fixtures`) for the test.
+    fixtures: Vec<Fixture>,
+    servers: Vec<Option<Server>>,
+}
+
+fn hosts(rows: usize, lease: u32, concurrency: usize) -> Hosts {
+    let db = PgServer::start();
+    let fixtures: Vec<Fixture> = ["a", "b", "c"]
+        .iter()
+        .map(|id| orders_host(&db, id, lease, rows, concurrency))
+        .collect();
     let servers: Vec<Option<Server>> = fixtures.iter().map(|f| Some(Server::start(f))).collect();
     for server in servers.iter().flatten() {
         eventually("the host joined", Duration::from_secs(30), || {
             server.output().contains("cluster: host").then_some(())
         });
     }
-    servers
+    Hosts {
+        db,
+        fixtures,
+        servers,
+    }
+}
+
+/// Stop the hosts still running; each must exit cleanly.
+fn stop_all(servers: Vec<Option<Server>>) {
+    for server in servers.into_iter().flatten() {
+        let (status, output) = server.stop();
+        assert!(status.success(), "{output}");
+    }
 }
 
 /// Wait until host `id` holds a partition of `run` it has committed batches of, unfinished.
@@ -145,12 +170,12 @@ fn signal(server: &Server, sig: &str) {
 
 #[test]
 fn three_hosts_share_twelve_partitions_and_load_each_row_exactly_once() {
-    let db = PgServer::start();
     let rows = 20_000;
-    let fixtures: Vec<Fixture> = ["a", "b", "c"]
-        .iter()
-        .map(|id| orders_host(&db, id, 3, rows, 2))
-        .collect();
+    let Hosts {
+        db,
+        fixtures,
+        servers,
+    } = hosts(rows, 3, 2);
     let validate = fixtures[0].weir(&["validate"]);
     assert!(
         validate.stdout().contains(
@@ -159,7 +184,6 @@ fn three_hosts_share_twelve_partitions_and_load_each_row_exactly_once() {
         "{}",
         validate.stdout()
     );
-    let servers = three(&fixtures);
     let a = servers[0].as_ref().unwrap();
     let run = a.trigger("orders");
     let record = finished(servers[2].as_ref().unwrap(), &run, Duration::from_secs(300));
@@ -213,21 +237,17 @@ fn three_hosts_share_twelve_partitions_and_load_each_row_exactly_once() {
         ),
         FILES as i64
     );
-    for server in servers.into_iter().flatten() {
-        let (status, output) = server.stop();
-        assert!(status.success(), "{output}");
-    }
+    stop_all(servers);
 }
 
 #[test]
 fn a_host_killed_mid_run_has_its_partitions_taken_over_and_every_row_loaded_once() {
-    let db = PgServer::start();
     let (rows, lease) = (40_000, 3);
-    let fixtures: Vec<Fixture> = ["a", "b", "c"]
-        .iter()
-        .map(|id| orders_host(&db, id, lease, rows, 1))
-        .collect();
-    let mut servers = three(&fixtures);
+    let Hosts {
+        db,
+        mut servers,
+        fixtures: _fixtures,
+    } = hosts(rows, lease, 1);
     let run = servers[0].as_ref().unwrap().trigger("orders");
     let partition = busy_partition(&db, &run, "b");
     let victim = servers[1].take().unwrap();
@@ -254,13 +274,12 @@ fn a_host_killed_mid_run_has_its_partitions_taken_over_and_every_row_loaded_once
 
 #[test]
 fn a_host_paused_past_its_lease_is_fenced_when_it_wakes_and_nothing_is_committed_twice() {
-    let db = PgServer::start();
     let (rows, lease) = (40_000, 3);
-    let fixtures: Vec<Fixture> = ["a", "b", "c"]
-        .iter()
-        .map(|id| orders_host(&db, id, lease, rows, 1))
-        .collect();
-    let servers = three(&fixtures);
+    let Hosts {
+        db,
+        servers,
+        fixtures: _fixtures,
+    } = hosts(rows, lease, 1);
     let a = servers[0].as_ref().unwrap();
     let b = servers[1].as_ref().unwrap();
     let run = a.trigger("orders");
@@ -307,21 +326,17 @@ fn a_host_paused_past_its_lease_is_fenced_when_it_wakes_and_nothing_is_committed
            AND partition = '{partition}' ORDER BY id"
     ));
     eprintln!("events of {partition}:\n{events}");
-    for server in servers.into_iter().flatten() {
-        let (status, output) = server.stop();
-        assert!(status.success(), "{output}");
-    }
+    stop_all(servers);
 }
 
 #[test]
 fn a_database_restart_mid_run_is_ridden_out_and_the_run_neither_repeats_nor_loses_a_row() {
-    let db = PgServer::start();
     let (rows, lease) = (40_000, 5);
-    let fixtures: Vec<Fixture> = ["a", "b", "c"]
-        .iter()
-        .map(|id| orders_host(&db, id, lease, rows, 1))
-        .collect();
-    let servers = three(&fixtures);
+    let Hosts {
+        db,
+        servers,
+        fixtures: _fixtures,
+    } = hosts(rows, lease, 1);
     let a = servers[0].as_ref().unwrap();
     let run = a.trigger("orders");
     // Every host is at work when the server goes down.
@@ -341,21 +356,17 @@ fn a_database_restart_mid_run_is_ridden_out_and_the_run_neither_repeats_nor_lose
         ),
         1
     );
-    for server in servers.into_iter().flatten() {
-        let (status, output) = server.stop();
-        assert!(status.success(), "{output}");
-    }
+    stop_all(servers);
 }
 
 #[test]
 fn hosts_that_shut_down_mid_run_hand_their_partitions_and_the_run_to_the_others() {
-    let db = PgServer::start();
     let (rows, lease) = (40_000, 3);
-    let fixtures: Vec<Fixture> = ["a", "b", "c"]
-        .iter()
-        .map(|id| orders_host(&db, id, lease, rows, 1))
-        .collect();
-    let mut servers = three(&fixtures);
+    let Hosts {
+        db,
+        mut servers,
+        fixtures: _fixtures,
+    } = hosts(rows, lease, 1);
     let run = servers[0].as_ref().unwrap().trigger("orders");
     // A helping host stops (SIGTERM): its partition goes back to the queue, unfinished.
     let partition = busy_partition(&db, &run, "b");
@@ -397,13 +408,12 @@ fn hosts_that_shut_down_mid_run_hand_their_partitions_and_the_run_to_the_others(
 
 #[test]
 fn a_draining_host_claims_no_partitions() {
-    let db = PgServer::start();
     let rows = 10_000;
-    let fixtures: Vec<Fixture> = ["a", "b", "c"]
-        .iter()
-        .map(|id| orders_host(&db, id, 3, rows, 2))
-        .collect();
-    let servers = three(&fixtures);
+    let Hosts {
+        db,
+        fixtures,
+        servers,
+    } = hosts(rows, 3, 2);
     let drained = fixtures[0].weir(&["cluster", "drain", "c"]);
     assert!(drained.0.status.success(), "{}", drained.stderr());
     // Host c reads the flag at its next heartbeat (within a third of the lease) and says so.

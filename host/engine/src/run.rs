@@ -235,6 +235,24 @@ async fn execute(
     summary
 }
 
+/// List the partitions and say the run started.
+async fn start(
+    ctx: &Arc<RunContext>,
+    pipeline: &ResolvedPipeline,
+    trigger: &str,
+) -> Result<Vec<Partition>, String> {
+    let partitions = list_partitions(ctx, pipeline).await?;
+    ctx.emit(
+        None,
+        EventKind::RunStarted {
+            trigger: trigger.to_owned(),
+            partitions: partitions.len(),
+            plugins: pipeline.plugin_versions(),
+        },
+    );
+    Ok(partitions)
+}
+
 /// Ask the extractor for the pipeline's partitions.
 async fn list_partitions(
     ctx: &Arc<RunContext>,
@@ -267,15 +285,7 @@ async fn run_here(
     trigger: &str,
     summary: &mut RunSummary,
 ) -> Result<(), String> {
-    let partitions = list_partitions(ctx, pipeline).await?;
-    ctx.emit(
-        None,
-        EventKind::RunStarted {
-            trigger: trigger.to_owned(),
-            partitions: partitions.len(),
-            plugins: pipeline.plugin_versions(),
-        },
-    );
+    let partitions = start(ctx, pipeline, trigger).await?;
     let permits = Arc::new(Semaphore::new(pipeline.config.concurrency));
     let mut workers = JoinSet::new();
     for partition in partitions {
@@ -338,15 +348,7 @@ async fn run_shared(
         );
     }
     if !queued {
-        let partitions = list_partitions(ctx, pipeline).await?;
-        ctx.emit(
-            None,
-            EventKind::RunStarted {
-                trigger: trigger.to_owned(),
-                partitions: partitions.len(),
-                plugins: pipeline.plugin_versions(),
-            },
-        );
+        let partitions = start(ctx, pipeline, trigger).await?;
         let listed: Vec<(String, Option<u64>)> =
             partitions.into_iter().map(|p| (p.id, p.size)).collect();
         let held = cluster

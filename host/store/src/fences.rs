@@ -123,29 +123,15 @@ pub async fn check_postgres(
 async fn ensure_table_postgres(
     client: &weir_postgres::tokio_postgres::Client,
 ) -> Result<(), weir_postgres::tokio_postgres::Error> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])
-        .await?
-        .get(0);
-    if exists {
-        return Ok(());
-    }
-    // Hosts stamping their first partitions at once would race on the catalog.
-    let outcome = client
-        .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock(2003134834, hashtext('{TABLE}'));
-             CREATE TABLE IF NOT EXISTS {TABLE} (
-                 pipeline text NOT NULL,
-                 partition text NOT NULL,
-                 epoch bigint NOT NULL,
-                 PRIMARY KEY (pipeline, partition)
-             ); COMMIT;"
-        ))
-        .await;
-    if outcome.is_err() {
-        let _ = client.batch_execute("ROLLBACK").await;
-    }
-    outcome
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {TABLE} (
+            pipeline text NOT NULL,
+            partition text NOT NULL,
+            epoch bigint NOT NULL,
+            PRIMARY KEY (pipeline, partition)
+        );"
+    );
+    crate::pg_tables::create_once(client, TABLE, &create).await
 }
 
 /// A missing row counts as superseded: the worker stamped it before its first batch, so only

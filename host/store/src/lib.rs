@@ -9,6 +9,7 @@
 //! hand over to the live stream without a gap.
 
 pub mod fences;
+mod pg_tables;
 pub mod rejects;
 mod schema;
 mod state;

@@ -115,23 +115,7 @@ pub async fn ensure_table_postgres(
     if in_transaction {
         return client.batch_execute(&create).await;
     }
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&TABLE])
-        .await?
-        .get(0);
-    if exists {
-        return Ok(());
-    }
-    let outcome = client
-        .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock(2003134834, hashtext('{TABLE}')); {create} COMMIT;"
-        ))
-        .await;
-    if outcome.is_err() {
-        // Leave no transaction open on a connection that goes back to its pool.
-        let _ = client.batch_execute("ROLLBACK").await;
-    }
-    outcome
+    crate::pg_tables::create_once(client, TABLE, &create).await
 }
 
 /// Write rejects through the batch's open transaction on PostgreSQL, in one binary COPY.
