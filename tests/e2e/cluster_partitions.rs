@@ -18,6 +18,18 @@ const FILES: usize = 12;
 /// field too many (a reject), written alike into each host's inbox: the hosts see the same
 /// partitions, as on a shared volume.
 fn orders_host(db: &PgServer, id: &str, lease: u32, rows: usize, concurrency: usize) -> Fixture {
+    orders_host_with(db, id, lease, rows, concurrency, "")
+}
+
+/// [`orders_host`] with more pipeline keys (a `transform = […]`).
+fn orders_host_with(
+    db: &PgServer,
+    id: &str,
+    lease: u32,
+    rows: usize,
+    concurrency: usize,
+    extra: &str,
+) -> Fixture {
     let port = db.port();
     // Room to retry through a database restart (each attempt fails fast while it is down).
     let pipeline = format!(
@@ -29,6 +41,7 @@ batch_size = 500
 restart = {{ max_restarts = 30 }}
 grants = {{ read_dirs = ["inbox"], databases = {{ ledger = {{ url = "postgres://postgres@127.0.0.1:{port}/postgres", sslmode = "disable" }} }} }}
 extract = {{ plugin = "csv-extract", config = {{ path = "inbox/*.csv" }} }}
+{extra}
 load = [{{ plugin = "sqlite-load", config = {{ database = "ledger", table = "orders", mode = "append" }} }}]
 history = {{ plugin = "sqlite-history", config = {{ database = "ledger" }} }}
 "#
@@ -431,4 +444,49 @@ fn a_draining_host_claims_no_partitions() {
     ));
     assert_eq!(hosts.lines().collect::<Vec<_>>(), ["a", "b"], "{hosts}");
     assert_loaded_once(&db, rows);
+}
+
+#[test]
+fn mid_upgrade_each_partition_runs_with_the_plugin_version_of_its_host_and_says_so() {
+    let db = PgServer::start();
+    let rows = 20_000;
+    // Hosts a and b still have stamp 1.0.0; host c has been upgraded to 2.0.0.
+    let fixtures: Vec<Fixture> = [("a", "stamp"), ("b", "stamp"), ("c", "stamp_v2")]
+        .iter()
+        .map(|(id, stamp)| {
+            let transform = r#"transform = [{ plugin = "stamp", config = {} }]"#;
+            let fx = orders_host_with(&db, id, 3, rows, 2, transform);
+            std::fs::copy(test_plugin(stamp), fx.path("plugins/stamp.wasm")).unwrap();
+            fx
+        })
+        .collect();
+    let servers: Vec<Option<Server>> = fixtures.iter().map(|f| Some(Server::start(f))).collect();
+    for server in servers.iter().flatten() {
+        eventually("the host joined", Duration::from_secs(30), || {
+            server.output().contains("cluster: host").then_some(())
+        });
+    }
+    let run = servers[0].as_ref().unwrap().trigger("orders");
+    let record = finished(servers[0].as_ref().unwrap(), &run, Duration::from_secs(300));
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_loaded_once(&db, rows);
+    // Per partition: the host, the version it recorded, and the version stamped on its rows.
+    let ran = db.psql(&format!(
+        "SELECT p.partition, p.host, p.plugins::json->>'stamp', \
+             (SELECT string_agg(DISTINCT o.stamp, ',') FROM orders o \
+              WHERE 'inbox/part-' || lpad(o.part::text, 2, '0') || '.csv' = p.partition) \
+         FROM weir_run_partitions p WHERE p.run_id = '{run}' ORDER BY 1"
+    ));
+    let lines: Vec<Vec<&str>> = ran.lines().map(|l| l.split('|').collect()).collect();
+    assert_eq!(lines.len(), FILES, "{ran}");
+    for f in &lines {
+        let expected = if f[1] == "c" { "2.0.0" } else { "1.0.0" };
+        assert_eq!((f[2], f[3]), (expected, expected), "{ran}");
+    }
+    let hosts: std::collections::BTreeSet<&str> = lines.iter().map(|f| f[1]).collect();
+    assert!(
+        hosts.contains("c"),
+        "the upgraded host ran some partitions: {ran}"
+    );
+    stop_all(servers);
 }
