@@ -54,8 +54,9 @@ pub async fn claim_runs(
     let Some(settings) = &config.engine.cluster else {
         return Ok(None);
     };
+    // Owned as `<host id>/cli-<pid>`: a lease this command leaves behind is not adopted.
     let cluster = Arc::new(
-        Cluster::inspect(&options(settings))
+        Cluster::inspect(&options(settings).for_command())
             .await
             .with_context(|| format!("{}: engine.cluster", config.file.display()))?,
     );
@@ -67,15 +68,21 @@ pub async fn claim_runs(
         anyhow::anyhow!(message)
     };
     for (pipeline, run_id) in runs {
-        match cluster.claim_run(pipeline, run_id).await? {
+        let claim = match cluster.claim_run(pipeline, run_id).await {
+            Ok(claim) => claim,
+            Err(e) => return Err(refused(&leases, e.to_string()).await),
+        };
+        match claim {
             RunClaim::Started(lease) => leases.push(lease),
             RunClaim::Busy { owner, run_id } => {
+                let holder = owner
+                    .map(|o| weir_cluster::describe_owner(&o))
+                    .unwrap_or_else(|| "another host (starting or ending a run)".into());
                 return Err(refused(
                     &leases,
                     format!(
-                        "pipeline {pipeline} is running on host \"{}\" of the cluster (run {}): \
+                        "pipeline {pipeline} is running on {holder} of the cluster (run {}): \
                          wait for it to end, or cancel it (see weir cluster status)",
-                        owner.unwrap_or_default(),
                         run_id.unwrap_or_default()
                     ),
                 )

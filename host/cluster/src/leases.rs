@@ -145,24 +145,32 @@ impl Cluster {
             .await?;
             let claimed = c
                 .query_opt(
+                    // A lapsed run goes on (adopted), unless a one-shot command held it: that
+                    // command died, and nothing of it is queued.
                     "WITH picked AS (
                          SELECT pipeline, partition, owner AS previous_owner,
-                                state AS previous_state, run_id AS previous_run
+                                state = 'held' AND position($5 in coalesce(owner, '')) = 0
+                                    AS adopting,
+                                run_id AS previous_run
                          FROM weir_leases
                          WHERE pipeline = $1 AND partition = '*'
                            AND (state <> 'held' OR expires_at < now())
                          FOR UPDATE SKIP LOCKED)
                      UPDATE weir_leases l SET state = 'held', owner = $2, epoch = l.epoch + 1,
                          expires_at = now() + make_interval(secs => $4), claimed_at = now(),
-                         cancel_requested = CASE WHEN picked.previous_state = 'held'
+                         cancel_requested = CASE WHEN picked.adopting
                              THEN l.cancel_requested ELSE false END,
-                         run_id = CASE WHEN picked.previous_state = 'held'
-                             THEN picked.previous_run ELSE $3 END
+                         run_id = CASE WHEN picked.adopting THEN picked.previous_run ELSE $3 END
                      FROM picked
                      WHERE l.pipeline = picked.pipeline AND l.partition = picked.partition
-                     RETURNING l.run_id, l.epoch, picked.previous_state = 'held',
-                               picked.previous_owner",
-                    &[&pipeline, &self.host_id, &run_id, &self.lease_secs()],
+                     RETURNING l.run_id, l.epoch, picked.adopting, picked.previous_owner",
+                    &[
+                        &pipeline,
+                        &self.host_id,
+                        &run_id,
+                        &self.lease_secs(),
+                        &crate::COMMAND_MARK,
+                    ],
                 )
                 .await?;
             if let Some(row) = claimed {
@@ -245,12 +253,14 @@ impl Cluster {
     /// the cluster-wide limit holds exactly; the rows themselves are picked `SKIP LOCKED`.
     /// Nothing is claimed for a run an operator asked to stop. `plugins` (name → version, as
     /// JSON): what this host runs the partitions with, recorded with each in the run's record.
+    /// `exclude`: partitions not to claim (this host's own, whose workers still run).
     pub async fn claim_partitions(
         &self,
         pipeline: &str,
         run_id: &str,
         limits: ClaimLimits,
         plugins: &str,
+        exclude: &[String],
     ) -> Result<Vec<PartitionClaim>, ClusterError> {
         if limits.host_free == 0 {
             return Ok(Vec::new());
@@ -303,6 +313,7 @@ impl Cluster {
                          FROM weir_leases
                          WHERE pipeline = $1 AND partition <> '*' AND run_id = $2
                            AND (state = 'queued' OR (state = 'held' AND expires_at < now()))
+                           AND NOT partition = ANY($6)
                          ORDER BY partition LIMIT $5
                          FOR UPDATE SKIP LOCKED)
                      UPDATE weir_leases l SET state = 'held', owner = $3, epoch = l.epoch + 1,
@@ -312,7 +323,14 @@ impl Cluster {
                      RETURNING l.partition, l.epoch,
                          CASE WHEN picked.previous_state = 'held' THEN picked.previous_owner END,
                          l.size",
-                    &[&pipeline, &run_id, &self.host_id, &self.lease_secs(), &n],
+                    &[
+                        &pipeline,
+                        &run_id,
+                        &self.host_id,
+                        &self.lease_secs(),
+                        &n,
+                        &exclude,
+                    ],
                 )
                 .await?;
             let claimed: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
@@ -623,13 +641,20 @@ impl Cluster {
                          SELECT pipeline, partition, owner AS previous_owner FROM weir_leases
                          WHERE pipeline = $1 AND partition = '*' AND run_id = $2
                            AND state = 'held' AND expires_at < now()
+                           AND position($5 in coalesce(owner, '')) = 0
                          FOR UPDATE SKIP LOCKED)
                      UPDATE weir_leases l SET owner = $3, epoch = l.epoch + 1,
                          expires_at = now() + make_interval(secs => $4), claimed_at = now()
                      FROM picked
                      WHERE l.pipeline = picked.pipeline AND l.partition = picked.partition
                      RETURNING l.epoch, picked.previous_owner",
-                    &[&pipeline, &run_id, &self.host_id, &self.lease_secs()],
+                    &[
+                        &pipeline,
+                        &run_id,
+                        &self.host_id,
+                        &self.lease_secs(),
+                        &crate::COMMAND_MARK,
+                    ],
                 )
                 .await?;
             Ok(row.map(|r| {
@@ -655,8 +680,9 @@ impl Cluster {
                 c.query(
                     "SELECT pipeline, run_id FROM weir_leases
                      WHERE partition = '*' AND state = 'held' AND expires_at < now()
+                       AND position($1 in coalesce(owner, '')) = 0
                      ORDER BY pipeline",
-                    &[],
+                    &[&crate::COMMAND_MARK],
                 )
                 .await
             })
@@ -670,10 +696,17 @@ impl Cluster {
         let rows = conn
             .run("listing leases", async |c| {
                 c.query(
-                    "SELECT pipeline, partition, run_id, state, owner, epoch,
-                         extract(epoch FROM expires_at - now())::float8, outcome
-                     FROM weir_leases WHERE state IN ('held', 'queued')
-                     ORDER BY pipeline, partition",
+                    // Partitions of runs in progress only: a cancelled run leaves its queued
+                    // and lapsed rows until the pipeline's next run.
+                    "SELECT l.pipeline, l.partition, l.run_id, l.state, l.owner, l.epoch,
+                         extract(epoch FROM l.expires_at - now())::float8, l.outcome
+                     FROM weir_leases l
+                     WHERE l.state IN ('held', 'queued')
+                       AND (l.partition = '*' OR EXISTS (
+                           SELECT 1 FROM weir_leases r WHERE r.pipeline = l.pipeline
+                             AND r.partition = '*' AND r.state = 'held'
+                             AND r.run_id = l.run_id))
+                     ORDER BY l.pipeline, l.partition",
                     &[],
                 )
                 .await

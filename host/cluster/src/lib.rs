@@ -42,6 +42,29 @@ pub struct ClusterOptions {
     pub lease: Duration,
 }
 
+/// What marks the owner of a lease a one-shot command holds (`weir run` and
+/// `weir checkpoints reset` on a host's machine): `<host id>/cli-<pid>`. Such a lease that
+/// lapsed is never adopted as a run: its command died with nothing queued.
+pub const COMMAND_MARK: &str = "/cli-";
+
+impl ClusterOptions {
+    /// The options a one-shot command of this host takes leases with (see [`COMMAND_MARK`]).
+    pub fn for_command(&self) -> Self {
+        Self {
+            host_id: format!("{}{COMMAND_MARK}{}", self.host_id, std::process::id()),
+            ..self.clone()
+        }
+    }
+}
+
+/// A lease's owner in words: `host "a"`, or `` `weir run` on host "a" (process 42) ``.
+pub fn describe_owner(owner: &str) -> String {
+    match owner.split_once(COMMAND_MARK) {
+        Some((host, pid)) => format!("a command (weir run) on host \"{host}\" (process {pid})"),
+        None => format!("host \"{owner}\""),
+    }
+}
+
 impl std::fmt::Debug for ClusterOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterOptions")

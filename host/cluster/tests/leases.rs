@@ -100,7 +100,7 @@ async fn one_run_lease_per_pipeline_and_each_partition_to_one_host_at_a_time() {
         let rounds = futures_util::future::join_all(
             hosts
                 .iter()
-                .map(|h| h.claim_partitions("sales", &run.run_id, UNLIMITED, "{}")),
+                .map(|h| h.claim_partitions("sales", &run.run_id, UNLIMITED, "{}", &[])),
         )
         .await;
         for (host, claims) in hosts.iter().zip(rounds) {
@@ -160,7 +160,7 @@ async fn per_host_slots_and_the_cluster_limit_bound_what_is_claimed() {
     let rounds = futures_util::future::join_all(
         hosts
             .iter()
-            .map(|h| h.claim_partitions("sales", "r1", limits, "{}")),
+            .map(|h| h.claim_partitions("sales", "r1", limits, "{}", &[])),
     )
     .await;
     let counts: Vec<usize> = rounds.into_iter().map(|r| r.unwrap().len()).collect();
@@ -173,14 +173,14 @@ async fn per_host_slots_and_the_cluster_limit_bound_what_is_claimed() {
     };
     assert!(
         hosts[0]
-            .claim_partitions("sales", "r1", none, "{}")
+            .claim_partitions("sales", "r1", none, "{}", &[])
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         hosts[1]
-            .claim_partitions("sales", "r1", limits, "{}")
+            .claim_partitions("sales", "r1", limits, "{}", &[])
             .await
             .unwrap()
             .is_empty()
@@ -188,7 +188,7 @@ async fn per_host_slots_and_the_cluster_limit_bound_what_is_claimed() {
     // A claim for a run that is not the pipeline's current one takes nothing.
     assert!(
         hosts[2]
-            .claim_partitions("sales", "r0", UNLIMITED, "{}")
+            .claim_partitions("sales", "r0", UNLIMITED, "{}", &[])
             .await
             .unwrap()
             .is_empty()
@@ -209,7 +209,10 @@ async fn an_expired_lease_is_taken_over_with_a_newer_epoch_and_its_old_holder_is
         host_free: 1,
         cluster_limit: None,
     };
-    let held = a.claim_partitions("sales", "r1", one, "{}").await.unwrap();
+    let held = a
+        .claim_partitions("sales", "r1", one, "{}", &[])
+        .await
+        .unwrap();
     assert_eq!(held.len(), 1);
     let p01 = held[0].lease.clone();
     assert_eq!(p01.partition, "p01");
@@ -222,7 +225,10 @@ async fn an_expired_lease_is_taken_over_with_a_newer_epoch_and_its_old_holder_is
                 .unwrap()
                 .is_empty()
         );
-        let got = b.claim_partitions("sales", "r1", one, "{}").await.unwrap();
+        let got = b
+            .claim_partitions("sales", "r1", one, "{}", &[])
+            .await
+            .unwrap();
         assert!(got.iter().all(|c| c.lease.partition == "p02"), "{got:?}");
     }
 
@@ -230,7 +236,7 @@ async fn an_expired_lease_is_taken_over_with_a_newer_epoch_and_its_old_holder_is
     // the next epoch, and learns from whom.
     let taken = eventually("p01 to be taken over", lease * 4, async || {
         let mut claims = b
-            .claim_partitions("sales", "r1", UNLIMITED, "{}")
+            .claim_partitions("sales", "r1", UNLIMITED, "{}", &[])
             .await
             .unwrap();
         claims.retain(|c| c.lease.partition == "p01");
@@ -278,7 +284,10 @@ async fn an_expired_lease_is_taken_over_with_a_newer_epoch_and_its_old_holder_is
         panic!("released");
     };
     assert!(a.queue_partitions(&run3, &partitions(1)).await.unwrap());
-    let again = a.claim_partitions("sales", "r3", one, "{}").await.unwrap();
+    let again = a
+        .claim_partitions("sales", "r3", one, "{}", &[])
+        .await
+        .unwrap();
     assert_eq!(again[0].lease.epoch, taken.lease.epoch + 1);
 }
 
@@ -448,7 +457,7 @@ async fn a_lapsed_run_is_adopted_once_and_its_progress_sums_what_each_holder_com
         vec![("sales".to_owned(), "r1".to_owned())]
     );
     let mut claimed = b
-        .claim_partitions("sales", "r1", UNLIMITED, r#"{"csv-extract":"0.2.0"}"#)
+        .claim_partitions("sales", "r1", UNLIMITED, r#"{"csv-extract":"0.2.0"}"#, &[])
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2, "a fair share: 3 partitions over 2 hosts");
@@ -553,4 +562,46 @@ async fn a_database_of_the_first_layout_is_migrated() {
     };
     assert!(b.queue_partitions(&run, &partitions(2)).await.unwrap());
     assert_eq!(b.run_progress("sales", "r1").await.unwrap().queued, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lapsed_lease_of_a_one_shot_command_is_not_adopted_as_a_run() {
+    let server = PgServer::start();
+    let short = Duration::from_secs(1);
+    let host = join(&server, "a", short).await;
+    let command = Cluster::inspect(&options(&server, "a", short).for_command())
+        .await
+        .unwrap();
+    let RunClaim::Started(_) = command.claim_run("sales", "r-cli").await.unwrap() else {
+        panic!("the command takes the idle run lease")
+    };
+    match host.claim_run("sales", "r1").await.unwrap() {
+        RunClaim::Busy { owner, .. } => {
+            let said = weir_cluster::describe_owner(&owner.unwrap());
+            assert!(
+                said.starts_with("a command (weir run) on host \"a\" (process "),
+                "{said}"
+            );
+        }
+        other => panic!("expected busy, got {other:?}"),
+    }
+    // The command dies without releasing: its lease lapses, and is not a run to adopt.
+    drop(command);
+    let claim = eventually(
+        "the command's lease lapses",
+        Duration::from_secs(10),
+        async || {
+            assert!(host.orphaned_runs().await.unwrap().is_empty());
+            assert!(host.adopt_run("sales", "r-cli").await.unwrap().is_none());
+            match host.claim_run("sales", "r1").await.unwrap() {
+                RunClaim::Busy { .. } => None,
+                other => Some(other),
+            }
+        },
+    )
+    .await;
+    match claim {
+        RunClaim::Started(lease) => assert_eq!(lease.run_id, "r1"),
+        other => panic!("a new run starts, nothing is adopted: {other:?}"),
+    }
 }

@@ -268,9 +268,8 @@ async fn check_fence(
     match commit_db.check_fence(pipeline, partition, epoch).await? {
         weir_store::fences::Stamp::Taken => Ok(()),
         weir_store::fences::Stamp::Superseded { newer } => Err(WorkerError::Fenced(format!(
-            "fenced: this host's lease on partition \"{partition}\" (epoch {epoch}) is stale, the \
-             commit database holds epoch {newer}: another host took the partition over; this \
-             batch was rolled back"
+            "{}; this batch was rolled back",
+            weir_store::fences::explain(partition, epoch, newer)
         ))),
     }
 }

@@ -327,15 +327,22 @@ async fn run_shared(
 ) -> Result<(), String> {
     let cluster = &clustered.shared.cluster;
     let name = &pipeline.config.name;
+    // The cluster database failing here leaves the run to whichever host adopts it next
+    // (this one's lease lapses, or is let lapse): it is not failed for a database hiccup.
+    let hand_over = |summary: &mut RunSummary, why: String| {
+        tracing::warn!(
+            pipeline = name,
+            run = ctx.run_id,
+            "{why}: handing the run over"
+        );
+        summary.handed_over = true;
+        Ok(())
+    };
     let queued = match &clustered.adopted_from {
-        Some(_) => {
-            cluster
-                .run_progress(name, &ctx.run_id)
-                .await
-                .map_err(|e| e.to_string())?
-                .total
-                > 0
-        }
+        Some(_) => match cluster.run_progress(name, &ctx.run_id).await {
+            Ok(progress) => progress.total > 0,
+            Err(e) => return hand_over(summary, format!("cannot read the run's progress: {e}")),
+        },
         None => false,
     };
     if let Some(from) = &clustered.adopted_from {
@@ -351,16 +358,13 @@ async fn run_shared(
         let partitions = start(ctx, pipeline, trigger).await?;
         let listed: Vec<(String, Option<u64>)> =
             partitions.into_iter().map(|p| (p.id, p.size)).collect();
-        let held = cluster
-            .queue_partitions(&clustered.lease, &listed)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !held {
-            return Err(
-                "the run lease passed to another host before the partitions were \
-                 queued; nothing was run"
-                    .into(),
-            );
+        match cluster.queue_partitions(&clustered.lease, &listed).await {
+            Ok(true) => {}
+            // Adopted meanwhile by another host (this one was paused): that host goes on.
+            Ok(false) => {
+                return hand_over(summary, "the run lease passed to another host".into());
+            }
+            Err(e) => return hand_over(summary, format!("cannot queue the partitions: {e}")),
         }
     }
     let until = Until::RunDone(&clustered.lease);

@@ -108,18 +108,32 @@ pub async fn work(
     let poll = poll_interval(cluster.lease_duration());
     let plugins_json = serde_json::to_string(&pipeline.plugin_versions()).unwrap_or_default();
     let mut workers: JoinSet<(Lease, PartitionOutcome, Option<Stopped>)> = JoinSet::new();
+    // Which lease each worker task runs, for a worker that panics (its task returns nothing).
+    let mut running: BTreeMap<tokio::task::Id, (Lease, Totals)> = BTreeMap::new();
     let mut outcomes = Vec::new();
     let mut cancel_sent = false;
     loop {
         let mut claimed_any = false;
         let free = cfg.concurrency.saturating_sub(workers.len());
-        if free > 0 && !ctx.is_cancelled() && !shared.draining.load(Ordering::Relaxed) {
+        let taking = !ctx.is_cancelled()
+            && !*shared.stopping.borrow()
+            && !shared.draining.load(Ordering::Relaxed);
+        if free > 0 && taking {
             let limits = ClaimLimits {
                 host_free: free,
                 cluster_limit: cfg.cluster_concurrency,
             };
+            // Never "take over" a lease of this host's own: its heartbeat renews it (it may
+            // have lapsed while the database was away), and its worker still runs.
+            let mine: Vec<String> = shared
+                .book
+                .all()
+                .into_iter()
+                .filter(|l| l.pipeline == cfg.name)
+                .map(|l| l.partition)
+                .collect();
             match cluster
-                .claim_partitions(&cfg.name, &ctx.run_id, limits, &plugins_json)
+                .claim_partitions(&cfg.name, &ctx.run_id, limits, &plugins_json, &mine)
                 .await
             {
                 Ok(claims) => {
@@ -140,16 +154,18 @@ pub async fn work(
                             size: claim.size,
                         };
                         let (ctx, pipeline) = (ctx.clone(), pipeline.clone());
-                        workers.spawn(async move {
+                        let task_lease = lease.clone();
+                        let handle = workers.spawn(async move {
                             let (totals, result) =
-                                supervise(ctx, pipeline, partition, Some(lease.epoch)).await;
+                                supervise(ctx, pipeline, partition, Some(task_lease.epoch)).await;
                             let outcome = PartitionOutcome {
-                                partition: lease.partition.clone(),
+                                partition: task_lease.partition.clone(),
                                 totals,
                                 error: result.as_ref().err().map(Stopped::to_string),
                             };
-                            (lease, outcome, result.err())
+                            (task_lease, outcome, result.err())
                         });
+                        running.insert(handle.id(), (lease, Totals::default()));
                     }
                 }
                 Err(e) => tracing::warn!(
@@ -179,10 +195,10 @@ pub async fn work(
             && !*shared.stopping.borrow()
         {
             // Cancelled here: the other hosts stop their partitions of it too (unless the
-            // run is another host's now).
-            cancel_sent = true;
-            if let Err(e) = cluster.cancel_own_run(lease).await {
-                tracing::warn!(pipeline = cfg.name, "cannot pass the cancel on: {e}");
+            // run is another host's now). Tried again at the next poll if the database fails.
+            match cluster.cancel_own_run(lease).await {
+                Ok(_) => cancel_sent = true,
+                Err(e) => tracing::warn!(pipeline = cfg.name, "cannot pass the cancel on: {e}"),
             }
         }
         if workers.is_empty() {
@@ -203,10 +219,26 @@ pub async fn work(
             }
         }
         tokio::select! {
-            Some(joined) = workers.join_next(), if !workers.is_empty() => {
-                let Ok((lease, outcome, stopped)) = joined else {
-                    tracing::error!(pipeline = cfg.name, "a partition's worker panicked");
-                    continue;
+            Some(joined) = workers.join_next_with_id(), if !workers.is_empty() => {
+                let (lease, outcome, stopped) = match joined {
+                    Ok((id, ended)) => {
+                        running.remove(&id);
+                        ended
+                    }
+                    Err(e) => {
+                        // Its lease must not stay renewed forever: the partition failed here.
+                        let Some((lease, totals)) = running.remove(&e.id()) else {
+                            continue;
+                        };
+                        let error = format!("the partition's worker panicked: {e}");
+                        tracing::error!(pipeline = cfg.name, partition = lease.partition, "{error}");
+                        let outcome = PartitionOutcome {
+                            partition: lease.partition.clone(),
+                            totals,
+                            error: Some(error.clone()),
+                        };
+                        (lease, outcome, Some(Stopped::Failed(error)))
+                    }
                 };
                 end_partition(shared, &lease, &outcome, stopped.as_ref()).await;
                 outcomes.push(outcome);

@@ -134,6 +134,22 @@ async fn ensure_table_postgres(
     crate::pg_tables::create_once(client, TABLE, &create).await
 }
 
+/// Why a worker holding `mine` is fenced, in words (`newer` from [`Stamp::Superseded`]).
+pub fn explain(partition: &str, mine: i64, newer: i64) -> String {
+    if newer < 0 {
+        return format!(
+            "fenced: partition \"{partition}\" has no fence row in the commit database (its \
+             `{TABLE}` row was removed while this host held epoch {mine}); refusing to commit \
+             without one"
+        );
+    }
+    format!(
+        "fenced: this host's lease on partition \"{partition}\" (epoch {mine}) is stale, the \
+         commit database holds epoch {newer}: another host took the partition over (or the \
+         cluster database was recreated: then clear `{TABLE}` in the commit database)"
+    )
+}
+
 /// A missing row counts as superseded: the worker stamped it before its first batch, so only
 /// an operator can have removed it, and committing without a fence is what this prevents.
 fn judge(mine: i64, stored: Option<i64>) -> Stamp {

@@ -97,8 +97,15 @@ impl Membership {
         }
     }
 
-    /// Stop working on other hosts' runs (shutting down): the partitions stop at a batch
-    /// boundary and go back to the queue.
+    /// Ask the work on other hosts' runs to stop (shutting down): the partitions stop at a
+    /// batch boundary and go back to the queue.
+    pub(super) fn cancel_helping(&self) {
+        for help in self.helping().values() {
+            help.ctx.cancel();
+        }
+    }
+
+    /// [`Membership::cancel_helping`], and wait for it.
     pub(super) async fn stop_helping(&self) {
         let helping: Vec<Helping> = std::mem::take(&mut *self.helping()).into_values().collect();
         for help in &helping {
@@ -119,17 +126,39 @@ impl Membership {
                 held.remove(&lease.pipeline);
             }
         }
-        match self.cluster.release_run(&lease).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                pipeline = lease.pipeline,
-                run = lease.run_id,
-                "the run lease had already passed to another host when the run ended"
-            ),
-            Err(e) => tracing::warn!(
-                pipeline = lease.pipeline,
-                "cannot release the run lease; it lapses by itself: {e}"
-            ),
+        // Tried until it works or the lease would have lapsed anyway: a lapsed lease of a run
+        // that ended would be adopted, and the run said to end twice.
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.cluster.release_run(&lease).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!(
+                        pipeline = lease.pipeline,
+                        run = lease.run_id,
+                        "the run lease had already passed to another host when the run ended"
+                    );
+                    return;
+                }
+                Err(e) if started.elapsed() + pause < self.cluster.lease_duration() => {
+                    tracing::warn!(
+                        pipeline = lease.pipeline,
+                        "cannot release the run lease yet (trying again): {e}"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(
+                        pipeline = lease.pipeline,
+                        run = lease.run_id,
+                        "cannot release the run lease; it lapses, and another host may adopt the \
+                         ended run: {e}"
+                    );
+                    return;
+                }
+            }
         }
     }
 }
@@ -172,18 +201,21 @@ impl Service {
                 Ok((lease, Some(previous_owner)))
             }
             Ok(RunClaim::Busy { owner, run_id }) => {
+                // No holder: another host is starting or ending a run of it this instant.
+                let reason = match (&owner, &run_id) {
+                    (Some(owner), Some(run_id)) => format!(
+                        "{trigger} trigger: run {run_id} is running on {}",
+                        weir_cluster::describe_owner(owner)
+                    ),
+                    _ => format!(
+                        "{trigger} trigger: another host is starting or ending a run of it; \
+                         trigger again"
+                    ),
+                };
                 let owner = owner.unwrap_or_else(|| "?".into());
                 let run_id = run_id.unwrap_or_default();
-                self.events.publish(
-                    Some(pipeline),
-                    None,
-                    None,
-                    EventKind::RunSkipped {
-                        reason: format!(
-                            "{trigger} trigger: run {run_id} is running on host \"{owner}\""
-                        ),
-                    },
-                );
+                self.events
+                    .publish(Some(pipeline), None, None, EventKind::RunSkipped { reason });
                 Err(ServiceError::RunningOnHost {
                     pipeline: pipeline.to_owned(),
                     run_id,
@@ -242,12 +274,14 @@ impl Service {
         let period = (lease_time / 3).max(Duration::from_millis(200));
         let service = self.clone();
         tokio::spawn(async move {
-            let mut shutdown = service.shutdown.subscribe();
+            // Until shutdown is done, not begun: the runs and partitions still finishing
+            // their batches keep their leases.
+            let mut closed = service.closed.subscribe();
             let mut last_ok = Instant::now();
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(period) => {}
-                    _ = shutdown.wait_for(|stopping| *stopping) => return,
+                    _ = closed.wait_for(|closed| *closed) => return,
                 }
                 let Some(membership) = &service.cluster else {
                     return;
@@ -284,11 +318,7 @@ impl Service {
                                 }
                                 continue;
                             }
-                            tracing::error!(
-                                pipeline,
-                                "the run lease passed to another host: cancelling the run here"
-                            );
-                            service.cancel_pipeline(&pipeline);
+                            service.run_lease_lost(&pipeline);
                         }
                         for pipeline in beat.cancelled {
                             service.cancel_pipeline(&pipeline);
@@ -304,12 +334,7 @@ impl Service {
                         tracing::warn!("heartbeat failed: {e}");
                         if last_ok.elapsed() >= lease_time {
                             for lease in &held {
-                                tracing::error!(
-                                    pipeline = lease.pipeline,
-                                    "no heartbeat for a whole lease: another host may run the \
-                                     pipeline now, cancelling the run here"
-                                );
-                                service.cancel_pipeline(&lease.pipeline);
+                                service.run_lease_lost(&lease.pipeline);
                             }
                         }
                     }
@@ -366,6 +391,16 @@ impl Service {
         if *self.shutdown.borrow() || self.active().contains_key(pipeline) {
             return;
         }
+        // Helping with it already: adopting now would run twice `concurrency` partitions of
+        // it here. The helping loop ends when nothing is left to claim; another host, or this
+        // one then, adopts the run.
+        if membership
+            .helping()
+            .get(pipeline)
+            .is_some_and(|h| !h.task.is_finished())
+        {
+            return;
+        }
         let Ok(resolved) = self.runnable(pipeline) else {
             return;
         };
@@ -388,6 +423,10 @@ impl Service {
         );
         membership.held().insert(pipeline.to_owned(), lease.clone());
         let clustered = membership.cluster_run(lease.clone(), Some(from), self, &resolved);
+        let launched = super::Launched {
+            adopted: true,
+            shared: clustered.share,
+        };
         let run = Run::with_id(
             self.runtime.clone(),
             resolved,
@@ -396,7 +435,10 @@ impl Service {
             run_id.to_owned(),
         )
         .on_cluster(clustered);
-        if let Err(e) = self.launch(pipeline, run, Some(lease), "takeover").await {
+        if let Err(e) = self
+            .launch(pipeline, run, Some(lease), "takeover", launched)
+            .await
+        {
             tracing::warn!(pipeline, run = run_id, "cannot go on with the run: {e}");
         }
     }
@@ -457,6 +499,27 @@ impl Service {
         self.cluster
             .as_ref()
             .is_some_and(|m| m.draining.load(Ordering::Relaxed))
+    }
+
+    /// The run lease of `pipeline` passed to another host, or may have (no heartbeat for a
+    /// whole lease). A run whose partitions run here unshared has no other fence: it is
+    /// cancelled. A shared run goes on: each partition's own lease and the fence of its
+    /// commits decide, and its loop leaves the run's end to the run lease's holder.
+    fn run_lease_lost(&self, pipeline: &str) {
+        let shared = self.active().get(pipeline).is_some_and(|run| run.shared);
+        if shared {
+            tracing::warn!(
+                pipeline,
+                "the run lease may have passed to another host: the partitions here go on under \
+                 their own leases; that host ends the run"
+            );
+        } else {
+            tracing::error!(
+                pipeline,
+                "the run lease may have passed to another host: cancelling the run here"
+            );
+            self.cancel_pipeline(pipeline);
+        }
     }
 
     /// Cancel the run in progress of `pipeline` here, if any.

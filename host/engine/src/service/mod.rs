@@ -81,6 +81,18 @@ struct ActiveRun {
     info: ActiveRunInfo,
     ctx: Arc<RunContext>,
     task: Option<JoinHandle<()>>,
+    /// On a cluster: its partitions are shared, each fenced by its own lease, so losing the
+    /// run lease does not stop them (see `cluster`).
+    shared: bool,
+}
+
+/// How a run of a clustered host was started.
+#[derive(Debug, Clone, Copy, Default)]
+struct Launched {
+    /// Taken over from a host that stopped renewing its run lease.
+    adopted: bool,
+    /// Its partitions are shared by the hosts.
+    shared: bool,
 }
 
 /// Why the service refused a request. The API maps each case to a status code.
@@ -392,10 +404,14 @@ impl Service {
             lock,
             run_id,
         );
+        let launched = Launched {
+            adopted: clustered.as_ref().is_some_and(|c| c.adopted_from.is_some()),
+            shared: clustered.as_ref().is_some_and(|c| c.share),
+        };
         if let Some(clustered) = clustered {
             run = run.on_cluster(clustered);
         }
-        self.launch(pipeline, run, lease, trigger).await
+        self.launch(pipeline, run, lease, trigger, launched).await
     }
 
     /// Put a run in `active` and start it; its run lease (on a cluster) is released at its
@@ -406,6 +422,7 @@ impl Service {
         run: Run,
         lease: Option<weir_cluster::Lease>,
         trigger: &str,
+        launched: Launched,
     ) -> Result<String, ServiceError> {
         let run_id = run.ctx.run_id.clone();
         let ctx = run.ctx.clone();
@@ -417,7 +434,12 @@ impl Service {
         if *self.shutdown.borrow() {
             if let (Some(membership), Some(lease)) = (&self.cluster, lease) {
                 drop(active);
-                membership.release(lease).await;
+                if launched.adopted {
+                    // That run goes on: another host adopts it.
+                    membership.hand_over(lease).await;
+                } else {
+                    membership.release(lease).await;
+                }
             }
             return Err(ServiceError::ShuttingDown);
         }
@@ -447,6 +469,7 @@ impl Service {
                 },
                 ctx,
                 task: Some(task),
+                shared: launched.shared,
             },
         );
         Ok(run_id)
@@ -504,6 +527,10 @@ impl Service {
     /// batch is either committed or not written at all) and wait for them; flush the event log.
     pub async fn shutdown(&self) {
         self.shutdown.send_replace(true);
+        if let Some(membership) = &self.cluster {
+            // Partitions helped with stop at their next batch boundary too (awaited below).
+            membership.cancel_helping();
+        }
         let tasks: Vec<JoinHandle<()>> = self
             .active()
             .values_mut()

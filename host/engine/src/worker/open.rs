@@ -225,10 +225,9 @@ async fn stamp_fence(
     })?;
     match db.stamp_fence(pipeline, partition, epoch).await? {
         weir_store::fences::Stamp::Taken => Ok(()),
-        weir_store::fences::Stamp::Superseded { newer } => Err(WorkerError::Fenced(format!(
-            "fenced: this host's lease on partition \"{partition}\" (epoch {epoch}) is stale, \
-             the commit database holds epoch {newer}: another host took the partition over"
-        ))),
+        weir_store::fences::Stamp::Superseded { newer } => Err(WorkerError::Fenced(
+            weir_store::fences::explain(partition, epoch, newer),
+        )),
     }
 }
 
