@@ -57,6 +57,10 @@ pub struct ClusterOptions {
     /// Skip the takeover case.
     #[arg(long = "cluster-no-takeover")]
     pub cluster_no_takeover: bool,
+    /// Skip the diagnostic case (clustered ×1 with the cluster's tables in a database of their
+    /// own with `synchronous_commit = off`: what the cluster's own commits cost).
+    #[arg(long = "cluster-no-diagnostic")]
+    pub cluster_no_diagnostic: bool,
 }
 
 pub struct ClusterBench<'a> {
@@ -72,6 +76,8 @@ pub struct ClusterBench<'a> {
 const TOKEN: &str = "weir-bench-cluster-token";
 /// The database each run writes (dropped and created before each run).
 const DB: &str = "cluster_bench";
+/// The diagnostic case's cluster database.
+const META_DB: &str = "cluster_meta";
 const PIPELINE: &str = "bank";
 /// Host ids, in the order they are started.
 const HOST_IDS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -83,6 +89,20 @@ enum Case {
     Plain,
     /// This many hosts with `engine.cluster`.
     Clustered(usize),
+    /// One clustered host whose cluster database is apart from the target, with
+    /// `synchronous_commit = off`: its commits do not wait for WAL flushes. Not a setting to
+    /// use (a server crash could lose a lease's newer epoch); it shows what the cluster's
+    /// own commits cost.
+    Diagnostic,
+}
+
+/// How a host joins a cluster.
+#[derive(Debug, Clone, Copy)]
+struct Clustering {
+    /// `lease_seconds` (None: weir's default).
+    lease: Option<u32>,
+    /// The cluster database.
+    db: &'static str,
 }
 
 impl Case {
@@ -90,6 +110,7 @@ impl Case {
         match self {
             Case::Plain => "plain: 1 host, no engine.cluster".into(),
             Case::Clustered(n) => format!("clustered ×{n}"),
+            Case::Diagnostic => "clustered ×1, cluster db async".into(),
         }
     }
 
@@ -97,6 +118,21 @@ impl Case {
         match self {
             Case::Plain => 1,
             Case::Clustered(n) => n,
+            Case::Diagnostic => 1,
+        }
+    }
+
+    fn clustering(self) -> Option<Clustering> {
+        match self {
+            Case::Plain => None,
+            Case::Clustered(_) => Some(Clustering {
+                lease: None,
+                db: DB,
+            }),
+            Case::Diagnostic => Some(Clustering {
+                lease: None,
+                db: META_DB,
+            }),
         }
     }
 }
@@ -121,6 +157,21 @@ struct Sample {
     /// Cluster only: partitions per host id, and events the run wrote.
     partitions: BTreeMap<String, u64>,
     events: u64,
+    /// Cluster only: `kind count, …` of the run's events.
+    event_kinds: String,
+    server_work: ServerWork,
+}
+
+/// What PostgreSQL did for one run's hosts (their start to their stop).
+struct ServerWork {
+    /// Transactions committed in the run's database.
+    commits: f64,
+    /// WAL flushes of the whole server.
+    wal_syncs: f64,
+    /// WAL written, MB.
+    wal_mb: f64,
+    /// `table inserted/updated, …` over the run's databases.
+    writes: String,
 }
 
 /// The server, the shared inbox and what every run needs.
@@ -193,6 +244,9 @@ impl ClusterBench<'_> {
 
         let mut cases = vec![Case::Plain];
         cases.extend((1..=o.cluster_hosts).map(Case::Clustered));
+        if !o.cluster_no_diagnostic {
+            cases.push(Case::Diagnostic);
+        }
         // Untimed: the compile cache (every host after this one finds the plugins compiled)
         // and the page cache.
         eprintln!("warm-up: {}", Case::Plain.label());
@@ -264,19 +318,19 @@ impl ClusterBench<'_> {
 }
 
 impl Ctx<'_> {
-    fn url(&self) -> String {
-        format!("postgres://{USER}@127.0.0.1:{}/{DB}", self.server.port)
+    fn url(&self, db: &str) -> String {
+        format!("postgres://{USER}@127.0.0.1:{}/{db}", self.server.port)
     }
 
-    /// The weir.toml of host `id`: clustered with `lease` (None: weir's default) or plain.
-    fn config(&self, id: &str, cluster: Option<Option<u32>>) -> String {
+    /// The weir.toml of host `id`: clustered or plain.
+    fn config(&self, id: &str, cluster: Option<Clustering>) -> String {
         let b = self.bench;
         let cluster = match cluster {
             None => String::new(),
-            Some(lease) => format!(
+            Some(c) => format!(
                 "cluster = {{ url = \"{}\", password = \"${{BENCH_PGPASSWORD}}\", host_id = \"{id}\"{} }}\n",
-                self.url(),
-                lease
+                self.url(c.db),
+                c.lease
                     .map(|s| format!(", lease_seconds = {s}"))
                     .unwrap_or_default()
             ),
@@ -302,13 +356,13 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
             cache = b.work.join("cache").display(),
             batch = b.batch,
             concurrency = b.opts.cluster_concurrency,
-            url = self.url(),
+            url = self.url(DB),
         )
     }
 
     /// Start `n` hosts (fresh folders) and wait until each is ready: listening, its pipeline
     /// valid, and in a cluster joined.
-    fn start_hosts(&self, n: usize, cluster: Option<Option<u32>>) -> anyhow::Result<Vec<Host>> {
+    fn start_hosts(&self, n: usize, cluster: Option<Clustering>) -> anyhow::Result<Vec<Host>> {
         let mut hosts = Vec::new();
         for id in &HOST_IDS[..n] {
             let dir = self.dir.join(format!("host-{id}"));
@@ -397,7 +451,20 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
     /// One run of `case` from an empty database, on freshly started hosts.
     fn one(&self, case: Case) -> anyhow::Result<Sample> {
         self.server.recreate(DB)?;
-        let cluster = matches!(case, Case::Clustered(_)).then_some(None);
+        let cluster = case.clustering();
+        if case == Case::Diagnostic {
+            self.server.recreate(META_DB)?;
+            self.server.sql(
+                "postgres",
+                &format!("ALTER DATABASE {META_DB} SET synchronous_commit = off"),
+            )?;
+        } else {
+            self.server.sql(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS {META_DB} WITH (FORCE)"),
+            )?;
+        }
+        self.server.sql(DB, "SELECT pg_stat_reset_shared('wal')")?;
         let mut hosts = self.start_hosts(case.hosts(), cluster)?;
         let cpu_before = self.server.cpu_seconds()?;
         let started = Instant::now();
@@ -412,10 +479,12 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
         for host in &mut hosts {
             host.stop()?;
         }
+        let server_work = self.server_work()?;
         self.verify(&case.label(), &record, true)?;
-        let (partitions, events) = if cluster.is_some() {
+        let mut event_kinds = String::new();
+        let (partitions, events) = if let Some(c) = cluster {
             let per_host = self.server.sql(
-                DB,
+                c.db,
                 &format!(
                     "SELECT host || '|' || count(*) FROM weir_run_partitions WHERE run_id = '{run}' GROUP BY host ORDER BY host"
                 ),
@@ -427,10 +496,17 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
                     Some((h.to_owned(), n.parse().ok()?))
                 })
                 .collect();
+            let kinds = self.server.sql(
+                c.db,
+                &format!(
+                    "SELECT kind || ' ' || count(*) FROM weir_events WHERE run = '{run}' GROUP BY kind ORDER BY count(*) DESC, kind"
+                ),
+            )?;
+            event_kinds = kinds.lines().collect::<Vec<_>>().join(", ");
             let events = self
                 .server
                 .sql(
-                    DB,
+                    c.db,
                     &format!("SELECT count(*) FROM weir_events WHERE run = '{run}'"),
                 )?
                 .trim()
@@ -446,6 +522,66 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
             server_cpu,
             partitions,
             events,
+            event_kinds,
+            server_work,
+        })
+    }
+
+    /// What the server did for the hosts, from their start to their stop: transactions
+    /// committed in the run's database, and WAL flushes (fsyncs) of the whole server. Read
+    /// once the hosts' connections have closed (a backend reports its counts when it ends).
+    fn server_work(&self) -> anyhow::Result<ServerWork> {
+        poll(
+            "the hosts' connections to close",
+            Duration::from_secs(30),
+            || {
+                let others = self.server.sql(
+                    DB,
+                    &format!(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname IN ('{DB}', '{META_DB}') AND pid <> pg_backend_pid()"
+                    ),
+                )?;
+                Ok((others.trim() == "0").then_some(()))
+            },
+        )?;
+        let line = self.server.sql(
+            DB,
+            &format!(
+                "SELECT (SELECT sum(xact_commit) FROM pg_stat_database WHERE datname IN ('{DB}', '{META_DB}')) || '|' || wal_sync || '|' || wal_bytes FROM pg_stat_wal"
+            ),
+        )?;
+        let f: Vec<f64> = line
+            .trim()
+            .split('|')
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        ensure!(
+            f.len() == 3,
+            "cannot read the server's statistics: {line:?}"
+        );
+        let mut writes = Vec::new();
+        let exists = self.server.sql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{META_DB}'"),
+        )?;
+        let dbs: &[&str] = if exists.trim() == "1" {
+            &[DB, META_DB]
+        } else {
+            &[DB]
+        };
+        for db in dbs {
+            let tables = self.server.sql(
+                db,
+                "SELECT relname || ' ' || n_tup_ins || '/' || n_tup_upd FROM pg_stat_user_tables
+                 WHERE n_tup_ins + n_tup_upd > 0 ORDER BY n_tup_ins + n_tup_upd DESC, relname",
+            )?;
+            writes.extend(tables.lines().map(str::to_owned));
+        }
+        Ok(ServerWork {
+            commits: f[0],
+            wal_syncs: f[1],
+            wal_mb: f[2] / 1e6,
+            writes: writes.join(", "),
         })
     }
 
@@ -453,7 +589,13 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
     fn takeover(&self) -> anyhow::Result<()> {
         let lease = self.bench.opts.cluster_lease;
         self.server.recreate(DB)?;
-        let mut hosts = self.start_hosts(2, Some(Some(lease)))?;
+        let mut hosts = self.start_hosts(
+            2,
+            Some(Clustering {
+                lease: Some(lease),
+                db: DB,
+            }),
+        )?;
         let started = Instant::now();
         let run = self.trigger(&hosts[0])?;
         let limit = Duration::from_secs(600);
@@ -575,7 +717,11 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
     fn event_log_ceiling(&self) -> anyhow::Result<()> {
         // A clustered host started and stopped creates the tables.
         self.server.recreate(DB)?;
-        for mut host in self.start_hosts(1, Some(None))? {
+        let clustering = Clustering {
+            lease: None,
+            db: DB,
+        };
+        for mut host in self.start_hosts(1, Some(clustering))? {
             host.stop()?;
         }
         let script = self.dir.join("event-tx.sql");
@@ -857,7 +1003,7 @@ fn print(rounds: &[BTreeMap<Case, Sample>], cases: &[Case], rows: u64) {
         rounds.iter().filter_map(|r| r.get(&c)).map(f).collect()
     };
     println!(
-        "{:<34} {:>18} {:>9} {:>9} {:>14} {:>15} {:>8} {:>11}",
+        "{:<34} {:>18} {:>9} {:>9} {:>12} {:>14} {:>8} {:>8} {:>10} {:>7} {:>7}",
         "case",
         "wall s",
         "rows/s",
@@ -865,7 +1011,10 @@ fn print(rounds: &[BTreeMap<Case, Sample>], cases: &[Case], rows: u64) {
         "hosts CPU s",
         "peak RSS/host",
         "srv CPU",
-        "events/run"
+        "commits",
+        "WAL flush",
+        "WAL MB",
+        "events"
     );
     for &c in cases {
         let walls = series(c, &|s| s.wall);
@@ -880,10 +1029,12 @@ fn print(rounds: &[BTreeMap<Case, Sample>], cases: &[Case], rows: u64) {
         .fold(0.0, f64::max);
         let events = match c {
             Case::Plain => "-".to_owned(),
-            Case::Clustered(_) => format!("{:.0}", median(&series(c, &|s| s.events as f64))),
+            Case::Clustered(_) | Case::Diagnostic => {
+                format!("{:.0}", median(&series(c, &|s| s.events as f64)))
+            }
         };
         println!(
-            "{:<34} {:>18} {:>9} {:>9.3} {:>14.2} {:>11.0} MiB {:>8.2} {:>11}",
+            "{:<34} {:>18} {:>9} {:>9.3} {:>12.2} {:>10.0} MiB {:>8.2} {:>8.0} {:>10.0} {:>7.0} {:>7}",
             c.label(),
             spread(&walls),
             thousands((rows as f64 / median(&walls)).round() as u64),
@@ -891,12 +1042,31 @@ fn print(rounds: &[BTreeMap<Case, Sample>], cases: &[Case], rows: u64) {
             median(&series(c, &|s| s.hosts.iter().map(|h| h.cpu).sum())),
             rss,
             median(&series(c, &|s| s.server_cpu)),
+            median(&series(c, &|s| s.server_work.commits)),
+            median(&series(c, &|s| s.server_work.wal_syncs)),
+            median(&series(c, &|s| s.server_work.wal_mb)),
             events
         );
     }
     println!(
-        "wall: trigger to the run's end seen on the API (hosts already up); rows/s: source rows / median wall; vs plain: median of the same round's wall ratios; hosts CPU: all hosts' user+system (startup included); peak RSS/host: the largest host's VmHWM; srv CPU: PostgreSQL's processes during the run"
+        "wall: trigger to the run's end seen on the API (hosts already up); rows/s: source rows / median wall; vs plain: median of the same round's wall ratios; hosts CPU: all hosts' user+system (startup included); peak RSS/host: the largest host's VmHWM; srv CPU: PostgreSQL's processes during the run; commits: transactions committed in the run's database, WAL flush: the server's WAL fsyncs, WAL MB: WAL written (these three from the hosts' start to their stop); events: the run's rows in weir_events"
     );
+    if let Some(kinds) = rounds
+        .first()
+        .and_then(|r| r.get(&Case::Clustered(1)))
+        .map(|s| &s.event_kinds)
+    {
+        println!("events of a clustered ×1 run by kind: {kinds}");
+    }
+    for c in [Case::Plain, Case::Clustered(1)] {
+        if let Some(s) = rounds.first().and_then(|r| r.get(&c)) {
+            println!(
+                "rows inserted/updated per table, {} (first round): {}",
+                c.label(),
+                s.server_work.writes
+            );
+        }
+    }
     for &c in cases {
         if let Case::Clustered(n) = c
             && n > 1
@@ -915,16 +1085,26 @@ fn print(rounds: &[BTreeMap<Case, Sample>], cases: &[Case], rows: u64) {
             println!("partitions per host, {}: {}", c.label(), split.join(" | "));
         }
     }
-    let overhead: Vec<f64> = rounds
-        .iter()
-        .filter_map(|r| Some(r.get(&Case::Clustered(1))?.wall / r.get(&Case::Plain)?.wall))
-        .collect();
+    let against_plain = |c: Case| -> Vec<f64> {
+        rounds
+            .iter()
+            .filter_map(|r| Some(r.get(&c)?.wall / r.get(&Case::Plain)?.wall))
+            .collect()
+    };
+    let overhead = against_plain(Case::Clustered(1));
     if !overhead.is_empty() {
         let m = median(&overhead);
         println!(
             "coordination overhead, clustered ×1 / plain: {} (target ≤ 1.05×: {})",
             spread(&overhead),
             if m <= 1.05 { "met" } else { "MISSED" }
+        );
+    }
+    let diagnostic = against_plain(Case::Diagnostic);
+    if !diagnostic.is_empty() {
+        println!(
+            "diagnostic, clustered ×1 with its cluster database apart and synchronous_commit = off / plain: {} (what is left once the cluster's own commits stop waiting for WAL flushes; not a setting to use)",
+            spread(&diagnostic)
         );
     }
     let recorded: Vec<String> = cases
