@@ -1119,3 +1119,17 @@ fn print(rounds: &[BTreeMap<Case, Sample>], cases: &[Case], rows: u64) {
         "on one machine every host shares the same two cores (and PostgreSQL runs on them too): more hosts cannot add throughput here, the table shows where it saturates"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_joined_and_bad_ones_refused() {
+        let body = b"4\r\n{\"a\"\r\n3;ext=1\r\n:1}\r\n0\r\n\r\n";
+        assert_eq!(dechunk(body).unwrap(), b"{\"a\":1}");
+        assert!(dechunk(b"zz\r\nabc\r\n0\r\n\r\n").is_err(), "bad size");
+        assert!(dechunk(b"9\r\nabc\r\n0\r\n\r\n").is_err(), "cut short");
+        assert!(dechunk(b"3\r\nabc").is_err(), "no end");
+    }
+}
