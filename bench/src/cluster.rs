@@ -54,9 +54,9 @@ pub struct ClusterOptions {
     /// `lease_seconds` of the takeover case (the throughput cases use weir's default).
     #[arg(long = "cluster-lease", default_value_t = 3)]
     pub cluster_lease: u32,
-    /// Skip the takeover case.
-    #[arg(long = "cluster-no-takeover")]
-    pub cluster_no_takeover: bool,
+    /// Runs of the takeover case (0 skips it).
+    #[arg(long = "cluster-takeovers", default_value_t = 3)]
+    pub cluster_takeovers: usize,
     /// Skip the diagnostic case (clustered ×1 with the cluster's tables in a database of their
     /// own with `synchronous_commit = off`: what the cluster's own commits cost).
     #[arg(long = "cluster-no-diagnostic")]
@@ -78,6 +78,8 @@ const TOKEN: &str = "weir-bench-cluster-token";
 const DB: &str = "cluster_bench";
 /// The diagnostic case's cluster database.
 const META_DB: &str = "cluster_meta";
+/// The empty target every run's database is created from (see `Ctx::template`).
+const TEMPLATE_DB: &str = "cluster_template";
 const PIPELINE: &str = "bank";
 /// Host ids, in the order they are started.
 const HOST_IDS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -160,6 +162,26 @@ struct Sample {
     /// Cluster only: `kind count, …` of the run's events.
     event_kinds: String,
     server_work: ServerWork,
+}
+
+/// One run of the takeover case.
+struct Takeover {
+    victim: String,
+    /// The partition it held with committed batches (file name).
+    partition: String,
+    /// Seconds from the trigger to the kill.
+    into_run: f64,
+    /// Seconds from the kill to the first `partition_claimed` taken over from the victim
+    /// (the event's own time).
+    to_claim: f64,
+    /// Seconds from the kill to the run's end seen on the API.
+    to_end: f64,
+    /// Seconds from the trigger to the run's end.
+    wall: f64,
+    /// Partitions taken over from the victim.
+    taken: usize,
+    /// `rows_loaded` of the run's record.
+    recorded_loaded: u64,
 }
 
 /// What PostgreSQL did for one run's hosts (their start to their stop).
@@ -249,8 +271,7 @@ impl ClusterBench<'_> {
         }
         // Untimed: the compile cache (every host after this one finds the plugins compiled)
         // and the page cache.
-        eprintln!("warm-up: {}", Case::Plain.label());
-        ctx.one(Case::Plain)?;
+        ctx.template()?;
         let mut rounds: Vec<BTreeMap<Case, Sample>> = Vec::new();
         for round in 0..o.cluster_rounds {
             let mut order = cases.clone();
@@ -274,9 +295,9 @@ impl ClusterBench<'_> {
         }
         print(&rounds, &cases, o.cluster_rows);
 
-        if !o.cluster_no_takeover {
+        if o.cluster_takeovers > 0 {
             println!();
-            ctx.takeover()?;
+            ctx.takeovers()?;
         }
         println!();
         ctx.event_log_ceiling()?;
@@ -323,7 +344,7 @@ impl Ctx<'_> {
     }
 
     /// The weir.toml of host `id`: clustered or plain.
-    fn config(&self, id: &str, cluster: Option<Clustering>) -> String {
+    fn config(&self, id: &str, cluster: Option<Clustering>, concurrency: usize) -> String {
         let b = self.bench;
         let cluster = match cluster {
             None => String::new(),
@@ -355,7 +376,7 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
             plugins = b.plugins.display(),
             cache = b.work.join("cache").display(),
             batch = b.batch,
-            concurrency = b.opts.cluster_concurrency,
+            concurrency = concurrency,
             url = self.url(DB),
         )
     }
@@ -363,6 +384,15 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
     /// Start `n` hosts (fresh folders) and wait until each is ready: listening, its pipeline
     /// valid, and in a cluster joined.
     fn start_hosts(&self, n: usize, cluster: Option<Clustering>) -> anyhow::Result<Vec<Host>> {
+        self.start_hosts_with(n, cluster, self.bench.opts.cluster_concurrency)
+    }
+
+    fn start_hosts_with(
+        &self,
+        n: usize,
+        cluster: Option<Clustering>,
+        concurrency: usize,
+    ) -> anyhow::Result<Vec<Host>> {
         let mut hosts = Vec::new();
         for id in &HOST_IDS[..n] {
             let dir = self.dir.join(format!("host-{id}"));
@@ -370,7 +400,7 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
                 std::fs::remove_dir_all(&dir)?;
             }
             std::fs::create_dir_all(&dir)?;
-            std::fs::write(dir.join("weir.toml"), self.config(id, cluster))?;
+            std::fs::write(dir.join("weir.toml"), self.config(id, cluster, concurrency))?;
             hosts.push(Host::start(&self.bench.weir, id, &dir)?);
         }
         for host in &mut hosts {
@@ -448,9 +478,74 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
         Ok(())
     }
 
+    /// The empty target, made once: an untimed warm-up run (one clustered host, one
+    /// partition at a time; it also fills the compile cache and the page cache) creates weir's
+    /// tables in a database, which is then emptied (the cluster's tables dropped, the rest
+    /// truncated) and kept as the template of every run's database. Why not let each run
+    /// create its tables: two workers creating `_weir_checkpoints` in an empty PostgreSQL
+    /// database at the same time can fail one partition (`CREATE TABLE IF NOT EXISTS` races
+    /// in PostgreSQL, and weir treats the loser's "already exists" as a configuration error),
+    /// and a target that already has its tables is the usual case anyway.
+    fn template(&self) -> anyhow::Result<()> {
+        eprintln!("warm-up: 1 clustered host, concurrency 1 (makes the empty target's template)");
+        self.server.recreate(DB)?;
+        let clustering = Clustering {
+            lease: None,
+            db: DB,
+        };
+        let mut hosts = self.start_hosts_with(1, Some(clustering), 1)?;
+        let run = self.trigger(&hosts[0])?;
+        let record = self.finished(&hosts[0], &run, Duration::from_secs(1800))?;
+        for host in &mut hosts {
+            host.stop()?;
+        }
+        self.verify("warm-up", &record, true)?;
+        self.server.sql(
+            DB,
+            r"DO $$ DECLARE t record; BEGIN
+               FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+                 IF t.tablename LIKE 'weir\_%' THEN
+                   EXECUTE format('DROP TABLE %I CASCADE', t.tablename);
+                 ELSE
+                   EXECUTE format('TRUNCATE %I', t.tablename);
+                 END IF;
+               END LOOP;
+             END $$",
+        )?;
+        let tables = self.server.sql(
+            DB,
+            "SELECT string_agg(tablename, ', ' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'",
+        )?;
+        eprintln!("empty target template: {}", tables.trim());
+        self.server.sql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"),
+        )?;
+        self.disconnected()?;
+        self.server.sql(
+            "postgres",
+            &format!("CREATE DATABASE {TEMPLATE_DB} TEMPLATE {DB}"),
+        )?;
+        Ok(())
+    }
+
+    /// The run's database, made afresh from the template: an empty target, no checkpoints,
+    /// no fences, no cluster state.
+    fn fresh_db(&self) -> anyhow::Result<()> {
+        self.server.sql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"),
+        )?;
+        self.server.sql(
+            "postgres",
+            &format!("CREATE DATABASE {DB} TEMPLATE {TEMPLATE_DB}"),
+        )?;
+        Ok(())
+    }
+
     /// One run of `case` from an empty database, on freshly started hosts.
     fn one(&self, case: Case) -> anyhow::Result<Sample> {
-        self.server.recreate(DB)?;
+        self.fresh_db()?;
         let cluster = case.clustering();
         if case == Case::Diagnostic {
             self.server.recreate(META_DB)?;
@@ -527,23 +622,29 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
         })
     }
 
-    /// What the server did for the hosts, from their start to their stop: transactions
-    /// committed in the run's database, and WAL flushes (fsyncs) of the whole server. Read
-    /// once the hosts' connections have closed (a backend reports its counts when it ends).
-    fn server_work(&self) -> anyhow::Result<ServerWork> {
+    /// Wait until nobody is connected to the run's databases (the hosts' backends end a
+    /// moment after the hosts).
+    fn disconnected(&self) -> anyhow::Result<()> {
         poll(
             "the hosts' connections to close",
             Duration::from_secs(30),
             || {
                 let others = self.server.sql(
-                    DB,
+                    "postgres",
                     &format!(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname IN ('{DB}', '{META_DB}') AND pid <> pg_backend_pid()"
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname IN ('{DB}', '{META_DB}')"
                     ),
                 )?;
                 Ok((others.trim() == "0").then_some(()))
             },
-        )?;
+        )
+    }
+
+    /// What the server did for the hosts, from their start to their stop: transactions
+    /// committed in the run's database, and WAL flushes (fsyncs) of the whole server. Read
+    /// once the hosts' connections have closed (a backend reports its counts when it ends).
+    fn server_work(&self) -> anyhow::Result<ServerWork> {
+        self.disconnected()?;
         let line = self.server.sql(
             DB,
             &format!(
@@ -585,10 +686,51 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
         })
     }
 
+    /// The takeover case `--cluster-takeovers` times: each run's line, then the medians.
+    fn takeovers(&self) -> anyhow::Result<()> {
+        let o = self.bench.opts;
+        println!(
+            "takeover: 2 clustered hosts, lease_seconds = {} (heartbeat every {:.1} s), {} rows, concurrency {} per host; the host without the run lease killed with SIGKILL once it holds a partition with committed batches",
+            o.cluster_lease,
+            f64::from(o.cluster_lease) / 3.0,
+            thousands(o.cluster_rows),
+            o.cluster_concurrency
+        );
+        let mut samples = Vec::new();
+        for i in 0..o.cluster_takeovers {
+            let t = self.takeover()?;
+            println!(
+                "  {}/{}: host {} killed {:.1} s into the run holding {}; kill → first claim of its partitions {:.2} s, → run end {:.2} s; whole run {:.2} s; {} partitions taken over; target = source, no duplicate id; the run record says {} rows loaded",
+                i + 1,
+                o.cluster_takeovers,
+                t.victim,
+                t.into_run,
+                t.partition,
+                t.to_claim,
+                t.to_end,
+                t.wall,
+                t.taken,
+                thousands(t.recorded_loaded)
+            );
+            samples.push(t);
+        }
+        let m = |f: &dyn Fn(&Takeover) -> f64| -> String {
+            spread(&samples.iter().map(f).collect::<Vec<_>>())
+        };
+        println!(
+            "  median (min–max): kill → first claim {} s (the lease is {} s); kill → run end {} s; whole run {} s",
+            m(&|t| t.to_claim),
+            o.cluster_lease,
+            m(&|t| t.to_end),
+            m(&|t| t.wall)
+        );
+        Ok(())
+    }
+
     /// Two hosts on a short lease; the one without the run lease is killed mid-partition.
-    fn takeover(&self) -> anyhow::Result<()> {
+    fn takeover(&self) -> anyhow::Result<Takeover> {
         let lease = self.bench.opts.cluster_lease;
-        self.server.recreate(DB)?;
+        self.fresh_db()?;
         let mut hosts = self.start_hosts(
             2,
             Some(Clustering {
@@ -645,7 +787,7 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
         dead.kill()?;
         let into_run = started.elapsed().as_secs_f64();
         eprintln!(
-            "takeover: killed host {victim} (SIGKILL) {into_run:.1} s into the run, holding {partition}"
+            "takeover: killed host {victim} (SIGKILL, the run lease is {holder}'s) {into_run:.1} s into the run, holding {partition}"
         );
         let survivor = &hosts[0];
         let first_claim: i64 = poll(
@@ -686,27 +828,20 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
             taken.contains(&partition),
             "takeover: {partition} (held by the killed host) was not taken over: {taken:?}"
         );
-        let to_claim = (first_claim - killed_ms) as f64 / 1e3;
-        println!(
-            "takeover: 2 clustered hosts, lease_seconds = {lease} (heartbeat every {:.1} s), {} rows, concurrency {} per host",
-            f64::from(lease) / 3.0,
-            thousands(self.bench.opts.cluster_rows),
-            self.bench.opts.cluster_concurrency
-        );
-        println!(
-            "  host {victim} (not the run lease's holder, {holder}) killed with SIGKILL {into_run:.1} s into the run, holding {partition} with committed batches"
-        );
-        println!(
-            "  kill → first partition_claimed taken over from {victim}: {to_claim:.2} s (the lease is {lease} s); {} partitions taken over",
-            taken.len()
-        );
-        println!(
-            "  kill → run end: {to_end:.2} s; whole run {wall:.2} s; status {}, target = source ({} rows, no duplicate id); the run record says {} loaded",
-            record["status"],
-            thousands(self.bench.opts.cluster_rows),
-            record["rows_loaded"]
-        );
-        Ok(())
+        Ok(Takeover {
+            victim,
+            partition: partition
+                .rsplit('/')
+                .next()
+                .unwrap_or(&partition)
+                .to_owned(),
+            into_run,
+            to_claim: (first_claim - killed_ms) as f64 / 1e3,
+            to_end,
+            wall,
+            taken: taken.len(),
+            recorded_loaded: record["rows_loaded"].as_u64().unwrap_or(0),
+        })
     }
 
     /// The event log's serial point: every event transaction, whichever host writes it,
