@@ -5,13 +5,16 @@
 //! - plain: one host without `engine.cluster` (run records and events in its SQLite state);
 //! - clustered ×1, ×2, ×3: hosts with `engine.cluster` sharing the run's partitions through the
 //!   cluster database, each with the same `concurrency`;
+//! - clustered ×1 with its cluster database apart and `synchronous_commit = off`: a diagnostic
+//!   of what the cluster's own commits cost;
 //! - takeover: two clustered hosts on a short lease; the host that does not hold the run lease is
 //!   killed with SIGKILL once it is in the middle of a partition, and the time to the first
-//!   `partition_claimed` event taken over from it, and to the run's end, is reported.
+//!   `partition_claimed` event taken over from it, and to the run's end, is reported;
+//! - the event log's serial point: pgbench on the counter row every event transaction updates.
 //!
 //! One throwaway PostgreSQL (`pg_server`) is the cluster database, the target and the history
-//! store; every run gets a fresh database, so it starts from an empty target, no checkpoints
-//! and no cluster state. A run is timed from its trigger (`POST /api/pipelines/bank/runs`) to
+//! store; every run gets a fresh database made from an emptied template (weir's own tables),
+//! so it starts from an empty target, no checkpoints, no fences and no cluster state. A run is timed from its trigger (`POST /api/pipelines/bank/runs`) to
 //! the first answer of `GET /api/runs/ID` that is not `running`, with the hosts already up.
 //! Afterwards the target must hold every source row exactly once (an error otherwise).
 
