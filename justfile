@@ -134,7 +134,9 @@ crash-test-fanout N="20": plugins
 # `weir-bench run`: `--levers` adds the batch-size sweep, `--rows 200000 --big-rows 0` is a
 # quick look, `--http-only` runs only the HTTP case, `--http-records 0` skips it; `--postgres`
 # runs only the PostgreSQL case (a throwaway server: append and upsert against psql \copy and
-# native tokio-postgres loaders, sql-extract PostgreSQL → SQLite against a keyset loop). Data and
+# native tokio-postgres loaders, sql-extract PostgreSQL → SQLite against a keyset loop);
+# `--cluster` runs only the cluster case (`weir serve` plain against 1, 2 and 3 clustered hosts
+# sharing a run's partitions in a throwaway PostgreSQL, then a kill -9 takeover). Data and
 # databases stay in target/bench. Benchmarks: figures and ratios, never pass/fail
 # (docs/performance.md).
 bench *ARGS: plugins

@@ -59,6 +59,9 @@ pub struct Options {
     /// The fan-out case.
     #[command(flatten)]
     fanout: crate::fanout::FanoutOptions,
+    /// The cluster case.
+    #[command(flatten)]
+    cluster: crate::cluster::ClusterOptions,
 }
 
 /// What is timed.
@@ -139,6 +142,17 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         me: me.clone(),
         reps: opts.reps,
     };
+    if opts.cluster.cluster {
+        return crate::cluster::ClusterBench {
+            opts: &opts.cluster,
+            pg_bin: opts.pg.pg_bin.clone(),
+            weir,
+            plugins,
+            work,
+            batch: opts.batch,
+        }
+        .run();
+    }
     if opts.pg.postgres {
         return crate::postgres::PgBench {
             opts: &opts.pg,

@@ -12,11 +12,15 @@
 //! - `weir-bench run --postgres`: only the PostgreSQL case (a throwaway server; weir against
 //!   `psql \copy` and native tokio-postgres loops); `native-pg`, `native-pg-extract` are its
 //!   native baselines.
+//! - `weir-bench run --cluster`: only the cluster case (a throwaway PostgreSQL as cluster
+//!   database and target; one plain `weir serve` against one, two and three clustered hosts
+//!   sharing a run's partitions, and the time to take over from a host killed mid-run).
 //! - `weir-bench generate`: write the bank-statement CSV.
 //!
 //! Figures only: nothing here passes or fails on time. A wrong result (row count or content
 //! differing from the native baseline's) is an error.
 
+mod cluster;
 mod driver;
 mod fanout;
 mod generate;
@@ -43,8 +47,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the whole benchmark and print the tables.
-    Run(driver::Options),
+    /// Run the whole benchmark and print the tables. (Boxed: its options are much larger than
+    /// the other commands'.)
+    Run(Box<driver::Options>),
     /// Load a CSV file into SQLite natively (csv + rusqlite).
     Native {
         #[arg(long)]
