@@ -174,10 +174,20 @@ async fn store(
             )
             .await?;
             let mut new_runs = false;
+            // Consecutive batches are summed per partition and applied once: the run's row is
+            // the one every host of the run updates, and one batch event per batch made it
+            // most of what a cluster costs the database. Any other change applies the sums
+            // before it, so the order of changes holds.
+            let mut sums = BatchSums::default();
             for record in &records {
                 new_runs |= matches!(record.change, RunChange::Started { .. });
+                if sums.add(record) {
+                    continue;
+                }
+                sums.apply(&tx, &origin.host).await?;
                 apply(&tx, record, &origin.host).await?;
             }
+            sums.apply(&tx, &origin.host).await?;
             tx.execute(
                 "DELETE FROM weir_events WHERE id <= $1",
                 &[&(last - retention.events as i64)],
@@ -266,79 +276,10 @@ async fn apply(
                 .await?;
             }
         }
-        RunChange::Batch {
-            rows_read,
-            rows_loaded,
-            rows_rejected,
-            rows_filtered,
-            bytes,
-            checkpoint,
-            counters,
-            destinations,
-        } => {
-            // Another host's batch may arrive before the run's start is stored: the record is
-            // made here then, and the start fills in the rest. One may also arrive after the
-            // run's end (its host's writer was slower than the run lease holder's): the end's
-            // totals, summed over every partition, count it already.
-            tx.execute(
-                "INSERT INTO weir_runs (id, pipeline, status, started_ms, rows_read, rows_loaded,
-                     rows_rejected, batches, bytes, rows_filtered)
-                 VALUES ($1, $2, 'running', $3, $4, $5, $6, 1, $7, $8)
-                 ON CONFLICT (id) DO UPDATE SET
-                     rows_read = weir_runs.rows_read
-                         + CASE WHEN weir_runs.ended_ms IS NULL THEN $4 ELSE 0 END,
-                     rows_loaded = weir_runs.rows_loaded
-                         + CASE WHEN weir_runs.ended_ms IS NULL THEN $5 ELSE 0 END,
-                     rows_rejected = weir_runs.rows_rejected
-                         + CASE WHEN weir_runs.ended_ms IS NULL THEN $6 ELSE 0 END,
-                     batches = weir_runs.batches + 1, bytes = weir_runs.bytes + $7,
-                     rows_filtered = weir_runs.rows_filtered + $8",
-                &[
-                    &run,
-                    &pipeline,
-                    &e.time_ms,
-                    &(*rows_read as i64),
-                    &(*rows_loaded as i64),
-                    &(*rows_rejected as i64),
-                    &(*bytes as i64),
-                    &(*rows_filtered as i64),
-                ],
-            )
-            .await?;
-            if !counters.is_empty() || !destinations.is_empty() {
-                merge_details(tx, run, |details| {
-                    for (name, n) in counters {
-                        *details.counters.entry(name.clone()).or_default() += n;
-                    }
-                    for (name, count) in destinations {
-                        *details.destinations.entry(name.clone()).or_default() += *count;
-                    }
-                })
-                .await?;
-            }
-            if let Some(partition) = partition {
-                tx.execute(
-                    "INSERT INTO weir_run_partitions (run_id, partition, status, rows_read,
-                         rows_loaded, rows_rejected, batches, bytes, checkpoint, host)
-                     VALUES ($1, $2, 'running', $3, $4, $5, 1, $6, $7, $8)
-                     ON CONFLICT (run_id, partition) DO UPDATE SET
-                         rows_read = weir_run_partitions.rows_read + $3,
-                         rows_loaded = weir_run_partitions.rows_loaded + $4,
-                         rows_rejected = weir_run_partitions.rows_rejected + $5,
-                         batches = weir_run_partitions.batches + 1,
-                         bytes = weir_run_partitions.bytes + $6, checkpoint = $7, host = $8",
-                    &[
-                        &run,
-                        &partition,
-                        &(*rows_read as i64),
-                        &(*rows_loaded as i64),
-                        &(*rows_rejected as i64),
-                        &(*bytes as i64),
-                        checkpoint,
-                        &host,
-                    ],
-                )
-                .await?;
+        // Summed by `BatchSums` before they get here.
+        RunChange::Batch { .. } => {
+            if let Some(sum) = BatchSum::of(record) {
+                apply_batches(tx, pipeline, run, partition, &sum, host).await?;
             }
         }
         RunChange::Http { connection, usage } => {
@@ -425,6 +366,189 @@ async fn apply(
             )
             .await?;
         }
+    }
+    Ok(())
+}
+
+/// The batches of one partition of a run, summed.
+struct BatchSum {
+    time_ms: i64,
+    batches: i64,
+    rows_read: i64,
+    rows_loaded: i64,
+    rows_rejected: i64,
+    rows_filtered: i64,
+    bytes: i64,
+    /// The last batch's.
+    checkpoint: String,
+    counters: std::collections::BTreeMap<String, u64>,
+    destinations: std::collections::BTreeMap<String, weir_store::DestinationCount>,
+}
+
+impl BatchSum {
+    fn of(record: &Record) -> Option<Self> {
+        let mut sum = Self {
+            time_ms: record.event.time_ms,
+            batches: 0,
+            rows_read: 0,
+            rows_loaded: 0,
+            rows_rejected: 0,
+            rows_filtered: 0,
+            bytes: 0,
+            checkpoint: String::new(),
+            counters: Default::default(),
+            destinations: Default::default(),
+        };
+        sum.add(&record.change).then_some(sum)
+    }
+
+    fn add(&mut self, change: &RunChange) -> bool {
+        let RunChange::Batch {
+            rows_read,
+            rows_loaded,
+            rows_rejected,
+            rows_filtered,
+            bytes,
+            checkpoint,
+            counters,
+            destinations,
+        } = change
+        else {
+            return false;
+        };
+        self.batches += 1;
+        self.rows_read += *rows_read as i64;
+        self.rows_loaded += *rows_loaded as i64;
+        self.rows_rejected += *rows_rejected as i64;
+        self.rows_filtered += *rows_filtered as i64;
+        self.bytes += *bytes as i64;
+        self.checkpoint.clone_from(checkpoint);
+        for (name, n) in counters {
+            *self.counters.entry(name.clone()).or_default() += n;
+        }
+        for (name, count) in destinations {
+            *self.destinations.entry(name.clone()).or_default() += *count;
+        }
+        true
+    }
+}
+
+/// Consecutive batch changes of one writer transaction, summed per (pipeline, run, partition).
+#[derive(Default)]
+struct BatchSums {
+    sums: Vec<((String, String, Option<String>), BatchSum)>,
+}
+
+impl BatchSums {
+    /// Take `record` if it is a batch of a run; `false` for any other change.
+    fn add(&mut self, record: &Record) -> bool {
+        let e = &record.event;
+        let (Some(pipeline), Some(run)) = (&e.pipeline, &e.run) else {
+            return false;
+        };
+        if !matches!(record.change, RunChange::Batch { .. }) {
+            return false;
+        }
+        let key = (pipeline.clone(), run.clone(), e.partition.clone());
+        match self.sums.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, sum)) => sum.add(&record.change),
+            None => match BatchSum::of(record) {
+                Some(sum) => {
+                    self.sums.push((key, sum));
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// Apply the sums held, and forget them.
+    async fn apply(
+        &mut self,
+        tx: &Transaction<'_>,
+        host: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        for ((pipeline, run, partition), sum) in self.sums.drain(..) {
+            apply_batches(tx, &pipeline, &run, partition.as_deref(), &sum, host).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Add batches of one partition to the run's and the partition's records.
+async fn apply_batches(
+    tx: &Transaction<'_>,
+    pipeline: &str,
+    run: &str,
+    partition: Option<&str>,
+    sum: &BatchSum,
+    host: &str,
+) -> Result<(), tokio_postgres::Error> {
+    // Another host's batch may arrive before the run's start is stored: the record is made
+    // here then, and the start fills in the rest. One may also arrive after the run's end
+    // (its host's writer was slower than the run lease holder's): the end's totals, summed
+    // over every partition, count it already.
+    tx.execute(
+        "INSERT INTO weir_runs (id, pipeline, status, started_ms, rows_read, rows_loaded,
+             rows_rejected, batches, bytes, rows_filtered)
+         VALUES ($1, $2, 'running', $3, $4, $5, $6, $9, $7, $8)
+         ON CONFLICT (id) DO UPDATE SET
+             rows_read = weir_runs.rows_read
+                 + CASE WHEN weir_runs.ended_ms IS NULL THEN $4 ELSE 0 END,
+             rows_loaded = weir_runs.rows_loaded
+                 + CASE WHEN weir_runs.ended_ms IS NULL THEN $5 ELSE 0 END,
+             rows_rejected = weir_runs.rows_rejected
+                 + CASE WHEN weir_runs.ended_ms IS NULL THEN $6 ELSE 0 END,
+             batches = weir_runs.batches + $9, bytes = weir_runs.bytes + $7,
+             rows_filtered = weir_runs.rows_filtered + $8",
+        &[
+            &run,
+            &pipeline,
+            &sum.time_ms,
+            &sum.rows_read,
+            &sum.rows_loaded,
+            &sum.rows_rejected,
+            &sum.bytes,
+            &sum.rows_filtered,
+            &sum.batches,
+        ],
+    )
+    .await?;
+    if !sum.counters.is_empty() || !sum.destinations.is_empty() {
+        merge_details(tx, run, |details| {
+            for (name, n) in &sum.counters {
+                *details.counters.entry(name.clone()).or_default() += n;
+            }
+            for (name, count) in &sum.destinations {
+                *details.destinations.entry(name.clone()).or_default() += *count;
+            }
+        })
+        .await?;
+    }
+    if let Some(partition) = partition {
+        tx.execute(
+            "INSERT INTO weir_run_partitions (run_id, partition, status, rows_read,
+                 rows_loaded, rows_rejected, batches, bytes, checkpoint, host)
+             VALUES ($1, $2, 'running', $3, $4, $5, $9, $6, $7, $8)
+             ON CONFLICT (run_id, partition) DO UPDATE SET
+                 rows_read = weir_run_partitions.rows_read + $3,
+                 rows_loaded = weir_run_partitions.rows_loaded + $4,
+                 rows_rejected = weir_run_partitions.rows_rejected + $5,
+                 batches = weir_run_partitions.batches + $9,
+                 bytes = weir_run_partitions.bytes + $6, checkpoint = $7, host = $8",
+            &[
+                &run,
+                &partition,
+                &sum.rows_read,
+                &sum.rows_loaded,
+                &sum.rows_rejected,
+                &sum.bytes,
+                &sum.checkpoint,
+                &host,
+                &sum.batches,
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
