@@ -21,6 +21,13 @@ const MAX_BATCH: usize = 512;
 /// How long one batch may take to store.
 pub(super) const DEADLINE: Duration = Duration::from_secs(20);
 
+/// How long the writer waits for more events after the first of a transaction. Every event
+/// transaction of every host takes the one counter row in turn and waits for a WAL flush, so
+/// one per event (one per batch committed) was most of what a cluster cost the database; a
+/// few tens of milliseconds gather a busy host's events into one transaction, and delay an
+/// idle host's events on the other hosts' streams by as much.
+const LINGER: Duration = Duration::from_millis(50);
+
 /// The longest wait between attempts while the database is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -54,6 +61,15 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < MAX_BATCH {
+            let room = MAX_BATCH - batch.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                Ok(n) if n > 0 => {}
+                // The linger is over, or the sender is gone (shutdown): store what is here.
+                _ => break,
+            }
+        }
         let newest_local = batch.iter().map(|r| r.event.id).max().unwrap_or(0);
         let mut backoff = Duration::from_millis(50);
         let mut failures = 0u32;
