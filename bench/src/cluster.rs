@@ -14,12 +14,13 @@
 //!
 //! One throwaway PostgreSQL (`pg_server`) is the cluster database, the target and the history
 //! store; every run gets a fresh database made from an emptied template (weir's own tables),
-//! so it starts from an empty target, no checkpoints, no fences and no cluster state. A run is timed from its trigger (`POST /api/pipelines/bank/runs`) to
-//! the first answer of `GET /api/runs/ID` that is not `running`, with the hosts already up.
+//! so it starts from an empty target, no checkpoints, no fences and no cluster state. A run is
+//! timed from its trigger (`POST /api/pipelines/bank/runs`) to the run's end event on that
+//! host's event stream (`GET /api/events`), with the hosts already up.
 //! Afterwards the target must hold every source row exactly once (an error otherwise).
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -565,11 +566,16 @@ history = {{ plugin = "sqlite-history", config = {{ database = "bench" }} }}
         self.server.sql(DB, "SELECT pg_stat_reset_shared('wal')")?;
         let mut hosts = self.start_hosts(case.hosts(), cluster)?;
         let cpu_before = self.server.cpu_seconds()?;
+        // The end is seen on the event stream, not by polling the API: on a clustered host
+        // every poll is a read of the cluster database, which would load the very server
+        // being measured (a plain host's reads go to its own SQLite file).
+        let ends = RunEnds::watch(hosts[0].addr)?;
         let started = Instant::now();
         let run = self.trigger(&hosts[0])?;
-        let record = self.finished(&hosts[0], &run, Duration::from_secs(1800))?;
-        let wall = started.elapsed().as_secs_f64();
+        let ended = ends.wait(&run, Duration::from_secs(1800))?;
+        let wall = ended.duration_since(started).as_secs_f64();
         let server_cpu = self.server.cpu_seconds()? - cpu_before;
+        let record = self.finished(&hosts[0], &run, Duration::from_secs(60))?;
         let usage = hosts
             .iter()
             .map(Host::usage)
@@ -1086,6 +1092,61 @@ fn now_ms() -> i64 {
 
 /// One HTTP/1.1 request over loopback (`Connection: close`), with the bearer token when
 /// `auth`; the status and the body (chunked bodies decoded).
+/// The ends of runs as a host's event stream says them (`GET /api/events`), with when each
+/// arrived: a reader thread follows the stream from before the trigger.
+struct RunEnds {
+    ended: std::sync::mpsc::Receiver<(String, Instant)>,
+}
+
+impl RunEnds {
+    fn watch(addr: SocketAddr) -> anyhow::Result<Self> {
+        let mut stream = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+        write!(
+            stream,
+            "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+        )?;
+        let (tx, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Lines as they come (chunk sizes between them do not matter): an end event's
+            // `event:` line, then its `data:` line naming the run.
+            let mut is_end = false;
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(kind) = line.strip_prefix("event: ") {
+                    is_end = matches!(
+                        kind.trim(),
+                        "run_completed" | "run_failed" | "run_cancelled"
+                    );
+                } else if let Some(data) = line.strip_prefix("data: ")
+                    && is_end
+                    && let Ok(event) = serde_json::from_str::<Value>(data)
+                    && let Some(run) = event["run"].as_str()
+                    && tx.send((run.to_owned(), Instant::now())).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Self { ended })
+    }
+
+    /// When the end of `run` arrived.
+    fn wait(&self, run: &str, limit: Duration) -> anyhow::Result<Instant> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (ended, at) = self.ended.recv_timeout(left).with_context(|| {
+                format!("run {run}: no end on the event stream within {limit:?}")
+            })?;
+            if ended == run {
+                return Ok(at);
+            }
+        }
+    }
+}
+
 fn http(addr: SocketAddr, method: &str, path: &str, auth: bool) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -1189,7 +1250,7 @@ fn print(rounds: &[BTreeMap<Case, Sample>], cases: &[Case], rows: u64) {
         );
     }
     println!(
-        "wall: trigger to the run's end seen on the API (hosts already up); rows/s: source rows / median wall; vs plain: median of the same round's wall ratios; hosts CPU: all hosts' user+system (startup included); peak RSS/host: the largest host's VmHWM; srv CPU: PostgreSQL's processes during the run; commits: transactions committed in the run's database, WAL flush: the server's WAL fsyncs, WAL MB: WAL written (these three from the hosts' start to their stop); events: the run's rows in weir_events"
+        "wall: trigger to the run's end on the trigger host's event stream (hosts already up); rows/s: source rows / median wall; vs plain: median of the same round's wall ratios; hosts CPU: all hosts' user+system (startup included); peak RSS/host: the largest host's VmHWM; srv CPU: PostgreSQL's processes during the run; commits: transactions committed in the run's database, WAL flush: the server's WAL fsyncs, WAL MB: WAL written (these three from the hosts' start to their stop); events: the run's rows in weir_events"
     );
     if let Some(kinds) = rounds
         .first()
