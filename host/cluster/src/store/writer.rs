@@ -449,10 +449,13 @@ impl BatchSum {
     }
 }
 
+/// Which batches sum together: (pipeline, run, partition).
+type SumKey = (String, String, Option<String>);
+
 /// Consecutive batch changes of one writer transaction, summed per (pipeline, run, partition).
 #[derive(Default)]
 struct BatchSums {
-    sums: Vec<((String, String, Option<String>), BatchSum)>,
+    sums: Vec<(SumKey, BatchSum)>,
 }
 
 impl BatchSums {
