@@ -112,17 +112,23 @@ fn hosts(rows: usize, lease: u32, concurrency: usize) -> Hosts {
         .iter()
         .map(|id| orders_host(&db, id, lease, rows, concurrency))
         .collect();
+    let servers = join(&fixtures);
+    Hosts {
+        db,
+        fixtures,
+        servers,
+    }
+}
+
+/// Start a `weir serve` per fixture and wait until each has joined the cluster.
+fn join(fixtures: &[Fixture]) -> Vec<Option<Server>> {
     let servers: Vec<Option<Server>> = fixtures.iter().map(|f| Some(Server::start(f))).collect();
     for server in servers.iter().flatten() {
         eventually("the host joined", Duration::from_secs(30), || {
             server.output().contains("cluster: host").then_some(())
         });
     }
-    Hosts {
-        db,
-        fixtures,
-        servers,
-    }
+    servers
 }
 
 /// Stop the hosts still running; each must exit cleanly.
@@ -460,12 +466,7 @@ fn mid_upgrade_each_partition_runs_with_the_plugin_version_of_its_host_and_says_
             fx
         })
         .collect();
-    let servers: Vec<Option<Server>> = fixtures.iter().map(|f| Some(Server::start(f))).collect();
-    for server in servers.iter().flatten() {
-        eventually("the host joined", Duration::from_secs(30), || {
-            server.output().contains("cluster: host").then_some(())
-        });
-    }
+    let servers = join(&fixtures);
     let run = servers[0].as_ref().unwrap().trigger("orders");
     let record = finished(servers[0].as_ref().unwrap(), &run, Duration::from_secs(300));
     assert_eq!(record["status"], "completed", "{record}");

@@ -465,20 +465,15 @@ impl BatchSums {
         let (Some(pipeline), Some(run)) = (&e.pipeline, &e.run) else {
             return false;
         };
-        if !matches!(record.change, RunChange::Batch { .. }) {
-            return false;
-        }
         let key = (pipeline.clone(), run.clone(), e.partition.clone());
-        match self.sums.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, sum)) => sum.add(&record.change),
-            None => match BatchSum::of(record) {
-                Some(sum) => {
-                    self.sums.push((key, sum));
-                    true
-                }
-                None => false,
-            },
+        if let Some((_, sum)) = self.sums.iter_mut().find(|(k, _)| *k == key) {
+            return sum.add(&record.change);
         }
+        let Some(sum) = BatchSum::of(record) else {
+            return false;
+        };
+        self.sums.push((key, sum));
+        true
     }
 
     /// Apply the sums held, and forget them.
