@@ -12,6 +12,7 @@ fn hardened() -> Connection {
     .unwrap();
     conn.execute_batch(
         "CREATE TABLE _weir_rejects (id INTEGER PRIMARY KEY, reason TEXT);
+         CREATE TABLE _weir_fences (pipeline TEXT, partition TEXT, epoch INTEGER);
          CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT) STRICT;
          CREATE UNIQUE INDEX t_name ON t (name);",
     )
@@ -117,6 +118,21 @@ fn every_escape_is_refused_naming_the_statement() {
         (
             "CREATE INDEX i ON _weir_rejects (reason)",
             "an index on _weir_rejects",
+        ),
+        // A clustered run's fencing tokens: a plugin that could lower one would unfence a
+        // paused host.
+        (
+            "UPDATE _weir_fences SET epoch = 0",
+            "UPDATE on _weir_fences",
+        ),
+        ("DELETE FROM _weir_fences", "DELETE on _weir_fences"),
+        (
+            "INSERT INTO _weir_fences VALUES ('p', 'a.csv', 99)",
+            "INSERT on _weir_fences",
+        ),
+        (
+            "DROP TABLE _weir_fences",
+            "DROP TABLE _weir_fences is not allowed",
         ),
         (
             "CREATE VIRTUAL TABLE v USING fts5(x)",
