@@ -109,7 +109,7 @@ pub async fn work(
     let plugins_json = serde_json::to_string(&pipeline.plugin_versions()).unwrap_or_default();
     let mut workers: JoinSet<(Lease, PartitionOutcome, Option<Stopped>)> = JoinSet::new();
     // Which lease each worker task runs, for a worker that panics (its task returns nothing).
-    let mut running: BTreeMap<tokio::task::Id, (Lease, Totals)> = BTreeMap::new();
+    let mut running: BTreeMap<tokio::task::Id, Lease> = BTreeMap::new();
     let mut outcomes = Vec::new();
     let mut cancel_sent = false;
     loop {
@@ -165,7 +165,7 @@ pub async fn work(
                             };
                             (task_lease, outcome, result.err())
                         });
-                        running.insert(handle.id(), (lease, Totals::default()));
+                        running.insert(handle.id(), lease);
                     }
                 }
                 Err(e) => tracing::warn!(
@@ -227,14 +227,15 @@ pub async fn work(
                     }
                     Err(e) => {
                         // Its lease must not stay renewed forever: the partition failed here.
-                        let Some((lease, totals)) = running.remove(&e.id()) else {
+                        let Some(lease) = running.remove(&e.id()) else {
                             continue;
                         };
                         let error = format!("the partition's worker panicked: {e}");
                         tracing::error!(pipeline = cfg.name, partition = lease.partition, "{error}");
                         let outcome = PartitionOutcome {
                             partition: lease.partition.clone(),
-                            totals,
+                            // What it committed died with it (the batches' events have it).
+                            totals: Totals::default(),
                             error: Some(error.clone()),
                         };
                         (lease, outcome, Some(Stopped::Failed(error)))
